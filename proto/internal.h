@@ -19,7 +19,17 @@ ASN1_TIME *cm_asn1_time_new(CmTime t);
 /* The message digest objects, fetched once. */
 const EVP_MD *cm_md(CmHashAlg alg);
 
-/* A key wrapping an EVP_PKEY; takes the reference. */
-CmKey *cm_key_wrap(EVP_PKEY *pkey, gboolean exportable, GError **error);
+/* A key wrapping an EVP_PKEY; takes the reference.  The caller says what
+ * it holds (probing OpenSSL for a private half costs a provider call). */
+#define CM_KEY_WRAP_PUBLIC     0u
+#define CM_KEY_WRAP_PRIVATE    1u /* has a private half */
+#define CM_KEY_WRAP_EXPORTABLE 2u /* and may export it */
+CmKey *cm_key_wrap(EVP_PKEY *pkey, unsigned flags, GError **error);
+
+/* A signing or verification context prepared for key and hash, from the
+ * key's cache or new; give it back when done.  NULL when OpenSSL refuses
+ * (the key cannot sign: no private half). */
+EVP_PKEY_CTX *cm_key_take_ctx(const CmKey *key, gboolean sign, CmHashAlg hash);
+void cm_key_give_ctx(const CmKey *key, gboolean sign, CmHashAlg hash, EVP_PKEY_CTX *ctx);
 
 #endif
