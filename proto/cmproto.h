@@ -500,6 +500,144 @@ gboolean cm_store_step_row(CmStore *store, sqlite3_stmt *stmt, gboolean *row, GE
 gint64 cm_store_last_rowid(CmStore *store);
 int cm_store_changes(CmStore *store);
 
+/* ----------------------------------------------------------- messages */
+
+/* What a client or a site system asks of a role, as the role sees it: the
+ * transport and the authentication the transport observed, the message
+ * headers cmlab reads, and the body.  The daemons fill it from HTTP, the
+ * simulator directly.  Field names and every endpoint are in
+ * docs/protocol.md. */
+
+typedef enum {
+    CM_EP_NONE = 0,
+    /* anonymous */
+    CM_EP_LOCATION,       /* MP list (REQ NET-01/02) */
+    CM_EP_MPCERT,         /* the MP's certificate, signed with the TRK */
+    CM_EP_SITEINFO,       /* public TRK, site signing cert, encryption cert */
+    CM_EP_CLIENT_PACKAGE, /* where to download the client */
+    /* registration (signed with the client's new key: proof of possession) */
+    CM_EP_REGISTER,
+    CM_EP_REGISTER_STATUS,
+    /* signed client requests */
+    CM_EP_POLICY_ASSIGNMENTS,
+    CM_EP_POLICY_BODY,
+    CM_EP_INVENTORY,
+    CM_EP_DISCOVERY,
+    CM_EP_STATE,
+    CM_EP_CLIENT_STATUS,
+    CM_EP_NOTIFY,         /* client notification channel keep-alive */
+    /* unauthenticated by design (REQ MSG-03) */
+    CM_EP_STATUS,
+    CM_EP__COUNT
+} CmEndpoint;
+
+const char *cm_ep_name(CmEndpoint ep);  /* "location", "register", ... */
+const char *cm_ep_path(CmEndpoint ep);  /* "/sms_mp/.sms_aut?MPLIST", "/ccm_system/request/register" */
+/* Endpoint from an HTTP path (with query); CM_EP_NONE when unknown. */
+CmEndpoint cm_ep_from_path(const char *path);
+CmEndpoint cm_ep_from_name(const char *name);
+gboolean cm_ep_is_anonymous(CmEndpoint ep);
+
+typedef enum {
+    CM_TRANSPORT_HTTP,
+    CM_TRANSPORT_HTTPS, /* TLS with a PKI server certificate */
+    CM_TRANSPORT_EHTTP, /* Enhanced HTTP: TLS with a site-issued certificate */
+} CmTransport;
+
+const char *cm_transport_name(CmTransport t); /* "http", "https", "ehttp" */
+gboolean cm_transport_parse(const char *name, CmTransport *out, GError **error);
+
+/* What the transport authenticated (REQ REG-02, NET-02). */
+typedef enum {
+    CM_AUTH_ANONYMOUS,
+    CM_AUTH_KERBEROS, /* Windows-integrated: principal and realm/domain */
+    CM_AUTH_PKI,      /* TLS client certificate, verified by the transport */
+    CM_AUTH_ENTRA,    /* Entra ID device token, verified by the receiving role */
+    CM_AUTH_TOKEN,    /* site-issued client or bulk registration token (CMG) */
+} CmAuthKind;
+
+const char *cm_auth_name(CmAuthKind k);
+
+#define CM_NAME_MAX 255
+
+typedef struct {
+    CmAuthKind kind;
+    char principal[CM_NAME_MAX + 1]; /* "HOST1$@CORP.EXAMPLE", PKI subject CN, device id */
+    char domain[CM_NAME_MAX + 1];    /* Kerberos realm or domain, Entra tenant */
+    const CmCert *client_cert;       /* PKI: the verified TLS client certificate (borrowed) */
+    const char *token;               /* Entra / CMG token as presented (borrowed) */
+} CmPeer;
+
+/* Headers cmlab reads; sizes bounded by the parsers in msg.c. */
+#define CM_HDR_CLIENT_ID "CCM-ClientID"
+#define CM_HDR_SIGNATURE "CCM-Signature" /* "<hash> <base64 signature>" */
+#define CM_HDR_MAX       1024
+
+typedef struct {
+    CmEndpoint ep;
+    CmTransport transport;
+    CmPeer peer;
+    char smsid[CM_ID_SMSID_LEN + 1]; /* "" when absent */
+    gboolean signed_;                /* a signature header came */
+    CmHashAlg sig_hash;
+    guint8 sig[CM_SIG_MAX];
+    size_t sig_len;
+    const guint8 *body; /* borrowed */
+    size_t body_len;
+} CmRequest;
+
+/* Parses a CCM-Signature header value into req (bounded, strict). */
+gboolean cm_msg_parse_signature(const char *value, CmRequest *req, GError **error);
+/* Formats "<hash> <base64>" (new string). */
+char *cm_msg_format_signature(CmHashAlg hash, const guint8 *sig, size_t len);
+/* Signs body with key into req (sig fields). */
+gboolean cm_msg_sign(CmRequest *req, const CmKey *key, CmHashAlg hash, GError **error);
+
+/* Machine-readable refusal reasons; every refusal also has a message. */
+typedef enum {
+    CM_REASON_OK = 0,
+    CM_REASON_BAD_REQUEST,      /* 400 malformed */
+    CM_REASON_TOO_LARGE,        /* 413 */
+    CM_REASON_UNKNOWN_ENDPOINT, /* 404 */
+    CM_REASON_HTTPS_REQUIRED,   /* 403 the site is HTTPS-only or Enhanced HTTP */
+    CM_REASON_UNSIGNED,         /* 403 the site requires signing */
+    CM_REASON_SHA1_REFUSED,     /* 403 the site requires SHA-256 */
+    CM_REASON_BAD_SIGNATURE,    /* 403 */
+    CM_REASON_UNKNOWN_CLIENT,   /* 403 not registered */
+    CM_REASON_NOT_APPROVED,     /* 403 registered, approval pending */
+    CM_REASON_BLOCKED,          /* 403 (REQ REG-03) */
+    CM_REASON_CERT_EXPIRED,     /* 403 */
+    CM_REASON_UNTRUSTED,        /* 403 certificate chain or token refused */
+    CM_REASON_REVOKED,          /* 403 */
+    CM_REASON_CONFLICT,         /* 409 conflicting record refused */
+    CM_REASON_NOT_FOUND,        /* 404 e.g. unknown policy */
+    CM_REASON_FORBIDDEN,        /* 403 other authorization refusals */
+    CM_REASON_BUSY,             /* 503 with Retry-After */
+    CM_REASON_INTERNAL,         /* 500 */
+    CM_REASON__COUNT
+} CmReason;
+
+const char *cm_reason_name(CmReason r); /* "blocked", "sha1-refused", ... */
+int cm_reason_status(CmReason r);       /* HTTP status */
+CmReason cm_reason_from_error(const GError *error);
+
+typedef struct {
+    int status;
+    CmReason reason;
+    char *message;      /* human-readable (owned) */
+    GBytes *body;       /* JSON (owned), NULL for none */
+    CmTime retry_after; /* for 503, else 0 */
+} CmResponse;
+
+void cm_response_clear(CmResponse *resp);
+/* A 200 with a JSON body made from obj (borrowed). */
+void cm_response_ok(CmResponse *resp, const json_t *obj);
+/* A refusal: status from reason, printf-style message. */
+void cm_response_refuse(CmResponse *resp, CmReason reason, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+/* The JSON an HTTP driver sends for a refusal: {"reason":..,"message":..}. */
+char *cm_response_error_json(const CmResponse *resp);
+
 /* ------------------------------------------------ g_autoptr support */
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmKey, cm_key_unref)

@@ -7,11 +7,11 @@
 
 #include <string.h>
 
-#define SMSID_PREFIX     "GUID:"
+#define SMSID_PREFIX "GUID:"
 #define SMSID_PREFIX_LEN 5
-#define HWID_PREFIX      "2:"
-#define HWID_PREFIX_LEN  2
-#define HWID_HEX_LEN     40
+#define HWID_PREFIX "2:"
+#define HWID_PREFIX_LEN 2
+#define HWID_HEX_LEN 40
 /* Enough of a bad input to recognise it in a message, not enough to flood
  * a log with an attacker's megabyte. */
 #define QUOTE_MAX 64
@@ -187,8 +187,8 @@ cm_id_smsid_check(const char *smsid, GError **error)
         }
         if (!is_upper_hex(c)) {
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                        "SMSID %s has a character other than 0-9 or A-F at GUID position %d",
-                        q, i + 1);
+                        "SMSID %s has a character other than 0-9 or A-F at GUID position %d", q,
+                        i + 1);
             goto out;
         }
     }
@@ -243,21 +243,20 @@ cm_id_hwid_check(const char *hwid, GError **error)
     len = strnlen(hwid, CM_ID_HWID_LEN + 1);
     if (len != CM_ID_HWID_LEN) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                    "hardware ID %s is %s; it must be \"2:\" followed by exactly 40 hex digits",
-                    q, len > CM_ID_HWID_LEN ? "too long" : "too short");
+                    "hardware ID %s is %s; it must be \"2:\" followed by exactly 40 hex digits", q,
+                    len > CM_ID_HWID_LEN ? "too long" : "too short");
         goto out;
     }
     for (int i = HWID_PREFIX_LEN; i < CM_ID_HWID_LEN; i++) {
         if (is_lower_hex(hwid[i])) {
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                        "hardware ID %s has lower-case hex digits; hardware IDs are upper case",
-                        q);
+                        "hardware ID %s has lower-case hex digits; hardware IDs are upper case", q);
             goto out;
         }
         if (!is_upper_hex(hwid[i])) {
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                        "hardware ID %s has a character other than 0-9 or A-F at position %d",
-                        q, i + 1);
+                        "hardware ID %s has a character other than 0-9 or A-F at position %d", q,
+                        i + 1);
             goto out;
         }
     }

@@ -44,6 +44,21 @@ json_depth_ok(const char *data, size_t len, size_t *offset_out)
     return TRUE;
 }
 
+/* jansson's error text quotes the input near the error, cut to its fixed
+ * buffer: make it valid UTF-8 without control characters before it goes
+ * into a message that may be logged or sent back (new string). */
+static char *
+json_error_text(const json_error_t *jerr)
+{
+    char *text = g_utf8_make_valid(jerr->text, strnlen(jerr->text, sizeof jerr->text));
+
+    for (char *p = text; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    }
+    return text;
+}
+
 json_t *
 cm_json_parse(const void *data, size_t len, size_t max_len, GError **error)
 {
@@ -88,12 +103,13 @@ cm_json_parse(const void *data, size_t len, size_t max_len, GError **error)
      * level ourselves instead of jansson's "'[' or '{' expected". */
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
+        g_autofree char *why = json_error_text(&jerr);
         switch (json_error_code(&jerr)) {
         case json_error_duplicate_key:
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                         "JSON body has a duplicate key at line %d, column %d (%s); each key "
                         "may appear once in an object",
-                        jerr.line, jerr.column, jerr.text);
+                        jerr.line, jerr.column, why);
             break;
         case json_error_null_character:
         case json_error_null_byte_in_key:
@@ -105,7 +121,7 @@ cm_json_parse(const void *data, size_t len, size_t max_len, GError **error)
         default:
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                         "JSON body is malformed at line %d, column %d: %s", jerr.line,
-                        jerr.column, jerr.text);
+                        jerr.column, why);
             break;
         }
         return NULL;

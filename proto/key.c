@@ -31,6 +31,19 @@ struct CmKey {
 #define KEY_MAX_DER (8 * 1024)
 #define KEY_MAX_PEM (16 * 1024)
 
+/* Given to OpenSSL's PEM readers in place of their default, which asks for a
+ * pass phrase on the terminal when a PEM block says it is encrypted: cmlab
+ * keeps no encrypted PEM, and parsing must never wait for a person. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
 const char *
 cm_key_alg_name(CmKeyAlg alg)
 {
@@ -281,7 +294,7 @@ cm_key_public_from_pem(const char *pem, size_t len, GError **error)
         return NULL;
     }
     bio = BIO_new_mem_buf(pem, (int)len);
-    pkey = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    pkey = bio ? PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL) : NULL;
     BIO_free(bio);
     if (pkey == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID,
@@ -350,7 +363,7 @@ cm_key_private_from_pem(const char *pem, size_t len, GError **error)
         return NULL;
     }
     bio = BIO_new_mem_buf(pem, (int)len);
-    pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
     BIO_free(bio);
     if (pkey == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID,

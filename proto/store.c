@@ -21,8 +21,8 @@
 
 struct CmStore {
     sqlite3 *db;
-    char *path;         /* for messages; ":memory:" for memory stores */
-    GHashTable *stmts;  /* SQL text (owned) -> sqlite3_stmt (finalized on removal) */
+    char *path;        /* for messages; ":memory:" for memory stores */
+    GHashTable *stmts; /* SQL text (owned) -> sqlite3_stmt (finalized on removal) */
 };
 
 /* umask() is per process; serialise our own changes to it. */
@@ -54,8 +54,7 @@ sql_excerpt(const char *sql)
     return g_string_free(s, FALSE);
 }
 
-static void
-set_db_error(GError **error, sqlite3 *db, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void set_db_error(GError **error, sqlite3 *db, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 static void
 set_db_error(GError **error, sqlite3 *db, const char *fmt, ...)
@@ -148,6 +147,7 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
     gboolean created = FALSE;
     struct stat st;
     mode_t old_mask = 0;
+    gboolean ok = FALSE;
     int rc;
 
     if (mode != CM_STORE_MEMORY && mode != CM_STORE_DURABLE && mode != CM_STORE_FAST) {
@@ -165,8 +165,7 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
 
     store = g_new0(CmStore, 1);
     store->path = g_strdup(file);
-    store->stmts =
-        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, stmt_free);
+    store->stmts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, stmt_free);
 
     /* The database holds secrets (encrypted, but still): it is created
      * readable by its owner only.  SQLite creates the file inside
@@ -186,13 +185,13 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
     }
     if (rc != SQLITE_OK) {
         set_db_error(error, store->db, "cannot open database %s", file);
-        goto fail;
+        goto out;
     }
     if (created && chmod(file, S_IRUSR | S_IWUSR) != 0) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_STORE,
                     "cannot restrict database %s to its owner (mode 0600): %s", file,
                     g_strerror(errno));
-        goto fail;
+        goto out;
     }
     sqlite3_extended_result_codes(store->db, 1);
     /* Defensive mode refuses the schema-corrupting tricks (writable_schema,
@@ -200,19 +199,21 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
     sqlite3_db_config(store->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
     if (sqlite3_busy_timeout(store->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK) {
         set_db_error(error, store->db, "cannot set a busy timeout on %s", file);
-        goto fail;
+        goto out;
     }
     if (!memory && !configure_file(store, mode, error))
-        goto fail;
+        goto out;
     /* SQLite leaves foreign keys off for compatibility; the site's schema
      * relies on them (a client's records go with the client). */
     if (!exec_plain(store, "PRAGMA foreign_keys=ON", error))
-        goto fail;
+        goto out;
+    ok = TRUE;
+out:
+    if (!ok) {
+        cm_store_close(store);
+        store = NULL;
+    }
     return store;
-
-fail:
-    cm_store_close(store);
-    return NULL;
 }
 
 void
@@ -376,6 +377,7 @@ cm_store_stmt(CmStore *store, const char *sql, GError **error)
     sqlite3_stmt *stmt = NULL;
     const char *tail = NULL;
     char *excerpt = NULL;
+    gboolean ok = FALSE;
 
     g_return_val_if_fail(store != NULL && sql != NULL, NULL);
     stmt = g_hash_table_lookup(store->stmts, sql);
@@ -390,7 +392,7 @@ cm_store_stmt(CmStore *store, const char *sql, GError **error)
         SQLITE_OK) {
         excerpt = sql_excerpt(sql);
         set_db_error(error, store->db, "cannot prepare \"%s\" on %s", excerpt, store->path);
-        goto fail;
+        goto out;
     }
     while (tail != NULL && g_ascii_isspace(*tail))
         tail++;
@@ -402,15 +404,17 @@ cm_store_stmt(CmStore *store, const char *sql, GError **error)
                     "cannot prepare \"%s\" on %s: a cached statement must hold exactly one SQL "
                     "statement",
                     excerpt, store->path);
-        goto fail;
+        goto out;
     }
     g_hash_table_insert(store->stmts, g_strdup(sql), stmt);
-    return stmt;
-
-fail:
-    sqlite3_finalize(stmt);
+    ok = TRUE;
+out:
+    if (!ok) {
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+    }
     g_free(excerpt);
-    return NULL;
+    return stmt;
 }
 
 static void

@@ -11,7 +11,7 @@
  * constant; this does the same check. */
 #define expect_error(errp, want)                                                                   \
     do {                                                                                           \
-        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));          \
+        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));           \
         ck_assert_msg(g_error_matches(*(errp), CM_PROTO_ERROR, (want)),                            \
                       "expected error code %d, got %d: %s", (int)(want), (*(errp))->code,          \
                       (*(errp))->message);                                                         \
@@ -131,8 +131,15 @@ END_TEST
 
 START_TEST(test_rng_below_bounds)
 {
-    static const guint64 bounds[] = {1, 2, 3, 7, 10, 1000, G_GUINT64_CONSTANT(1) << 32,
-                                     (G_GUINT64_CONSTANT(1) << 63) + 1, G_MAXUINT64};
+    static const guint64 bounds[] = {1,
+                                     2,
+                                     3,
+                                     7,
+                                     10,
+                                     1000,
+                                     G_GUINT64_CONSTANT(1) << 32,
+                                     (G_GUINT64_CONSTANT(1) << 63) + 1,
+                                     G_MAXUINT64};
     CmRng rng;
 
     cm_rng_init_seeded(&rng, 3, 0);
@@ -256,8 +263,8 @@ END_TEST
 
 START_TEST(test_site_code_invalid)
 {
-    static const char *const bad[] = {"", "P", "PS", "PS12", "P-1", "P 1", " PS", "PS\n",
-                                      "P\xc3\xa9", "\xff\xfe\xfd", "P_1", "PS1 "};
+    static const char *const bad[] = {"",    "P",    "PS",        "PS12",         "P-1", "P 1",
+                                      " PS", "PS\n", "P\xc3\xa9", "\xff\xfe\xfd", "P_1", "PS1 "};
     GError *error = NULL;
     char out[4] = "xxx";
 
@@ -281,8 +288,7 @@ START_TEST(test_site_code_reserved)
     char out[4];
 
     for (size_t i = 0; i < G_N_ELEMENTS(reserved); i++) {
-        ck_assert_msg(!cm_id_site_code_check(reserved[i], out, &error), "%s accepted",
-                      reserved[i]);
+        ck_assert_msg(!cm_id_site_code_check(reserved[i], out, &error), "%s accepted", reserved[i]);
         ck_assert_msg(strstr(error->message, "reserved") != NULL, "%s", error->message);
         expect_error(&error, CM_PROTO_ERROR_INVALID);
     }
@@ -321,16 +327,16 @@ START_TEST(test_smsid_invalid)
     static const char *const bad[] = {
         "",
         "GUID:",
-        "GUID:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7",    /* short */
-        "GUID:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7B0",  /* long */
-        "guid:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7B",   /* prefix case */
-        "GUID:2b3e5c4a-8f6d-4e21-9a7b-1c0d3e5f6a7b",   /* lower-case hex */
-        "GUID:2B3E5C4A8F6D-4E21-9A7B-1C0D3E5F6A7B-",   /* dash moved */
-        "GUID:{2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7}",  /* braces */
-        "GUID:2B3E5C4G-8F6D-4E21-9A7B-1C0D3E5F6A7B",   /* not hex */
-        "GUID:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7\n",  /* newline */
-        "2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7B",        /* no prefix */
-        " GUID:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7B",  /* leading space */
+        "GUID:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7",   /* short */
+        "GUID:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7B0", /* long */
+        "guid:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7B",  /* prefix case */
+        "GUID:2b3e5c4a-8f6d-4e21-9a7b-1c0d3e5f6a7b",  /* lower-case hex */
+        "GUID:2B3E5C4A8F6D-4E21-9A7B-1C0D3E5F6A7B-",  /* dash moved */
+        "GUID:{2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7}", /* braces */
+        "GUID:2B3E5C4G-8F6D-4E21-9A7B-1C0D3E5F6A7B",  /* not hex */
+        "GUID:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7\n", /* newline */
+        "2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7B",       /* no prefix */
+        " GUID:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7B", /* leading space */
         "GUID:2B3E5C4A-8F6D-4E21-9A7B-1C0D3E5F6A7\xc3",
     };
     GError *error = NULL;
@@ -423,9 +429,22 @@ END_TEST
 
 START_TEST(test_role_id_invalid)
 {
-    static const char *const bad[] = {"",   "0",   "00",  "007", "-1",  "+1",   " 1",
-                                      "1 ", "1\n", "12a", "0x10", "1e3", "1.0", "\xef\xbc\x91",
-                                      "18446744073709551616", "99999999999999999999",
+    static const char *const bad[] = {"",
+                                      "0",
+                                      "00",
+                                      "007",
+                                      "-1",
+                                      "+1",
+                                      " 1",
+                                      "1 ",
+                                      "1\n",
+                                      "12a",
+                                      "0x10",
+                                      "1e3",
+                                      "1.0",
+                                      "\xef\xbc\x91",
+                                      "18446744073709551616",
+                                      "99999999999999999999",
                                       "184467440737095516150"};
     GError *error = NULL;
     guint64 v = 77;

@@ -12,7 +12,7 @@
  * constant; this does the same check. */
 #define expect_error(errp, want)                                                                   \
     do {                                                                                           \
-        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));          \
+        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));           \
         ck_assert_msg(g_error_matches(*(errp), CM_PROTO_ERROR, (want)),                            \
                       "expected error code %d, got %d: %s", (int)(want), (*(errp))->code,          \
                       (*(errp))->message);                                                         \
@@ -204,8 +204,7 @@ START_TEST(test_failed_migration_rolls_back)
 
     ck_assert(!cm_store_migrate(store, broken, 2, &error));
     ck_assert_ptr_nonnull(error);
-    ck_assert_msg(strstr(error->message, "no such table: nosuch") != NULL, "%s",
-                  error->message);
+    ck_assert_msg(strstr(error->message, "no such table: nosuch") != NULL, "%s", error->message);
     ck_assert_msg(strstr(error->message, "migration 2") != NULL, "%s", error->message);
     expect_error(&error, CM_PROTO_ERROR_STORE);
     ck_assert_int_eq(query_int(store, "PRAGMA user_version"), 1);
@@ -249,8 +248,7 @@ START_TEST(test_rollback)
 
     /* COMMIT without BEGIN is an error, with SQLite's words. */
     ck_assert(!cm_store_commit(store, &error));
-    ck_assert_msg(strstr(error->message, "no transaction is active") != NULL, "%s",
-                  error->message);
+    ck_assert_msg(strstr(error->message, "no transaction is active") != NULL, "%s", error->message);
     expect_error(&error, CM_PROTO_ERROR_STORE);
 }
 END_TEST
@@ -361,8 +359,7 @@ START_TEST(test_errors_carry_sqlite_message)
     sqlite3_stmt *stmt;
 
     ck_assert(!cm_store_exec(store, "SELECT * FROM nosuch", &error));
-    ck_assert_msg(strstr(error->message, "no such table: nosuch") != NULL, "%s",
-                  error->message);
+    ck_assert_msg(strstr(error->message, "no such table: nosuch") != NULL, "%s", error->message);
     expect_error(&error, CM_PROTO_ERROR_STORE);
 
     ck_assert_ptr_null(cm_store_stmt(store, "SELEKT 1", &error));
@@ -403,8 +400,7 @@ START_TEST(test_open_errors)
 
     garbage = cm_test_write(tmpdir, "garbage.db", junk, sizeof junk);
     ck_assert_ptr_null(cm_store_open(garbage, CM_STORE_FAST, &error));
-    ck_assert_msg(strstr(error->message, "file is not a database") != NULL, "%s",
-                  error->message);
+    ck_assert_msg(strstr(error->message, "file is not a database") != NULL, "%s", error->message);
     expect_error(&error, CM_PROTO_ERROR_STORE);
 
     /* A file store needs a file. */

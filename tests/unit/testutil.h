@@ -13,11 +13,11 @@
 #define cm_assert_no_error(err)                                                                    \
     ck_assert_msg((err) == NULL, "unexpected error: %s", (err) ? (err)->message : "")
 /* Asserts error is set with the given CM_PROTO_ERROR code, then clears it. */
-#define cm_assert_error(errp, code)                                                                \
+#define cm_assert_error(errp, want)                                                                \
     do {                                                                                           \
-        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(code));          \
-        ck_assert_msg(g_error_matches(*(errp), CM_PROTO_ERROR, (code)),                            \
-                      "expected error code %d, got %d: %s", (int)(code), (*(errp))->code,          \
+        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));          \
+        ck_assert_msg(g_error_matches(*(errp), CM_PROTO_ERROR, (want)),                            \
+                      "expected error code %d, got %d: %s", (int)(want), (*(errp))->code,          \
                       (*(errp))->message);                                                         \
         g_clear_error(errp);                                                                       \
     } while (0)
