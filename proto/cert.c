@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -70,26 +71,26 @@ format_time(CmTime t, char buf[32])
 
 /* ------------------------------------------------------------- parse */
 
-/* Wraps x509 (taking a reference); der is its encoding when the caller has
- * it, which saves encoding it again for the thumbprint. */
+/* Wraps x509 (taking a reference).  The thumbprint is the hash of its DER
+ * encoding, never of the bytes it was parsed from: OpenSSL also takes BER
+ * (long-form lengths, say), and the same certificate must have one
+ * thumbprint, the one a CTL lists. */
 static CmCert *
-cert_wrap(X509 *x509, const guint8 *given_der, size_t given_len, GError **error)
+cert_wrap(X509 *x509, GError **error)
 {
     CmCert *cert = NULL;
     unsigned char *der = NULL;
-    int der_len = 0;
+    int der_len;
     EVP_PKEY *pkey;
     X509_NAME *subject;
     int idx;
     const ASN1_INTEGER *serial;
     uint64_t serial64 = 0;
 
-    if (given_der == NULL) {
-        der_len = i2d_X509(x509, &der);
-        if (der_len <= 0) {
-            cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "cannot encode certificate");
-            goto out;
-        }
+    der_len = i2d_X509(x509, &der);
+    if (der_len <= 0) {
+        cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "cannot encode certificate");
+        goto out;
     }
     pkey = X509_get_pubkey(x509); /* new reference */
     if (pkey == NULL) {
@@ -110,10 +111,7 @@ cert_wrap(X509 *x509, const guint8 *given_der, size_t given_len, GError **error)
                     "certificate validity period cannot be decoded");
         goto fail;
     }
-    if (given_der != NULL)
-        cm_hash(CM_HASH_SHA256, given_der, given_len, cert->thumbprint);
-    else
-        cm_hash(CM_HASH_SHA256, der, (size_t)der_len, cert->thumbprint);
+    cm_hash(CM_HASH_SHA256, der, (size_t)der_len, cert->thumbprint);
     subject = X509_get_subject_name(x509);
     idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
     if (idx >= 0) {
@@ -145,7 +143,7 @@ out:
 CmCert *
 cm_cert_from_x509(X509 *x509, GError **error)
 {
-    return cert_wrap(x509, NULL, 0, error);
+    return cert_wrap(x509, error);
 }
 
 CmCert *
@@ -171,7 +169,7 @@ cm_cert_from_der(const guint8 *der, size_t len, GError **error)
                     "certificate has %zu trailing bytes", (size_t)(der + len - p));
         return NULL;
     }
-    cert = cert_wrap(x509, der, len, error);
+    cert = cert_wrap(x509, error);
     X509_free(x509);
     return cert;
 }
@@ -192,17 +190,20 @@ cm_cert_bundle_from_pem(const char *pem, size_t len, size_t max_certs, GError **
     GPtrArray *certs = NULL;
     BIO *bio = NULL;
     X509 *x509;
+    /* The bound must neither wrap around nor exceed what a BIO takes. */
+    size_t max_len = max_certs > G_MAXINT / PEM_MAX ? (size_t)G_MAXINT
+                                                    : (size_t)PEM_MAX * MAX(max_certs, 1);
 
-    if (len > PEM_MAX * MAX(max_certs, 1)) {
+    if (len > max_len) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_TOO_LARGE,
-                    "PEM of %zu bytes refused: at most %zu", len,
-                    (size_t)PEM_MAX * MAX(max_certs, 1));
+                    "PEM of %zu bytes refused: at most %zu", len, max_len);
         goto out;
     }
     bio = BIO_new_mem_buf(pem, (int)len);
     if (bio == NULL)
         g_error("out of memory");
     certs = g_ptr_array_new_with_free_func((GDestroyNotify)cm_cert_unref);
+    cm_openssl_clear();
     while (certs->len < max_certs &&
            (x509 = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL)) != NULL) {
         int der_len = i2d_X509(x509, NULL);
@@ -220,7 +221,18 @@ cm_cert_bundle_from_pem(const char *pem, size_t len, size_t max_certs, GError **
         }
         g_ptr_array_add(certs, cert);
     }
-    cm_openssl_clear(); /* the end of the PEM is reported as an error */
+    /* The end of the PEM is reported as "no start line"; anything else is a
+     * certificate block that does not decode, which must not pass for the
+     * end of the bundle. */
+    if (certs->len < max_certs && ERR_peek_last_error() != 0 &&
+        !(ERR_GET_LIB(ERR_peek_last_error()) == ERR_LIB_PEM &&
+          ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE)) {
+        cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "malformed PEM certificate");
+        g_prefix_error(error, "certificate %u of the PEM: ", certs->len + 1);
+        g_clear_pointer(&certs, g_ptr_array_unref);
+        goto out;
+    }
+    cm_openssl_clear();
     if (certs->len == 0) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "no PEM certificate (\"BEGIN CERTIFICATE\") found");
@@ -447,6 +459,33 @@ make_name(const char *cn, const char *o, GError **error)
     return name;
 }
 
+/* DNS names and the CRL URL go into OpenSSL's extension syntax, where a
+ * comma starts another entry ("a.example,IP:10.0.0.1") and "@" names a
+ * config section: only the characters a host name or URL needs pass. */
+static gboolean
+dns_name_ok(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > 253)
+        return FALSE;
+    for (const char *c = name; *c; c++)
+        if (!g_ascii_isalnum(*c) && *c != '-' && *c != '.' && *c != '*')
+            return FALSE;
+    return TRUE;
+}
+
+static gboolean
+url_ok(const char *url)
+{
+    if (*url == '\0' || strlen(url) > 2048)
+        return FALSE;
+    for (const char *c = url; *c; c++)
+        if (!g_ascii_isgraph(*c) || *c == ',')
+            return FALSE;
+    return TRUE;
+}
+
 static gboolean
 spec_check(const CmCertSpec *spec, GError **error)
 {
@@ -466,6 +505,11 @@ spec_check(const CmCertSpec *spec, GError **error)
         why = "issuer_key must be a private key";
     else if (spec->issuer_key != NULL && spec->issuer_cert == NULL && spec->issuer_cn == NULL)
         why = "a certificate signed by another key needs issuer_cert or issuer_cn";
+    else if (spec->crl_url != NULL && !url_ok(spec->crl_url))
+        why = "crl_url must be a URL without spaces or commas";
+    for (size_t i = 0; why == NULL && spec->dns_names != NULL && spec->dns_names[i] != NULL; i++)
+        if (!dns_name_ok(spec->dns_names[i]))
+            why = "dns_names must be host names (letters, digits, '-', '.', '*')";
     if (why != NULL) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "cannot issue certificate: %s", why);

@@ -175,8 +175,7 @@ path_check(const char *path, size_t len, size_t base, GError **error)
             if ((end - i - 1 == 1 && path[i + 1] == '.') ||
                 (end - i - 1 == 2 && path[i + 1] == '.' && path[i + 2] == '.')) {
                 g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                            "CMG URL has a '.' or '..' path segment at offset %zu",
-                            base + i + 1);
+                            "CMG URL has a '.' or '..' path segment at offset %zu", base + i + 1);
                 return FALSE;
             }
         }
@@ -345,8 +344,7 @@ cm_cmgurl_mp_entry_parse(const char *entry, char name_out[CM_CMG_NAME_MAX + 1],
     len = strnlen(entry, CM_CMG_URL_MAX + 1);
     if (len > CM_CMG_URL_MAX) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_TOO_LARGE,
-                    "management point list entry is longer than %d characters",
-                    CM_CMG_URL_MAX);
+                    "management point list entry is longer than %d characters", CM_CMG_URL_MAX);
         return FALSE;
     }
     name_len = strcspn(entry, "/");

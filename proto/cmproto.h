@@ -191,6 +191,15 @@ CmKey *cm_ksp_generate(CmKsp *ksp, CmKeyAlg alg, GError **error);
 GBytes *cm_ksp_seal(CmKsp *ksp, const CmKey *key, GError **error);
 CmKey *cm_ksp_unseal(CmKsp *ksp, const guint8 *blob, size_t len, GError **error);
 
+/* Authenticated encryption of small secrets under a 32-byte key
+ * (AES-256-GCM, random nonce; aad binds the blob to its purpose): how the
+ * site keeps its private keys and secrets at rest (REQ ADM-03). */
+#define CM_AEAD_MAX (1024 * 1024)
+GBytes *cm_aead_seal(const guint8 key[32], const void *data, size_t len, const char *aad,
+                     GError **error);
+GBytes *cm_aead_open(const guint8 key[32], const guint8 *blob, size_t len, const char *aad,
+                     GError **error);
+
 /* -------------------------------------------------------- certificates */
 
 typedef enum {
@@ -537,6 +546,8 @@ const char *cm_ep_path(CmEndpoint ep);  /* "/sms_mp/.sms_aut?MPLIST", "/ccm_syst
 CmEndpoint cm_ep_from_path(const char *path);
 CmEndpoint cm_ep_from_name(const char *name);
 gboolean cm_ep_is_anonymous(CmEndpoint ep);
+/* The largest body the endpoint accepts (docs/protocol.md). */
+size_t cm_ep_body_max(CmEndpoint ep);
 
 typedef enum {
     CM_TRANSPORT_HTTP,

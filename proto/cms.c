@@ -77,7 +77,9 @@ cm_cms_encrypt(const CmCert *recipient, CmCipher cipher, const void *data, size_
         goto out;
     }
     recips = sk_X509_new_null();
-    in = BIO_new_mem_buf(data, (int)len);
+    /* BIO_new_mem_buf() refuses NULL even for no bytes: an empty message
+     * given as (NULL, 0) would pass for an allocation failure. */
+    in = BIO_new_mem_buf(len > 0 ? data : "", (int)len);
     out = BIO_new(BIO_s_mem());
     if (recips == NULL || in == NULL || out == NULL || !sk_X509_push(recips, cm_cert_x509(recipient)))
         g_error("out of memory");

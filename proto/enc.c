@@ -106,8 +106,7 @@ cm_enc_b64(const guint8 *data, size_t len)
 /* Validates s[0..len) as canonical base64 (padded) or base64url (never
  * padded) and returns the decoded length in *out_len. */
 static gboolean
-b64_check(const char *s, size_t len, gboolean url, size_t max_len, size_t *out_len,
-          GError **error)
+b64_check(const char *s, size_t len, gboolean url, size_t max_len, size_t *out_len, GError **error)
 {
     const char *what = url ? "base64url" : "base64";
     size_t pad = 0, data_len, rem, decoded;
@@ -132,16 +131,14 @@ b64_check(const char *s, size_t len, gboolean url, size_t max_len, size_t *out_l
     rem = data_len % 4;
     if (url && rem == 1) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                    "base64url text is %zu characters long, which no byte string encodes to",
-                    len);
+                    "base64url text is %zu characters long, which no byte string encodes to", len);
         return FALSE;
     }
     /* Standard base64 has rem 0 here with pad 0, or rem 3/2 with pad 1/2. */
     decoded = data_len / 4 * 3 + (rem == 2 ? 1 : rem == 3 ? 2 : 0);
     if (decoded > max_len) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_TOO_LARGE,
-                    "%s text decodes to %zu bytes, over the limit of %zu", what, decoded,
-                    max_len);
+                    "%s text decodes to %zu bytes, over the limit of %zu", what, decoded, max_len);
         return FALSE;
     }
     for (size_t i = 0; i < data_len; i++) {

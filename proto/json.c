@@ -120,8 +120,8 @@ cm_json_parse(const void *data, size_t len, size_t max_len, GError **error)
             break;
         default:
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                        "JSON body is malformed at line %d, column %d: %s", jerr.line,
-                        jerr.column, why);
+                        "JSON body is malformed at line %d, column %d: %s", jerr.line, jerr.column,
+                        why);
             break;
         }
         return NULL;
@@ -186,8 +186,7 @@ json_type_desc(const json_t *v)
 /* The member key of obj, or NULL with an error "field "key" is missing:
  * expected <want>" when it is absent (and optional is FALSE). */
 static const json_t *
-json_field(const json_t *obj, const char *key, const char *want, gboolean optional,
-           GError **error)
+json_field(const json_t *obj, const char *key, const char *want, gboolean optional, GError **error)
 {
     const json_t *v;
 
@@ -265,11 +264,10 @@ cm_json_opt_str(const json_t *obj, const char *key, size_t max_len, GError **err
 }
 
 gboolean
-cm_json_int(const json_t *obj, const char *key, gint64 min, gint64 max, gint64 *out,
-            GError **error)
+cm_json_int(const json_t *obj, const char *key, gint64 min, gint64 max, gint64 *out, GError **error)
 {
-    g_autofree char *want = g_strdup_printf(
-        "an integer from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT, min, max);
+    g_autofree char *want =
+        g_strdup_printf("an integer from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT, min, max);
     const json_t *v = json_field(obj, key, want, FALSE, error);
     gint64 n;
 

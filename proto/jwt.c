@@ -196,6 +196,7 @@ char *
 cm_jwt_sign(const CmKey *key, const char *kid, json_t *claims, GError **error)
 {
     json_t *header = NULL, *check = NULL;
+    const json_t *exp;
     char *header_json = NULL, *claims_json = NULL;
     char *h64 = NULL, *c64 = NULL, *s64 = NULL, *input = NULL;
     GBytes *sig = NULL;
@@ -208,14 +209,16 @@ cm_jwt_sign(const CmKey *key, const char *kid, json_t *claims, GError **error)
         goto out;
     }
     /* cm_jwt_verify requires exp; a token without it could never be used. */
-    if (!json_is_integer(json_object_get(claims, "exp"))) {
+    exp = json_object_get(claims, "exp");
+    if (!json_is_integer(exp) || json_integer_value(exp) < 0 ||
+        json_integer_value(exp) > JWT_TIME_MAX) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                    "token claims need \"exp\" (seconds since the epoch); build them with "
-                    "cm_jwt_claims_new");
+                    "token claims need \"exp\" in seconds since the epoch, before the year "
+                    "10000; build them with cm_jwt_claims_new");
         goto out;
     }
-    if (kid != NULL && (strnlen(kid, JWT_KID_MAX + 1) > JWT_KID_MAX ||
-                        !g_utf8_validate(kid, -1, NULL))) {
+    if (kid != NULL &&
+        (strnlen(kid, JWT_KID_MAX + 1) > JWT_KID_MAX || !g_utf8_validate(kid, -1, NULL))) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "token key ID must be UTF-8 text of at most %d bytes", JWT_KID_MAX);
         goto out;
@@ -346,8 +349,8 @@ jwt_check_signature(const char *token, const JwtParts *p, const CmKey *key, GErr
         data = g_bytes_get_data(der, &n);
     } else if (n != (gsize)EVP_PKEY_get_size(cm_key_evp(key))) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_SIGNATURE,
-                    "token RS256 signature is %zu bytes; the key's signatures are %d",
-                    (size_t)n, EVP_PKEY_get_size(cm_key_evp(key)));
+                    "token RS256 signature is %zu bytes; the key's signatures are %d", (size_t)n,
+                    EVP_PKEY_get_size(cm_key_evp(key)));
         goto out;
     }
     if (!cm_sig_verify(key, CM_HASH_SHA256, token, p->header_len + 1 + p->payload_len, data, n,
@@ -533,8 +536,8 @@ claims_set_str(json_t *claims, const char *key, const char *s)
 /* NULL strings are left out.  Returns NULL (no claims) when a string is not
  * UTF-8 or lifetime is negative or runs past the year 9999. */
 json_t *
-cm_jwt_claims_new(const char *iss, const char *aud, const char *sub, CmTime iat,
-                  CmTime lifetime, const char *jti)
+cm_jwt_claims_new(const char *iss, const char *aud, const char *sub, CmTime iat, CmTime lifetime,
+                  const char *jti)
 {
     json_t *claims;
     gint64 iat_s, exp_s;

@@ -119,19 +119,6 @@ cm_key_wrap(EVP_PKEY *pkey, unsigned flags, GError **error)
     return key;
 }
 
-/* A public key parsed from der, whose ID is the hash of der itself. */
-static CmKey *
-key_wrap_der(EVP_PKEY *pkey, const guint8 *der, size_t len, GError **error)
-{
-    CmKey *key = cm_key_wrap(pkey, CM_KEY_WRAP_PUBLIC, error);
-
-    if (key != NULL && g_once_init_enter(&key->id_done)) {
-        cm_hash(CM_HASH_SHA256, der, len, key->id);
-        g_once_init_leave(&key->id_done, 1);
-    }
-    return key;
-}
-
 CmKey *
 cm_key_generate(CmKeyAlg alg, GError **error)
 {
@@ -279,7 +266,9 @@ cm_key_public_from_der(const guint8 *der, size_t len, GError **error)
                     "public key has %zu trailing bytes", (size_t)(der + len - p));
         return NULL;
     }
-    return key_wrap_der(pkey, der, len, error);
+    /* Not the hash of der: OpenSSL also takes BER (long-form lengths), and
+     * the key ID is the hash of the DER encoding, computed on first use. */
+    return cm_key_wrap(pkey, CM_KEY_WRAP_PUBLIC, error);
 }
 
 CmKey *

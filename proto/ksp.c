@@ -94,8 +94,8 @@ cm_ksp_generate(CmKsp *ksp, CmKeyAlg alg, GError **error)
 
 /* AES-256-GCM one shot; encrypt when enc, else decrypt and check the tag. */
 static gboolean
-gcm(const guint8 key[32], const guint8 *nonce, const guint8 *in, size_t len, guint8 *out,
-    guint8 *tag, gboolean enc)
+gcm(const guint8 key[32], const guint8 *nonce, const char *aad, const guint8 *in, size_t len,
+    guint8 *out, guint8 *tag, gboolean enc)
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int n = 0, fin = 0;
@@ -106,6 +106,8 @@ gcm(const guint8 key[32], const guint8 *nonce, const guint8 *in, size_t len, gui
         goto out;
     if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1)
         goto out;
+    if (aad != NULL && EVP_CipherUpdate(ctx, NULL, &n, (const guint8 *)aad, (int)strlen(aad)) != 1)
+        goto out;
     if (EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1 ||
         EVP_CipherFinal_ex(ctx, out + n, &fin) != 1)
         goto out;
@@ -115,6 +117,54 @@ gcm(const guint8 key[32], const guint8 *nonce, const guint8 *in, size_t len, gui
 out:
     EVP_CIPHER_CTX_free(ctx);
     return ok;
+}
+
+/* Blob: nonce, ciphertext, tag. */
+GBytes *
+cm_aead_seal(const guint8 key[32], const void *data, size_t len, const char *aad, GError **error)
+{
+    size_t blob_len = NONCE_LEN + len + TAG_LEN;
+    guint8 *blob;
+
+    if (len > CM_AEAD_MAX) {
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_TOO_LARGE,
+                    "secret of %zu bytes is over %d", len, CM_AEAD_MAX);
+        return NULL;
+    }
+    blob = g_malloc(blob_len);
+    if (RAND_bytes(blob, NONCE_LEN) != 1 ||
+        !gcm(key, blob, aad, data, len, blob + NONCE_LEN, blob + NONCE_LEN + len, TRUE)) {
+        g_free(blob);
+        cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "sealing failed");
+        return NULL;
+    }
+    return g_bytes_new_take(blob, blob_len);
+}
+
+GBytes *
+cm_aead_open(const guint8 key[32], const guint8 *blob, size_t len, const char *aad, GError **error)
+{
+    size_t plain_len;
+    guint8 *plain;
+    guint8 tag[TAG_LEN];
+
+    if (len < NONCE_LEN + TAG_LEN || len > CM_AEAD_MAX + NONCE_LEN + TAG_LEN) {
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                    "sealed blob of %zu bytes has the wrong size", len);
+        return NULL;
+    }
+    plain_len = len - NONCE_LEN - TAG_LEN;
+    plain = g_malloc(plain_len + 1);
+    memcpy(tag, blob + len - TAG_LEN, TAG_LEN);
+    if (!gcm(key, blob, aad, blob + NONCE_LEN, plain_len, plain, tag, FALSE)) {
+        cm_openssl_clear();
+        OPENSSL_cleanse(plain, plain_len);
+        g_free(plain);
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_REFUSED,
+                    "sealed blob does not open with this key (another key, or altered)");
+        return NULL;
+    }
+    return g_bytes_new_take(plain, plain_len);
 }
 
 GBytes *
@@ -142,18 +192,16 @@ cm_ksp_seal(CmKsp *ksp, const CmKey *key, GError **error)
         memcpy(blob, MAGIC_SOFT, 4);
         memcpy(blob + 4, der, (size_t)len);
     } else {
-        guint8 *nonce, *ct, *tag;
-        blob_len = 4 + NONCE_LEN + (size_t)len + TAG_LEN;
+        g_autoptr(GBytes) sealed = cm_aead_seal(ksp->secret, der, (size_t)len, MAGIC_TPM, error);
+        gsize slen;
+        const guint8 *sp;
+        if (sealed == NULL)
+            goto out;
+        sp = g_bytes_get_data(sealed, &slen);
+        blob_len = 4 + slen;
         blob = g_malloc(blob_len);
         memcpy(blob, MAGIC_TPM, 4);
-        nonce = blob + 4;
-        ct = nonce + NONCE_LEN;
-        tag = ct + len;
-        if (RAND_bytes(nonce, NONCE_LEN) != 1 || !gcm(ksp->secret, nonce, der, (size_t)len, ct,
-                                                      tag, TRUE)) {
-            cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "TPM seal failed");
-            goto out;
-        }
+        memcpy(blob + 4, sp, slen);
     }
     out = g_bytes_new_take(blob, blob_len);
     blob = NULL;
@@ -195,15 +243,14 @@ cm_ksp_unseal(CmKsp *ksp, const guint8 *blob, size_t len, GError **error)
                         "blob is bound to a TPM that this device does not have");
             goto out;
         }
-        plain_len = len - 4 - NONCE_LEN - TAG_LEN;
-        plain = g_malloc(plain_len + 16);
-        if (!gcm(ksp->secret, blob + 4, blob + 4 + NONCE_LEN, plain_len, plain,
-                 (guint8 *)blob + len - TAG_LEN, FALSE)) {
-            cm_openssl_clear();
+        g_autoptr(GBytes) opened = cm_aead_open(ksp->secret, blob + 4, len - 4, MAGIC_TPM, NULL);
+        if (opened == NULL) {
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_REFUSED,
                         "key is bound to another machine's TPM and cannot be used here");
             goto out;
         }
+        plain_len = g_bytes_get_size(opened);
+        plain = g_memdup2(g_bytes_get_data(opened, NULL), plain_len);
     } else {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "sealed key blob has an unknown format");

@@ -5,28 +5,36 @@
 #include <stdarg.h>
 #include <string.h>
 
+#define KIB 1024
 static const struct {
     const char *name;
     const char *path;
     gboolean anonymous;
+    size_t body_max;
 } endpoints[CM_EP__COUNT] = {
-    [CM_EP_NONE] = {"none", "", FALSE},
-    [CM_EP_LOCATION] = {"location", "/sms_mp/.sms_aut?MPLIST", TRUE},
-    [CM_EP_MPCERT] = {"mpcert", "/sms_mp/.sms_aut?MPCERT", TRUE},
-    [CM_EP_SITEINFO] = {"siteinfo", "/sms_mp/.sms_aut?SITEINFO", TRUE},
-    [CM_EP_CLIENT_PACKAGE] = {"clientpackage", "/sms_mp/.sms_aut?CLIENTPACKAGE", TRUE},
-    [CM_EP_REGISTER] = {"register", "/ccm_system_windowsauth/request/register", FALSE},
-    [CM_EP_REGISTER_STATUS] = {"regstatus", "/ccm_system/request/regstatus", FALSE},
+    [CM_EP_NONE] = {"none", "", FALSE, 0},
+    [CM_EP_LOCATION] = {"location", "/sms_mp/.sms_aut?MPLIST", TRUE, 4 * KIB},
+    [CM_EP_MPCERT] = {"mpcert", "/sms_mp/.sms_aut?MPCERT", TRUE, 4 * KIB},
+    [CM_EP_SITEINFO] = {"siteinfo", "/sms_mp/.sms_aut?SITEINFO", TRUE, 4 * KIB},
+    [CM_EP_CLIENT_PACKAGE] = {"clientpackage", "/sms_mp/.sms_aut?CLIENTPACKAGE", TRUE, 4 * KIB},
+    [CM_EP_REGISTER] = {"register", "/ccm_system_windowsauth/request/register", FALSE, 64 * KIB},
+    [CM_EP_REGISTER_STATUS] = {"regstatus", "/ccm_system/request/regstatus", FALSE, 4 * KIB},
     [CM_EP_POLICY_ASSIGNMENTS] = {"policyassignments", "/ccm_system/request/policyassignments",
-                                  FALSE},
-    [CM_EP_POLICY_BODY] = {"policybody", "/ccm_system/request/policybody", FALSE},
-    [CM_EP_INVENTORY] = {"inventory", "/ccm_incoming/inventory", FALSE},
-    [CM_EP_DISCOVERY] = {"discovery", "/ccm_incoming/discovery", FALSE},
-    [CM_EP_STATE] = {"state", "/ccm_incoming/state", FALSE},
-    [CM_EP_CLIENT_STATUS] = {"clientstatus", "/ccm_incoming/clientstatus", FALSE},
-    [CM_EP_NOTIFY] = {"notify", "/bgb/notify", FALSE},
-    [CM_EP_STATUS] = {"status", "/ccm_incoming/status", TRUE},
+                                  FALSE, 4 * KIB},
+    [CM_EP_POLICY_BODY] = {"policybody", "/ccm_system/request/policybody", FALSE, 4 * KIB},
+    [CM_EP_INVENTORY] = {"inventory", "/ccm_incoming/inventory", FALSE, 256 * KIB},
+    [CM_EP_DISCOVERY] = {"discovery", "/ccm_incoming/discovery", FALSE, 64 * KIB},
+    [CM_EP_STATE] = {"state", "/ccm_incoming/state", FALSE, 64 * KIB},
+    [CM_EP_CLIENT_STATUS] = {"clientstatus", "/ccm_incoming/clientstatus", FALSE, 64 * KIB},
+    [CM_EP_NOTIFY] = {"notify", "/bgb/notify", FALSE, 4 * KIB},
+    [CM_EP_STATUS] = {"status", "/ccm_incoming/status", TRUE, 8 * KIB},
 };
+
+size_t
+cm_ep_body_max(CmEndpoint ep)
+{
+    return ep < CM_EP__COUNT ? endpoints[ep].body_max : 0;
+}
 
 const char *
 cm_ep_name(CmEndpoint ep)

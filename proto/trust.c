@@ -76,10 +76,26 @@ cm_trust_add_crl(CmTrust *trust, const CmCrl *crl, GError **error)
     return TRUE;
 }
 
+/* The store's own flags follow the switch both ways: a verification
+ * inherits them, and X509_STORE_set_flags() only ever adds flags, so once
+ * set they would keep CRL checking on after it was turned off. */
+static void
+store_sync_crl_flags(CmTrust *trust)
+{
+    X509_VERIFY_PARAM *param = X509_STORE_get0_param(trust->store);
+    const unsigned long crl_flags = X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
+
+    if (trust->crl_check)
+        X509_VERIFY_PARAM_set_flags(param, crl_flags);
+    else
+        X509_VERIFY_PARAM_clear_flags(param, crl_flags);
+}
+
 void
 cm_trust_set_crl_check(CmTrust *trust, gboolean on)
 {
     trust->crl_check = on;
+    store_sync_crl_flags(trust);
 }
 
 void
@@ -99,9 +115,7 @@ X509_STORE *
 cm_trust_x509_store(CmTrust *trust)
 {
     /* The daemons' TLS contexts verify peers with the same CRL setting. */
-    X509_STORE_set_flags(trust->store,
-                         trust->crl_check ? (X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL)
-                                          : 0);
+    store_sync_crl_flags(trust);
     return trust->store;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <openssl/pem.h>
+#include <openssl/ui.h>
 
 /* cm_assert_error() in testutil.h names its parameter "code", so the
  * "->code" in its body is replaced too and it cannot compile with a
@@ -349,21 +350,87 @@ START_TEST(test_private_pem_refusals)
 }
 END_TEST
 
+/* A UI method standing in for the terminal: it answers every prompt with
+ * the right pass phrase and counts the prompts. */
+static int ui_prompts;
+
+static int
+ui_reader(UI *ui, UI_STRING *uis)
+{
+    ui_prompts++;
+    if (UI_get_string_type(uis) == UIT_PROMPT || UI_get_string_type(uis) == UIT_VERIFY)
+        return UI_set_result(ui, uis, "secret") == 0 ? 1 : 0;
+    return 1;
+}
+
 /* An encrypted private key is refused at once: parsing must never stop to
- * ask for a passphrase on a terminal. */
+ * ask for a pass phrase on a terminal (a daemon would hang there). */
 START_TEST(test_private_pem_encrypted_refused)
 {
     GError *err = NULL;
     BIO *bio = BIO_new(BIO_s_mem());
+    UI_METHOD *ui = UI_create_method("test terminal");
     char *data = NULL;
     long len;
 
+    UI_method_set_reader(ui, ui_reader);
+    UI_set_default_method(ui);
     ck_assert(PEM_write_bio_PKCS8PrivateKey(bio, cm_key_evp(ec_key), EVP_aes_256_cbc(), NULL, 0,
                                             NULL, (void *)"secret"));
     len = BIO_get_mem_data(bio, &data);
+    ui_prompts = 0;
     ck_assert_ptr_null(cm_key_private_from_pem(data, (size_t)len, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
+    ck_assert_int_eq(ui_prompts, 0);
+    UI_set_default_method(UI_OpenSSL());
+    UI_destroy_method(ui);
     BIO_free(bio);
+}
+END_TEST
+
+/* The key ID is the hash of the DER encoding, even when the key came in a
+ * BER encoding that OpenSSL tolerates (a long-form length). REQ: TRUST-05 */
+START_TEST(test_key_id_from_ber)
+{
+    GError *err = NULL;
+    CmKey *key = key_of(_i);
+    g_autoptr(GBytes) der = cm_key_public_der(key);
+    gsize len;
+    const guint8 *p = g_bytes_get_data(der, &len);
+    g_autofree guint8 *ber = g_malloc(len + 2);
+    g_autofree char *hex = NULL;
+    g_autoptr(CmKey) parsed = NULL;
+    g_autoptr(CmKey) from_hex = NULL;
+    size_t ber_len;
+
+    /* Outer SEQUENCE length re-encoded one byte longer than DER allows. */
+    if (p[1] < 0x80) {
+        ber[0] = 0x30;
+        ber[1] = 0x81;
+        ber[2] = p[1];
+        memcpy(ber + 3, p + 2, len - 2);
+        ber_len = len + 1;
+    } else {
+        ck_assert_int_eq(p[1], 0x82);
+        ber[0] = 0x30;
+        ber[1] = 0x83;
+        ber[2] = 0x00;
+        memcpy(ber + 3, p + 2, len - 2);
+        ber_len = len + 1;
+    }
+    parsed = cm_key_public_from_der(ber, ber_len, &err);
+    if (parsed == NULL) {
+        /* Refusing BER outright is fine too. */
+        cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
+        return;
+    }
+    cm_assert_no_error(err);
+    ck_assert_mem_eq(cm_key_id(parsed), cm_key_id(key), 32);
+    ck_assert(cm_key_public_equal(parsed, key));
+    hex = cm_enc_hex(ber, ber_len);
+    from_hex = cm_key_public_from_hex(hex, &err);
+    cm_assert_no_error(err);
+    ck_assert(cm_key_public_equal(from_hex, key));
 }
 END_TEST
 
@@ -627,6 +694,7 @@ key_suite(void)
     tcase_add_loop_test(tc, test_private_pem_round_trip, 0, 2);
     tcase_add_test(tc, test_private_pem_refusals);
     tcase_add_test(tc, test_private_pem_encrypted_refused);
+    tcase_add_loop_test(tc, test_key_id_from_ber, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("ksp");

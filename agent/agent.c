@@ -1,0 +1,1425 @@
+/* agent.c - the client agent's state machine (docs/protocol.md).
+ *
+ *   start --(start window)--> LOCATING: location to a candidate MP (NET-01)
+ *     --> TRUSTING: mpcert (checked with the TRK, TRUST-03), siteinfo (TRK on
+ *         first use TRUST-04, signing cert TRUST-09, encryption cert, settings)
+ *     --> REGISTERING: register, signed with the new key (REG-02)
+ *     --> PENDING: regstatus polls until approved
+ *     --> ACTIVE: policyassignments every policy_interval, policybody for
+ *         what is new (POL-03), inventory and discovery every
+ *         inventory_interval (MSG-02 when the site encrypts).
+ *
+ * One request is in flight at a time; its id is remembered and any other
+ * id (a late or duplicated answer) is ignored.  The agent has one timer:
+ * the step to run when it fires (a retry, the next cycle) or the deadline
+ * of the request in flight.  Every exit reports the timer in wake_at.
+ *
+ * Failures: a transport failure, a 5xx or a malformed answer retries the
+ * same step after exponential backoff with full jitter (internal.h); three
+ * in a row with one MP move on to the next MP of the list, then to the next
+ * candidate, then, after a backoff, the whole service location starts over.
+ * 503 honours Retry-After.  Each refusal reason has its own handling in
+ * signed_failure(). */
+#include "internal.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------ actions */
+
+static void
+send_free(CmAgentSend *s)
+{
+    if (s == NULL)
+        return;
+    g_clear_pointer(&s->body, g_bytes_unref);
+    g_free(s);
+}
+
+void
+cm_agent_actions_init(CmAgentActions *a)
+{
+    a->sends = g_ptr_array_new_with_free_func((GDestroyNotify)send_free);
+    a->wake_at = 0;
+}
+
+void
+cm_agent_actions_clear(CmAgentActions *a)
+{
+    g_clear_pointer(&a->sends, g_ptr_array_unref);
+    a->wake_at = 0;
+}
+
+void
+cm_agent_send_request(const CmAgentSend *send, CmRequest *req)
+{
+    gsize len = 0;
+
+    memset(req, 0, sizeof *req);
+    req->ep = send->ep;
+    req->transport = send->transport;
+    g_strlcpy(req->smsid, send->smsid, sizeof req->smsid);
+    req->signed_ = send->signed_;
+    req->sig_hash = send->sig_hash;
+    req->sig_len = MIN(send->sig_len, sizeof req->sig);
+    memcpy(req->sig, send->sig, req->sig_len);
+    req->body = send->body ? g_bytes_get_data(send->body, &len) : NULL;
+    req->body_len = len;
+    /* peer stays anonymous: it is what the driver's transport verified. */
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static void run_step(CmAgent *agent, CmTime now, CmAgentActions *out);
+
+static void
+finish(CmAgent *agent, CmAgentActions *out)
+{
+    out->wake_at = agent->wake_at;
+}
+
+static CmAgentState
+state_of(AgentStep step, CmAgentState current)
+{
+    switch (step) {
+    case STEP_LOCATE:
+        return CM_AGENT_LOCATING;
+    case STEP_MPCERT:
+    case STEP_SITEINFO:
+        return CM_AGENT_TRUSTING;
+    case STEP_REGISTER:
+        return CM_AGENT_REGISTERING;
+    case STEP_REGSTATUS:
+        return CM_AGENT_PENDING;
+    case STEP_ACTIVE:
+        return CM_AGENT_ACTIVE;
+    case STEP_START:
+    case STEP_NONE:
+    default:
+        return current;
+    }
+}
+
+/* Runs step at time at (now or later). */
+static void
+later(CmAgent *agent, AgentStep step, CmTime at)
+{
+    agent->step = step;
+    agent->wake_at = at;
+    agent->st.state = state_of(step, agent->st.state);
+}
+
+static void
+go(CmAgent *agent, AgentStep step, CmTime now, CmAgentActions *out)
+{
+    later(agent, step, now);
+    run_step(agent, now, out);
+}
+
+static CmTime
+backoff_delay(CmAgent *agent, int attempt)
+{
+    CmTime bound = AGENT_BACKOFF_BASE;
+
+    for (int i = 1; i < attempt && bound < AGENT_BACKOFF_CAP; i++)
+        bound *= 2;
+    bound = MIN(bound, AGENT_BACKOFF_CAP);
+    return AGENT_BACKOFF_FLOOR + (CmTime)cm_rng_below(&agent->rng, (guint64)bound);
+}
+
+/* One more consecutive failure: the delay before the next try. */
+static CmTime
+backoff(CmAgent *agent)
+{
+    agent->fail_count = MIN(agent->fail_count + 1, 64);
+    agent->st.retries++;
+    return backoff_delay(agent, agent->fail_count);
+}
+
+static void
+succeeded(CmAgent *agent)
+{
+    agent->fail_count = 0;
+    agent->mp_failures = 0;
+}
+
+static AgentMp *
+current_mp(CmAgent *agent)
+{
+    return agent->mp_idx < agent->mps->len ? &g_array_index(agent->mps, AgentMp, agent->mp_idx)
+                                           : NULL;
+}
+
+/* Sends body (borrowed) to mp; signs every request that is not anonymous
+ * over its exact bytes (REQ REG-02, MSG-01). */
+static void
+send_request(CmAgent *agent, CmEndpoint ep, const char *mp, CmTransport transport, json_t *body,
+             CmTime now, CmAgentActions *out)
+{
+    char *text = cm_json_dump(body);
+    size_t len = strlen(text);
+    CmAgentSend *s = g_new0(CmAgentSend, 1);
+
+    s->id = ++agent->next_id;
+    g_strlcpy(s->mp, mp, sizeof s->mp);
+    s->transport = transport;
+    s->ep = ep;
+    s->use_pki = transport == CM_TRANSPORT_HTTPS && agent_have_pki(agent);
+    s->body = g_bytes_new_take(text, len);
+    if (!cm_ep_is_anonymous(ep)) {
+        GError *err = NULL;
+        g_autoptr(GBytes) sig = cm_sig_sign(agent->key, agent->sign_hash, text, len, &err);
+        if (sig == NULL || g_bytes_get_size(sig) > sizeof s->sig) {
+            /* A key the provider cannot use is not something a retry now
+             * fixes; back off like any other failure. */
+            g_info("%s: cannot sign %s: %s", agent->st.smsid, cm_ep_name(ep),
+                   err ? err->message : "signature too long");
+            g_clear_error(&err);
+            send_free(s);
+            later(agent, agent->step, now + backoff(agent));
+            return;
+        }
+        g_strlcpy(s->smsid, agent->st.smsid, sizeof s->smsid);
+        s->signed_ = TRUE;
+        s->sig_hash = agent->sign_hash;
+        s->sig_len = g_bytes_get_size(sig);
+        memcpy(s->sig, g_bytes_get_data(sig, NULL), s->sig_len);
+    }
+    g_ptr_array_add(out->sends, s);
+    agent->inflight_id = s->id;
+    agent->inflight_ep = ep;
+    agent->wake_at = now + AGENT_REQUEST_TIMEOUT;
+}
+
+static json_t *
+smsid_body(CmAgent *agent)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "smsid", json_string(agent->st.smsid));
+    return o;
+}
+
+static void
+send_to_mp(CmAgent *agent, CmEndpoint ep, json_t *body, CmTime now, CmAgentActions *out)
+{
+    AgentMp *m = current_mp(agent);
+
+    g_return_if_fail(m != NULL);
+    send_request(agent, ep, m->name, m->transport, body, now, out);
+}
+
+/* The reason of a refusal, whatever the driver filled in: the reason, else
+ * the body's "reason", else the HTTP status. */
+static CmReason
+reason_of(const CmResponse *resp)
+{
+    g_autoptr(json_t) body = NULL;
+    const char *name;
+
+    if (resp->reason != CM_REASON_OK)
+        return resp->reason < CM_REASON__COUNT ? resp->reason : CM_REASON_INTERNAL;
+    if (resp->status == 200)
+        return CM_REASON_OK;
+    if (resp->body != NULL) {
+        gsize len;
+        const void *data = g_bytes_get_data(resp->body, &len);
+        body = cm_json_parse(data, len, AGENT_RESPONSE_MAX, NULL);
+    }
+    name = body ? cm_json_opt_str(body, "reason", 64, NULL) : NULL;
+    for (int r = 1; name != NULL && r < CM_REASON__COUNT; r++)
+        if (strcmp(name, cm_reason_name((CmReason)r)) == 0)
+            return (CmReason)r;
+    if (resp->status == 503)
+        return CM_REASON_BUSY;
+    /* Anything else we cannot name is handled as a server fault. */
+    return CM_REASON_INTERNAL;
+}
+
+/* The JSON of a 200 answer, or NULL (with the reason logged). */
+static json_t *
+ok_body(CmAgent *agent, const CmResponse *resp)
+{
+    GError *err = NULL;
+    json_t *obj;
+    gsize len = 0;
+    const void *data;
+
+    if (resp->body == NULL) {
+        g_info("%s: %s answered 200 without a body", agent->st.smsid, agent->st.mp);
+        return NULL;
+    }
+    data = g_bytes_get_data(resp->body, &len);
+    obj = cm_json_parse(data, len, AGENT_RESPONSE_MAX, &err);
+    if (obj == NULL) {
+        g_info("%s: malformed answer from %s: %s", agent->st.smsid, agent->st.mp, err->message);
+        g_error_free(err);
+    }
+    return obj;
+}
+
+static CmTime
+retry_after_of(const CmResponse *resp)
+{
+    CmTime ra = resp->retry_after;
+
+    if (ra <= 0 && resp->body != NULL) {
+        gsize len;
+        const void *data = g_bytes_get_data(resp->body, &len);
+        g_autoptr(json_t) body = cm_json_parse(data, len, AGENT_RESPONSE_MAX, NULL);
+        gint64 s;
+        if (body != NULL && json_object_get(body, "retry_after_s") != NULL &&
+            cm_json_int(body, "retry_after_s", 0, G_MAXINT32, &s, NULL))
+            ra = s * CM_USEC_PER_SEC;
+    }
+    return MIN(ra, AGENT_RETRY_AFTER_MAX);
+}
+
+/* 503: come back after Retry-After (plus up to 10 %), or back off when the
+ * server did not say. */
+static void
+retry_busy(CmAgent *agent, const CmResponse *resp, AgentStep step, CmTime now)
+{
+    CmTime ra = retry_after_of(resp);
+
+    if (ra > 0) {
+        agent->st.retries++;
+        later(agent, step, now + ra + (CmTime)cm_rng_below(&agent->rng, (guint64)(ra / 10 + 1)));
+    } else {
+        later(agent, step, now + backoff(agent));
+    }
+}
+
+/* ------------------------------------------------------------ location */
+
+static const CmTransport loc_pki[] = {CM_TRANSPORT_HTTPS, CM_TRANSPORT_EHTTP, CM_TRANSPORT_HTTP};
+static const CmTransport loc_plain[] = {CM_TRANSPORT_HTTP, CM_TRANSPORT_EHTTP};
+
+static guint
+loc_transport_count(const CmAgent *agent)
+{
+    return agent_have_pki(agent) ? G_N_ELEMENTS(loc_pki) : G_N_ELEMENTS(loc_plain);
+}
+
+static CmTransport
+loc_transport(const CmAgent *agent, guint i)
+{
+    return agent_have_pki(agent) ? loc_pki[i] : loc_plain[i];
+}
+
+/* Every candidate tried: start over after a backoff.  FAILED when an MP
+ * was refused for trust in this round (REQ TRUST-03), else still locating
+ * (the MPs were only unreachable). */
+static void
+locate_exhausted(CmAgent *agent, CmTime now)
+{
+    agent->cand_idx = 0;
+    agent->loc_tr_idx = 0;
+    g_array_set_size(agent->mps, 0);
+    agent->mp_idx = 0;
+    if (agent->candidates->len == 0) {
+        /* No assigned MP, no directory, no DNS: nothing a retry can find. */
+        g_info("%s: no management point to locate (no /mp, directory or DNS publishing)",
+               agent->st.smsid);
+        later(agent, STEP_NONE, 0);
+        agent->st.state = CM_AGENT_FAILED;
+        return;
+    }
+    later(agent, STEP_LOCATE, now + backoff(agent));
+    agent->st.state = agent->round_refused ? CM_AGENT_FAILED : CM_AGENT_LOCATING;
+    agent->round_refused = FALSE;
+}
+
+static void
+send_location(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = json_object();
+    const char *cand;
+
+    if (agent->cand_idx >= agent->candidates->len) {
+        locate_exhausted(agent, now);
+        return;
+    }
+    cand = g_ptr_array_index(agent->candidates, agent->cand_idx);
+    if (agent->site_code[0] != '\0')
+        json_object_set_new(body, "site_code", json_string(agent->site_code));
+    send_request(agent, CM_EP_LOCATION, cand, loc_transport(agent, agent->loc_tr_idx), body, now,
+                 out);
+}
+
+static void
+next_candidate(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    agent->cand_idx++;
+    agent->loc_tr_idx = 0;
+    go(agent, STEP_LOCATE, now, out);
+}
+
+/* Rank of a transport: the most secure the agent can use first (NET-01). */
+static int
+transport_rank(CmTransport t)
+{
+    return t == CM_TRANSPORT_HTTPS ? 0 : t == CM_TRANSPORT_EHTTP ? 1 : 2;
+}
+
+static gint
+mp_cmp(gconstpointer a, gconstpointer b)
+{
+    const AgentMp *x = a, *y = b;
+    int d = transport_rank(x->transport) - transport_rank(y->transport);
+
+    if (d == 0)
+        d = (int)x->internet - (int)y->internet; /* intranet MPs first */
+    return d;
+}
+
+/* The MP list of a location answer, ordered by preference; FALSE when the
+ * answer is malformed or from another site. */
+static gboolean
+parse_location(CmAgent *agent, const json_t *body, GError **error)
+{
+    const char *site;
+    const json_t *mps;
+    char code[4];
+    size_t i;
+    const json_t *e;
+    GArray *list;
+
+    site = cm_json_str(body, "site_code", 3, error);
+    if (site == NULL || !cm_id_site_code_check(site, code, error))
+        return FALSE;
+    if (agent->site_code[0] != '\0' && strcmp(code, agent->site_code) != 0) {
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_REFUSED,
+                    "the MP list is for site %s, this client belongs to %s", code,
+                    agent->site_code);
+        return FALSE;
+    }
+    mps = cm_json_array(body, "mps", 1024, error);
+    if (mps == NULL)
+        return FALSE;
+    list = g_array_new(FALSE, TRUE, sizeof(AgentMp));
+    json_array_foreach(mps, i, e) {
+        AgentMp m = {0};
+        const char *name = json_is_object(e) ? cm_json_str(e, "name", CM_NAME_MAX, NULL) : NULL;
+        gboolean http = json_is_true(json_object_get(e, "http"));
+        gboolean https = json_is_true(json_object_get(e, "https"));
+
+        if (name == NULL || *name == '\0' || list->len >= AGENT_MAX_MPS)
+            continue;
+        g_strlcpy(m.name, name, sizeof m.name);
+        m.ehttp = json_is_true(json_object_get(e, "ehttp"));
+        m.internet = json_is_true(json_object_get(e, "internet"));
+        if (https && agent_have_pki(agent))
+            m.transport = CM_TRANSPORT_HTTPS;
+        else if (m.ehttp)
+            m.transport = CM_TRANSPORT_EHTTP;
+        else if (http)
+            m.transport = CM_TRANSPORT_HTTP;
+        else
+            continue; /* HTTPS only, and this client has no PKI certificate */
+        g_array_append_val(list, m);
+    }
+    /* g_array_sort is a stable merge sort: the site's order is kept among
+     * MPs of the same rank. */
+    g_array_sort(list, mp_cmp);
+    g_array_unref(agent->mps);
+    agent->mps = list;
+    agent->mp_idx = 0;
+    /* Automatic site assignment takes the site of the first answer (the
+     * REG-09 exposure when the TRK is then also taken on first use). */
+    if (agent->site_code[0] == '\0')
+        memcpy(agent->site_code, code, sizeof code);
+    return TRUE;
+}
+
+static void start_mp(CmAgent *agent, CmTime now, CmAgentActions *out);
+
+static void
+on_location(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = NULL;
+    GError *err = NULL;
+    CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
+
+    if (resp != NULL && reason == CM_REASON_OK) {
+        body = ok_body(agent, resp);
+        if (body == NULL || !parse_location(agent, body, &err) || agent->mps->len == 0) {
+            g_info("%s: no usable MP list from %s: %s", agent->st.smsid,
+                   (const char *)g_ptr_array_index(agent->candidates, agent->cand_idx),
+                   err ? err->message : "no MP this client can reach");
+            g_clear_error(&err);
+            next_candidate(agent, now, out);
+            return;
+        }
+        start_mp(agent, now, out);
+        return;
+    }
+    if (reason == CM_REASON_BUSY) {
+        retry_busy(agent, resp, STEP_LOCATE, now);
+        return;
+    }
+    if (resp == NULL || reason == CM_REASON_HTTPS_REQUIRED) {
+        /* Unreachable over this transport, or refused over it: the next
+         * transport of this candidate, then the next candidate. */
+        if (++agent->loc_tr_idx < loc_transport_count(agent)) {
+            go(agent, STEP_LOCATE, now, out);
+            return;
+        }
+    }
+    next_candidate(agent, now, out);
+}
+
+/* ------------------------------------------------------------ trust */
+
+static void
+start_mp(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    AgentMp *m = current_mp(agent);
+
+    g_clear_pointer(&agent->mp_cert, cm_cert_unref);
+    agent->mp_trusted = FALSE;
+    agent->mp_failures = 0;
+    if (m == NULL) {
+        next_candidate(agent, now, out);
+        return;
+    }
+    g_strlcpy(agent->st.mp, m->name, sizeof agent->st.mp);
+    agent->st.transport = m->transport;
+    if (m->transport == CM_TRANSPORT_HTTPS && agent_have_pki(agent)) {
+        /* The driver verified the MP's TLS certificate against the PKI:
+         * no TRK needed (REQ TRUST-03, TRUST-07). */
+        agent->mp_trusted = TRUE;
+        go(agent, STEP_SITEINFO, now, out);
+        return;
+    }
+    go(agent, STEP_MPCERT, now, out);
+}
+
+static void
+next_mp(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    agent->mp_idx++;
+    start_mp(agent, now, out);
+}
+
+/* REQ TRUST-03: an MP whose certificate does not chain to the TRK. */
+static void
+refuse_mp(CmAgent *agent, const char *why, CmTime now, CmAgentActions *out)
+{
+    g_info("%s: management point %s refused: %s", agent->st.smsid, agent->st.mp, why);
+    agent->st.mp_refused++;
+    agent->round_refused = TRUE;
+    next_mp(agent, now, out);
+}
+
+/* A failure to blame on the MP: retry after backoff; after a few in a row,
+ * the next MP. */
+static void
+mp_fault(CmAgent *agent, AgentStep step, CmTime now, CmAgentActions *out)
+{
+    CmTime delay = backoff(agent);
+
+    if (++agent->mp_failures >= AGENT_MP_MAX_FAILURES && current_mp(agent) != NULL) {
+        g_info("%s: %d failures in a row with %s; trying the next management point",
+               agent->st.smsid, agent->mp_failures, agent->st.mp);
+        /* fail_count keeps growing across MPs, so a site that is down as a
+         * whole still sees the clients back off. */
+        next_mp(agent, now, out);
+        return;
+    }
+    later(agent, step, now + delay);
+}
+
+/* https-required: Enhanced HTTP if this MP offers it, else the next MP. */
+static void
+https_required(CmAgent *agent, AgentStep step, CmTime now, CmAgentActions *out)
+{
+    AgentMp *m = current_mp(agent);
+
+    if (m != NULL && m->transport == CM_TRANSPORT_HTTP && m->ehttp) {
+        m->transport = CM_TRANSPORT_EHTTP;
+        agent->st.transport = m->transport;
+        go(agent, step, now, out);
+        return;
+    }
+    next_mp(agent, now, out);
+}
+
+static void
+anon_failure(CmAgent *agent, const CmResponse *resp, AgentStep step, CmTime now,
+             CmAgentActions *out)
+{
+    CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
+
+    if (resp != NULL && reason == CM_REASON_BUSY)
+        retry_busy(agent, resp, step, now);
+    else if (resp != NULL && reason == CM_REASON_HTTPS_REQUIRED)
+        https_required(agent, step, now, out);
+    else if (resp != NULL && reason == CM_REASON_UNKNOWN_ENDPOINT)
+        next_mp(agent, now, out);
+    else
+        mp_fault(agent, step, now, out);
+}
+
+static void
+on_mpcert(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = NULL;
+    g_autoptr(GBytes) der = NULL;
+    g_autoptr(CmCert) cert = NULL;
+    GError *err = NULL;
+    const char *name;
+
+    if (resp == NULL || reason_of(resp) != CM_REASON_OK) {
+        anon_failure(agent, resp, STEP_MPCERT, now, out);
+        return;
+    }
+    body = ok_body(agent, resp);
+    if (body == NULL || (name = cm_json_str(body, "name", CM_NAME_MAX, &err)) == NULL ||
+        (der = cm_json_b64(body, "cert", CM_CERT_MAX_DER, &err)) == NULL ||
+        (cert = cm_cert_from_der(g_bytes_get_data(der, NULL), g_bytes_get_size(der), &err)) ==
+            NULL) {
+        if (err != NULL)
+            g_info("%s: malformed mpcert from %s: %s", agent->st.smsid, agent->st.mp,
+                   err->message);
+        g_clear_error(&err);
+        mp_fault(agent, STEP_MPCERT, now, out);
+        return;
+    }
+    /* The certificate is public: anyone can serve a genuine MP's.  It must
+     * at least name the MP the client is talking to. */
+    if (g_ascii_strcasecmp(name, agent->st.mp) != 0 ||
+        g_ascii_strcasecmp(cm_cert_subject_cn(cert), agent->st.mp) != 0) {
+        g_autofree char *why = g_strdup_printf("its certificate is for \"%s\"",
+                                               cm_cert_subject_cn(cert));
+        refuse_mp(agent, why, now, out);
+        return;
+    }
+    if (agent->trk != NULL && !cm_cert_check_signed_by(cert, agent->trk, now, &err)) {
+        refuse_mp(agent, err->message, now, out);
+        g_error_free(err);
+        return;
+    }
+    g_clear_pointer(&agent->mp_cert, cm_cert_unref);
+    agent->mp_cert = g_steal_pointer(&cert);
+    /* Without a TRK the certificate is checked against the one siteinfo
+     * offers, before that TRK is taken. */
+    agent->mp_trusted = agent->trk != NULL;
+    go(agent, STEP_SITEINFO, now, out);
+}
+
+/* What siteinfo gave, checked in full before any of it is taken. */
+typedef struct {
+    char site_code[4];
+    CmKey *trk;
+    CmCert *signcert;
+    CmCert *enc_cert;
+    AgentSiteSettings settings;
+} SiteInfo;
+
+static void
+siteinfo_clear(SiteInfo *si)
+{
+    g_clear_pointer(&si->trk, cm_key_unref);
+    g_clear_pointer(&si->signcert, cm_cert_unref);
+    g_clear_pointer(&si->enc_cert, cm_cert_unref);
+}
+
+static CmCert *
+opt_cert(const json_t *body, const char *key, GError **error)
+{
+    g_autoptr(GBytes) der = NULL;
+
+    if (json_object_get(body, key) == NULL || json_is_null(json_object_get(body, key)))
+        return NULL;
+    der = cm_json_b64(body, key, CM_CERT_MAX_DER, error);
+    if (der == NULL)
+        return NULL;
+    return cm_cert_from_der(g_bytes_get_data(der, NULL), g_bytes_get_size(der), error);
+}
+
+static gboolean
+opt_bool(const json_t *obj, const char *key, gboolean *out, GError **error)
+{
+    return json_object_get(obj, key) == NULL || cm_json_bool(obj, key, out, error);
+}
+
+static gboolean
+parse_siteinfo(CmAgent *agent, const json_t *body, CmTime now, SiteInfo *si, GError **error)
+{
+    const char *site, *trk, *comm;
+    const json_t *settings;
+
+    site = cm_json_str(body, "site_code", 3, error);
+    if (site == NULL || !cm_id_site_code_check(site, si->site_code, error))
+        return FALSE;
+    trk = cm_json_opt_str(body, "trk", 4096, error);
+    if (trk == NULL && error != NULL && *error != NULL)
+        return FALSE;
+    if (trk != NULL && (si->trk = cm_key_public_from_hex(trk, error)) == NULL)
+        return FALSE;
+    si->signcert = opt_cert(body, "signing_cert", error);
+    if (error != NULL && *error != NULL)
+        return FALSE;
+    /* REQ TRUST-08: the site server signing certificate is self-signed. */
+    if (si->signcert != NULL && (!cm_cert_is_self_signed(si->signcert) ||
+                                 !cm_cert_check_time(si->signcert, now, error))) {
+        if (error != NULL && *error == NULL)
+            g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_UNTRUSTED,
+                        "the offered site server signing certificate is not self-signed");
+        return FALSE;
+    }
+    si->enc_cert = opt_cert(body, "encryption_cert", error);
+    if (error != NULL && *error != NULL)
+        return FALSE;
+
+    si->settings = agent->site;
+    if (json_object_get(body, "settings") == NULL)
+        return TRUE;
+    settings = cm_json_object(body, "settings", error);
+    if (settings == NULL)
+        return FALSE;
+    comm = cm_json_opt_str(settings, "communication", 15, error);
+    if (error != NULL && *error != NULL)
+        return FALSE;
+    if (comm != NULL)
+        g_strlcpy(si->settings.communication, comm, sizeof si->settings.communication);
+    return opt_bool(settings, "require_signing", &si->settings.require_signing, error) &&
+           opt_bool(settings, "require_sha256", &si->settings.require_sha256, error) &&
+           opt_bool(settings, "encrypt", &si->settings.encrypt, error);
+}
+
+static void
+resume(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    switch (agent->reg) {
+    case REG_APPROVED:
+        go(agent, STEP_ACTIVE, now, out);
+        break;
+    case REG_PENDING:
+        go(agent, STEP_REGSTATUS, now, out);
+        break;
+    case REG_NONE:
+    default:
+        go(agent, STEP_REGISTER, now, out);
+        break;
+    }
+}
+
+static void
+on_siteinfo(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = NULL;
+    SiteInfo si = {0};
+    GError *err = NULL;
+    AgentMp *m = current_mp(agent);
+    gboolean via_pki;
+
+    if (resp == NULL || reason_of(resp) != CM_REASON_OK) {
+        anon_failure(agent, resp, STEP_SITEINFO, now, out);
+        return;
+    }
+    body = ok_body(agent, resp);
+    if (body == NULL || !parse_siteinfo(agent, body, now, &si, &err)) {
+        if (err != NULL)
+            g_info("%s: malformed siteinfo from %s: %s", agent->st.smsid, agent->st.mp,
+                   err->message);
+        g_clear_error(&err);
+        mp_fault(agent, STEP_SITEINFO, now, out);
+        goto out;
+    }
+    if (agent->site_code[0] != '\0' && strcmp(si.site_code, agent->site_code) != 0) {
+        g_info("%s: %s serves site %s, not %s", agent->st.smsid, agent->st.mp, si.site_code,
+               agent->site_code);
+        next_mp(agent, now, out);
+        goto out;
+    }
+    via_pki = m != NULL && m->transport == CM_TRANSPORT_HTTPS && agent_have_pki(agent);
+
+    if (!agent->mp_trusted) {
+        /* Trust on first use (REQ TRUST-04): the TRK the MP offers, if the
+         * MP's own certificate is signed with it.  A rogue MP that comes
+         * first passes this with its own key: the seed's warning. */
+        if (si.trk == NULL || agent->mp_cert == NULL) {
+            refuse_mp(agent, "it offers no trusted root key", now, out);
+            goto out;
+        }
+        if (!cm_cert_check_signed_by(agent->mp_cert, si.trk, now, &err)) {
+            refuse_mp(agent, err->message, now, out);
+            g_clear_error(&err);
+            goto out;
+        }
+    }
+    if (agent->signcert == NULL && si.signcert == NULL) {
+        g_info("%s: %s offers no site server signing certificate", agent->st.smsid,
+               agent->st.mp);
+        mp_fault(agent, STEP_SITEINFO, now, out);
+        goto out;
+    }
+
+    /* Everything checked: take it. */
+    if (agent->site_code[0] == '\0')
+        memcpy(agent->site_code, si.site_code, sizeof si.site_code);
+    if (agent->trk == NULL && si.trk != NULL) {
+        /* Over HTTPS with PKI the MP was authenticated by the PKI, so the key
+         * is not taken on trust; otherwise it is (TOFU). */
+        agent->trk = g_steal_pointer(&si.trk);
+        agent->trk_hex = cm_key_public_hex(agent->trk);
+        agent->st.trk_source = via_pki ? CM_SOURCE_PKI : CM_SOURCE_MP;
+    } else if (agent->trk == NULL && via_pki) {
+        agent->st.trk_source = CM_SOURCE_PKI;
+    } else if (si.trk != NULL && !cm_key_public_equal(si.trk, agent->trk)) {
+        /* The held key wins: replacing it is an installation decision
+         * (REQ TRUST-06), not something an MP can make. */
+        g_info("%s: %s offers a different trusted root key; keeping the one held",
+               agent->st.smsid, agent->st.mp);
+    }
+    agent->mp_trusted = TRUE;
+    if (agent->signcert == NULL) {
+        /* REQ TRUST-09: no trusted source gave it; downloaded from the MP. */
+        agent->signcert = g_steal_pointer(&si.signcert);
+        agent->st.signcert_source = CM_SOURCE_MP;
+    }
+    if (si.enc_cert != NULL) {
+        g_clear_pointer(&agent->enc_cert, cm_cert_unref);
+        agent->enc_cert = g_steal_pointer(&si.enc_cert);
+    }
+    agent->site = si.settings;
+    /* HTTP is refused by an HTTPS-only or Enhanced HTTP site: go straight
+     * to Enhanced HTTP when this MP offers it. */
+    if (m != NULL && m->transport == CM_TRANSPORT_HTTP && m->ehttp &&
+        strcmp(agent->site.communication, "http-or-https") != 0) {
+        m->transport = CM_TRANSPORT_EHTTP;
+        agent->st.transport = m->transport;
+    }
+    resume(agent, now, out);
+out:
+    siteinfo_clear(&si);
+}
+
+/* ------------------------------------------------------------ registration */
+
+static void
+send_register(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = json_object();
+    g_autoptr(GBytes) der = cm_cert_to_der(agent->cert);
+    g_autofree char *b64 = cm_enc_b64(g_bytes_get_data(der, NULL), g_bytes_get_size(der));
+
+    json_object_set_new(body, "smsid", json_string(agent->st.smsid));
+    json_object_set_new(body, "hwid", json_string(agent->st.hwid));
+    json_object_set_new(body, "name", json_string(agent->name));
+    json_object_set_new(body, "domain", json_string(agent->domain));
+    json_object_set_new(body, "site_code", json_string(agent->site_code));
+    json_object_set_new(body, "cert", json_string(b64));
+    json_object_set_new(body, "ksp", json_string(cm_ksp_kind_name(agent->st.ksp)));
+    json_object_set_new(body, "media", json_boolean(agent->media));
+    json_object_set_new(body, "install_method", json_string(cm_install_method_name(agent->method)));
+    if (agent->entra_token != NULL)
+        json_object_set_new(body, "entra_token", json_string(agent->entra_token));
+    agent->st.registrations++;
+    send_to_mp(agent, CM_EP_REGISTER, body, now, out);
+}
+
+static void
+send_regstatus(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = smsid_body(agent);
+    send_to_mp(agent, CM_EP_REGISTER_STATUS, body, now, out);
+}
+
+static void
+blocked(CmAgent *agent)
+{
+    /* REQ REG-03: the site rejects it everywhere; the agent stops.  (A
+     * client notification channel kept open, REG-05, is not modelled yet.) */
+    g_info("%s: blocked by the site", agent->st.smsid);
+    later(agent, STEP_NONE, 0);
+    agent->st.state = CM_AGENT_BLOCKED;
+}
+
+static void
+poll_approval(CmAgent *agent, CmTime now)
+{
+    agent->reg = REG_PENDING;
+    agent->poll_count = MIN(agent->poll_count + 1, 64);
+    later(agent, STEP_REGSTATUS, now + backoff_delay(agent, agent->poll_count));
+}
+
+static void
+renew_cert(CmAgent *agent, CmTime now)
+{
+    GError *err = NULL;
+    CmCert *cert = agent_make_cert(agent, agent->key, now, &err);
+
+    if (cert == NULL) {
+        g_info("%s: cannot renew the client certificate: %s", agent->st.smsid, err->message);
+        g_error_free(err);
+        return;
+    }
+    cm_cert_unref(agent->cert);
+    agent->cert = cert;
+}
+
+/* A refusal of a signed request (or a transport failure); step is what to
+ * run again. */
+static void
+signed_failure(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, AgentStep step,
+               CmTime now, CmAgentActions *out)
+{
+    CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
+
+    if (resp == NULL) {
+        mp_fault(agent, step, now, out);
+        return;
+    }
+    g_debug("%s: %s refused by %s: %s (%s)", agent->st.smsid, cm_ep_name(ep), agent->st.mp,
+            cm_reason_name(reason), resp->message ? resp->message : "");
+    switch (reason) {
+    case CM_REASON_BUSY:
+        retry_busy(agent, resp, step, now);
+        break;
+    case CM_REASON_BLOCKED:
+        blocked(agent);
+        break;
+    case CM_REASON_NOT_APPROVED:
+        poll_approval(agent, now);
+        break;
+    case CM_REASON_UNKNOWN_CLIENT:
+        /* The site has no record (deleted, or never committed): register. */
+        agent->reg = REG_NONE;
+        later(agent, STEP_REGISTER, now + backoff(agent));
+        break;
+    case CM_REASON_BAD_SIGNATURE:
+        /* The site holds another certificate for this SMSID (a key upgrade
+         * it did not see): register the current one.  For register itself
+         * the proof of possession failed, which a retry may fix. */
+        agent->reg = REG_NONE;
+        later(agent, STEP_REGISTER, now + backoff(agent));
+        break;
+    case CM_REASON_CERT_EXPIRED:
+        renew_cert(agent, now);
+        agent->reg = REG_NONE;
+        later(agent, STEP_REGISTER, now + backoff(agent));
+        break;
+    case CM_REASON_HTTPS_REQUIRED:
+        https_required(agent, step, now, out);
+        break;
+    case CM_REASON_UNKNOWN_ENDPOINT:
+        next_mp(agent, now, out);
+        break;
+    case CM_REASON_SHA1_REFUSED:
+        /* A legacy client that cannot sign with SHA-256 (REQ MSG-01) cannot
+         * comply: it keeps trying, at the slowest rate. */
+        agent->fail_count = 64;
+        later(agent, step, now + backoff(agent));
+        break;
+    case CM_REASON_REVOKED:
+        /* Our PKI certificate is on a CRL: stop presenting it and locate
+         * again with what remains (Enhanced HTTP or HTTP, where the site
+         * allows them). */
+        agent->pki_revoked = TRUE;
+        agent->cand_idx = 0;
+        agent->loc_tr_idx = 0;
+        later(agent, STEP_LOCATE, now + backoff(agent));
+        break;
+    case CM_REASON_CONFLICT:
+    case CM_REASON_UNTRUSTED:
+    case CM_REASON_UNSIGNED:
+    case CM_REASON_FORBIDDEN:
+    case CM_REASON_NOT_FOUND:
+    case CM_REASON_TOO_LARGE:
+        /* The site decided; nothing the client can change right now. */
+        later(agent, step, now + backoff(agent));
+        break;
+    case CM_REASON_BAD_REQUEST:
+    case CM_REASON_INTERNAL:
+    case CM_REASON_OK:
+    default:
+        mp_fault(agent, step, now, out);
+        break;
+    }
+}
+
+static void
+on_registration(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime now,
+                CmAgentActions *out)
+{
+    AgentStep step = ep == CM_EP_REGISTER ? STEP_REGISTER : STEP_REGSTATUS;
+    g_autoptr(json_t) body = NULL;
+    const char *approval, *smsid, *token;
+    GError *err = NULL;
+
+    if (resp == NULL || reason_of(resp) != CM_REASON_OK) {
+        signed_failure(agent, ep, resp, step, now, out);
+        return;
+    }
+    body = ok_body(agent, resp);
+    smsid = body ? cm_json_str(body, "smsid", CM_ID_SMSID_LEN, &err) : NULL;
+    approval = smsid ? cm_json_str(body, "approval", 16, &err) : NULL;
+    token = approval ? cm_json_opt_str(body, "token", CM_JWT_MAX_LEN, &err) : NULL;
+    if (approval == NULL || err != NULL || strcmp(smsid, agent->st.smsid) != 0 ||
+        (strcmp(approval, "approved") != 0 && strcmp(approval, "pending") != 0)) {
+        g_info("%s: malformed %s answer from %s: %s", agent->st.smsid, cm_ep_name(ep),
+               agent->st.mp, err ? err->message : "wrong smsid or approval");
+        g_clear_error(&err);
+        mp_fault(agent, step, now, out);
+        return;
+    }
+    succeeded(agent);
+    if (strcmp(approval, "pending") == 0) {
+        poll_approval(agent, now);
+        return;
+    }
+    agent->reg = REG_APPROVED;
+    agent->poll_count = 0;
+    if (token != NULL) {
+        g_free(agent->token);
+        agent->token = g_strdup(token);
+    }
+    if (agent->st.registered_at == 0)
+        agent->st.registered_at = now;
+    /* Policy at once; inventory at once the first time, else on its cycle
+     * (a re-registration does not resend everything). */
+    agent->policy_due = now;
+    if (agent->inventory_due == 0)
+        agent->inventory_due = now;
+    go(agent, STEP_ACTIVE, now, out);
+}
+
+/* ------------------------------------------------------------ active cycle */
+
+static void
+send_policybody(CmAgent *agent, const AgentFetch *f, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = smsid_body(agent);
+    json_object_set_new(body, "policy_id", json_string(f->policy_id));
+    send_to_mp(agent, CM_EP_POLICY_BODY, body, now, out);
+}
+
+/* The inventory or discovery body: plain, or encrypted end to end to the
+ * site's encryption certificate (REQ MSG-02). */
+static json_t *
+report_body(CmAgent *agent, const char *key, json_t *props, GError **error)
+{
+    g_autoptr(json_t) body = smsid_body(agent);
+    g_autoptr(json_t) plain = NULL;
+    g_autoptr(GBytes) env = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *b64 = NULL;
+
+    if (!agent->site.encrypt) {
+        json_object_set(body, key, props);
+        return g_steal_pointer(&body);
+    }
+    plain = json_object();
+    json_object_set(plain, key, props);
+    text = cm_json_dump(plain);
+    env = cm_cms_encrypt(agent->enc_cert, CM_CIPHER_AES256_GCM, text, strlen(text), error);
+    if (env == NULL)
+        return NULL;
+    b64 = cm_enc_b64(g_bytes_get_data(env, NULL), g_bytes_get_size(env));
+    json_object_set_new(body, "encrypted", json_string(b64));
+    return g_steal_pointer(&body);
+}
+
+static void
+send_report(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    gboolean disc = agent->discovery_next;
+    g_autoptr(json_t) body = NULL;
+    GError *err = NULL;
+
+    if (agent->site.encrypt && agent->enc_cert == NULL) {
+        /* The site encrypts but we hold no certificate to encrypt to: ask
+         * once more, then back off rather than send in the clear. */
+        if (!agent->siteinfo_refreshed) {
+            agent->siteinfo_refreshed = TRUE;
+            go(agent, STEP_SITEINFO, now, out);
+        } else {
+            later(agent, STEP_ACTIVE, now + backoff(agent));
+        }
+        return;
+    }
+    body = disc ? report_body(agent, "discovery", agent->discovery, &err)
+                : report_body(agent, "inventory", agent->inventory, &err);
+    if (body == NULL) {
+        g_info("%s: cannot encrypt %s: %s", agent->st.smsid, disc ? "discovery" : "inventory",
+               err->message);
+        g_error_free(err);
+        later(agent, STEP_ACTIVE, now + backoff(agent));
+        return;
+    }
+    send_to_mp(agent, disc ? CM_EP_DISCOVERY : CM_EP_INVENTORY, body, now, out);
+}
+
+static void
+active_next(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    if (now >= cm_cert_not_after(agent->cert) - AGENT_CERT_RENEW) {
+        /* Renewed before it expires, and registered again: "same SMSID,
+         * new certificate, same hardware ID" keeps the approval. */
+        renew_cert(agent, now);
+        agent->reg = REG_NONE;
+        go(agent, STEP_REGISTER, now, out);
+        return;
+    }
+    if (!g_queue_is_empty(&agent->fetch)) {
+        send_policybody(agent, g_queue_peek_head(&agent->fetch), now, out);
+    } else if (now >= agent->policy_due) {
+        g_autoptr(json_t) body = smsid_body(agent);
+        send_to_mp(agent, CM_EP_POLICY_ASSIGNMENTS, body, now, out);
+    } else if (now >= agent->inventory_due) {
+        send_report(agent, now, out);
+    } else {
+        later(agent, STEP_ACTIVE, MIN(agent->policy_due, agent->inventory_due));
+    }
+}
+
+static gboolean
+is_sha256_hex(const char *s)
+{
+    if (s == NULL || strlen(s) != 64)
+        return FALSE;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!g_ascii_isxdigit(*p))
+            return FALSE;
+    return TRUE;
+}
+
+static void
+on_assignments(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = NULL;
+    g_autoptr(GHashTable) assigned = NULL;
+    GQueue fetch = G_QUEUE_INIT;
+    const json_t *list, *e;
+    GError *err = NULL;
+    size_t i;
+
+    if (resp == NULL || reason_of(resp) != CM_REASON_OK) {
+        signed_failure(agent, CM_EP_POLICY_ASSIGNMENTS, resp, STEP_ACTIVE, now, out);
+        return;
+    }
+    body = ok_body(agent, resp);
+    list = body ? cm_json_array(body, "assignments", AGENT_MAX_ASSIGNMENTS, &err) : NULL;
+    if (list == NULL)
+        goto bad;
+    assigned = g_hash_table_new(g_str_hash, g_str_equal);
+    json_array_foreach(list, i, e) {
+        const char *id, *hash;
+        gint64 version;
+        const AgentPolicy *held;
+        AgentFetch *f;
+
+        if (!json_is_object(e)) {
+            g_set_error(&err, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                        "assignment %zu is not an object", i);
+            goto bad;
+        }
+        id = cm_json_str(e, "policy_id", AGENT_POLICY_ID_MAX, &err);
+        hash = id ? cm_json_str(e, "hash", 64, &err) : NULL;
+        if (hash == NULL || !cm_json_int(e, "version", 0, G_MAXINT64, &version, &err) ||
+            !is_sha256_hex(hash))
+            goto bad;
+        if (g_hash_table_contains(assigned, id))
+            continue;
+        g_hash_table_add(assigned, (gpointer)id);
+        held = g_hash_table_lookup(agent->policies, id);
+        if (held != NULL && held->version == version && g_ascii_strcasecmp(held->hash, hash) == 0)
+            continue;
+        if (held != NULL && version < held->version) {
+            /* An older version of a policy already held: a replay. */
+            g_info("%s: %s offers version %" G_GINT64_FORMAT " of %s, older than the one held",
+                   agent->st.smsid, agent->st.mp, version, id);
+            continue;
+        }
+        f = g_new0(AgentFetch, 1);
+        f->policy_id = g_strdup(id);
+        f->version = version;
+        g_strlcpy(f->hash, hash, sizeof f->hash);
+        g_queue_push_tail(&fetch, f);
+    }
+    agent_policy_retain(agent, assigned);
+    g_queue_clear_full(&agent->fetch, (GDestroyNotify)agent_fetch_free);
+    agent->fetch = fetch;
+    succeeded(agent);
+    agent->policy_due = now + agent->policy_interval;
+    go(agent, STEP_ACTIVE, now, out);
+    return;
+bad:
+    g_info("%s: malformed policyassignments from %s: %s", agent->st.smsid, agent->st.mp,
+           err ? err->message : "hash is not a hex SHA-256");
+    g_clear_error(&err);
+    g_queue_clear_full(&fetch, (GDestroyNotify)agent_fetch_free);
+    mp_fault(agent, STEP_ACTIVE, now, out);
+}
+
+static void
+on_policybody(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = NULL;
+    AgentFetch *f = g_queue_peek_head(&agent->fetch);
+    GError *err = NULL;
+    json_t *policy;
+
+    if (f == NULL) { /* nothing left to fetch: defensive, cannot happen */
+        go(agent, STEP_ACTIVE, now, out);
+        return;
+    }
+    if (resp != NULL && reason_of(resp) == CM_REASON_NOT_FOUND) {
+        /* Withdrawn between the assignments and now. */
+        agent_fetch_free(g_queue_pop_head(&agent->fetch));
+        go(agent, STEP_ACTIVE, now, out);
+        return;
+    }
+    if (resp == NULL || reason_of(resp) != CM_REASON_OK) {
+        signed_failure(agent, CM_EP_POLICY_BODY, resp, STEP_ACTIVE, now, out);
+        return;
+    }
+    body = ok_body(agent, resp);
+    if (body == NULL) {
+        mp_fault(agent, STEP_ACTIVE, now, out);
+        return;
+    }
+    succeeded(agent);
+    g_queue_pop_head(&agent->fetch);
+    policy = agent_policy_verify(agent, f, body, &err);
+    if (policy == NULL) {
+        /* REQ POL-03, TRUST-08: tampered in transit or by the MP, or not
+         * what was assigned.  Not acted on; fetched again next cycle. */
+        g_info("%s: policy %s from %s refused: %s", agent->st.smsid, f->policy_id, agent->st.mp,
+               err->message);
+        g_error_free(err);
+        agent->st.policies_refused++;
+    } else {
+        agent_policy_accept(agent, f, policy);
+    }
+    agent_fetch_free(f);
+    go(agent, STEP_ACTIVE, now, out);
+}
+
+static void
+on_report(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
+    gboolean done = FALSE;
+
+    if (resp != NULL && reason == CM_REASON_OK) {
+        succeeded(agent);
+        agent->siteinfo_refreshed = FALSE;
+        if (ep == CM_EP_INVENTORY)
+            agent->st.inventories_sent++; /* counted when the site committed it */
+        done = TRUE;
+    } else if (resp != NULL && reason == CM_REASON_TOO_LARGE) {
+        /* Resending the same report cannot help: drop it, go on. */
+        g_info("%s: %s too large for the site; dropped", agent->st.smsid, cm_ep_name(ep));
+        done = TRUE;
+    } else if (resp != NULL && reason == CM_REASON_FORBIDDEN && !agent->siteinfo_refreshed) {
+        /* Most likely the site now requires encryption (plain refused) or
+         * has a new encryption certificate: refresh siteinfo, then resend. */
+        agent->siteinfo_refreshed = TRUE;
+        go(agent, STEP_SITEINFO, now, out);
+        return;
+    }
+    if (!done) {
+        signed_failure(agent, ep, resp, STEP_ACTIVE, now, out);
+        return;
+    }
+    if (ep == CM_EP_INVENTORY) {
+        agent->discovery_next = TRUE;
+    } else {
+        agent->discovery_next = FALSE;
+        agent->inventory_due = now + agent->inventory_interval;
+    }
+    go(agent, STEP_ACTIVE, now, out);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static void
+run_step(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    switch (agent->step) {
+    case STEP_START:
+    case STEP_LOCATE:
+        agent->st.state = CM_AGENT_LOCATING;
+        send_location(agent, now, out);
+        break;
+    case STEP_MPCERT:
+    case STEP_SITEINFO: {
+        /* Anonymous, no fields: an empty object, which every JSON parser
+         * on the MP side accepts (an empty body would not). */
+        g_autoptr(json_t) empty = json_object();
+        send_to_mp(agent, agent->step == STEP_MPCERT ? CM_EP_MPCERT : CM_EP_SITEINFO, empty, now,
+                   out);
+        break;
+    }
+    case STEP_REGISTER:
+        send_register(agent, now, out);
+        break;
+    case STEP_REGSTATUS:
+        send_regstatus(agent, now, out);
+        break;
+    case STEP_ACTIVE:
+        active_next(agent, now, out);
+        break;
+    case STEP_NONE:
+    default:
+        agent->wake_at = 0;
+        break;
+    }
+}
+
+static void
+dispatch(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    switch (ep) {
+    case CM_EP_LOCATION:
+        on_location(agent, resp, now, out);
+        break;
+    case CM_EP_MPCERT:
+        on_mpcert(agent, resp, now, out);
+        break;
+    case CM_EP_SITEINFO:
+        on_siteinfo(agent, resp, now, out);
+        break;
+    case CM_EP_REGISTER:
+    case CM_EP_REGISTER_STATUS:
+        on_registration(agent, ep, resp, now, out);
+        break;
+    case CM_EP_POLICY_ASSIGNMENTS:
+        on_assignments(agent, resp, now, out);
+        break;
+    case CM_EP_POLICY_BODY:
+        on_policybody(agent, resp, now, out);
+        break;
+    case CM_EP_INVENTORY:
+    case CM_EP_DISCOVERY:
+        on_report(agent, ep, resp, now, out);
+        break;
+    default:
+        go(agent, agent->step, now, out);
+        break;
+    }
+}
+
+void
+cm_agent_start(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    g_return_if_fail(agent != NULL && out != NULL && out->sends != NULL);
+
+    if (!agent->started) {
+        CmTime delay = 0;
+
+        agent->started = TRUE;
+        /* REQ TRUST-12: a crowd installed (or upgraded) together spreads its
+         * first contact over the window instead of arriving at once. */
+        if (agent->start_window > 0)
+            delay = (CmTime)cm_rng_below(&agent->rng, (guint64)agent->start_window);
+        if (delay > 0)
+            later(agent, STEP_START, now + delay);
+        else
+            go(agent, STEP_START, now, out);
+    }
+    finish(agent, out);
+}
+
+void
+cm_agent_on_response(CmAgent *agent, guint64 id, const CmResponse *resp, CmTime now,
+                     CmAgentActions *out)
+{
+    CmEndpoint ep;
+
+    g_return_if_fail(agent != NULL && out != NULL && out->sends != NULL);
+
+    if (id == 0 || id != agent->inflight_id) {
+        g_debug("%s: answer to request %" G_GUINT64_FORMAT " ignored (not in flight)",
+                agent->st.smsid, id);
+        finish(agent, out);
+        return;
+    }
+    ep = agent->inflight_ep;
+    agent->inflight_id = 0;
+    agent->inflight_ep = CM_EP_NONE;
+    dispatch(agent, ep, resp, now, out);
+    finish(agent, out);
+}
+
+void
+cm_agent_on_timer(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    g_return_if_fail(agent != NULL && out != NULL && out->sends != NULL);
+
+    /* A timer that is stale (rescheduled since) or early does nothing. */
+    if (agent->wake_at == 0 || now < agent->wake_at) {
+        finish(agent, out);
+        return;
+    }
+    if (agent->inflight_id != 0) {
+        CmEndpoint ep = agent->inflight_ep;
+        g_info("%s: no answer to %s from %s; treated as a transport failure", agent->st.smsid,
+               cm_ep_name(ep), agent->st.mp);
+        agent->inflight_id = 0;
+        agent->inflight_ep = CM_EP_NONE;
+        dispatch(agent, ep, NULL, now, out);
+    } else {
+        run_step(agent, now, out);
+    }
+    finish(agent, out);
+}
+
+/* ------------------------------------------------------------ upgrade */
+
+void
+cm_agent_upgrade(CmAgent *agent, int new_tpm_version, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(CmKsp) ksp = NULL;
+    g_autoptr(CmKey) key = NULL;
+    g_autoptr(CmCert) cert = NULL;
+    GError *err = NULL;
+    gboolean reregister;
+
+    g_return_if_fail(agent != NULL && out != NULL && out->sends != NULL);
+
+    ksp = cm_ksp_new(agent->media ? 0 : new_tpm_version,
+                     agent->has_device_secret ? agent->device_secret : NULL);
+    key = cm_ksp_generate(ksp, agent->key_alg, &err);
+    if (key != NULL)
+        cert = agent_make_cert(agent, key, now, &err);
+    if (cert == NULL) {
+        g_info("%s: upgrade failed, keeping the current key: %s", agent->st.smsid, err->message);
+        g_error_free(err);
+        finish(agent, out);
+        return;
+    }
+    /* Same SMSID and hardware ID, new key and certificate (REQ TRUST-12). */
+    cm_ksp_free(agent->ksp);
+    agent->ksp = g_steal_pointer(&ksp);
+    cm_key_unref(agent->key);
+    agent->key = g_steal_pointer(&key);
+    cm_cert_unref(agent->cert);
+    agent->cert = g_steal_pointer(&cert);
+    agent->tpm_version = new_tpm_version;
+    agent->st.ksp = cm_ksp_kind(agent->ksp);
+    agent->st.ksp_fell_back = cm_ksp_fell_back(agent->ksp);
+
+    /* With a PKI certificate the client keeps its registration.  Without
+     * one it registers the new certificate, at a random point of the start
+     * window so that a mass upgrade does not arrive at once.  A client that
+     * has not registered yet simply registers the new certificate when it
+     * gets there; a blocked one stays silent. */
+    reregister = !agent_have_pki(agent) && agent->st.state != CM_AGENT_BLOCKED &&
+                 (agent->reg != REG_NONE || agent->st.state == CM_AGENT_REGISTERING);
+    if (reregister) {
+        CmTime delay = agent->start_window > 0
+                           ? (CmTime)cm_rng_below(&agent->rng, (guint64)agent->start_window)
+                           : 0;
+        agent->reg = REG_NONE;
+        agent->inflight_id = 0; /* an answer for the old key is ignored */
+        agent->inflight_ep = CM_EP_NONE;
+        if (delay > 0)
+            later(agent, STEP_REGISTER, now + delay);
+        else
+            go(agent, STEP_REGISTER, now, out);
+    }
+    finish(agent, out);
+}

@@ -1,0 +1,508 @@
+/* install.c - installing the client: installation properties (REQ CLI-02),
+ * where its trust in the site comes from (REQ TRUST-04/05/06/09), its
+ * identity key in a key storage provider and its self-signed certificate
+ * (REQ TRUST-11/13), and the accessors of an installed agent.
+ *
+ * Trust sources, most trusted first:
+ *   trusted root key:  SMSPublicRootKey / SMSROOTKEYPATH (with SMSSITECODE),
+ *                      client push, directory publishing; otherwise the
+ *                      first MP (trust on first use) or, over HTTPS with
+ *                      PKI, none needed.
+ *   signing cert:      SMSSIGNCERT, client push, directory publishing;
+ *                      otherwise downloaded from the MP.
+ *
+ * RESETKEYINFORMATION=TRUE.  Each installation is a new CmAgent, so there is
+ * no key held from an earlier installation to drop; the property therefore
+ * means "this installation starts with no TRK except the one it is given
+ * now": a key given in the same installation (property or push) replaces
+ * the old one, as reinstalling with a new key does in the product, and
+ * without one the client holds none until directory publishing or its first
+ * MP provides it.  cm_agent_trk_hex() is what an operator reads to compare
+ * with the site's SMSPublicRootKey (REQ TRUST-06). */
+#include "internal.h"
+
+#include <string.h>
+
+G_DEFINE_QUARK(cm-agent-error-quark, cm_agent_error)
+
+/* ------------------------------------------------------------ names */
+
+static const char *const install_methods[] = {
+    [CM_INSTALL_MANUAL] = "manual", [CM_INSTALL_PUSH] = "push",   [CM_INSTALL_GPO] = "gpo",
+    [CM_INSTALL_SUP] = "sup",       [CM_INSTALL_IMAGE] = "image",
+};
+
+const char *
+cm_install_method_name(CmInstallMethod m)
+{
+    return (size_t)m < G_N_ELEMENTS(install_methods) ? install_methods[m] : "manual";
+}
+
+gboolean
+cm_install_method_parse(const char *s, CmInstallMethod *out, GError **error)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(install_methods); i++) {
+        if (s != NULL && g_ascii_strcasecmp(s, install_methods[i]) == 0) {
+            *out = (CmInstallMethod)i;
+            return TRUE;
+        }
+    }
+    g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INVALID,
+                "unknown installation method \"%s\": use manual, push, gpo, sup or image",
+                s ? s : "(none)");
+    return FALSE;
+}
+
+const char *
+cm_trust_source_name(CmTrustSource s)
+{
+    switch (s) {
+    case CM_SOURCE_DIRECTORY:
+        return "directory";
+    case CM_SOURCE_PUSH:
+        return "push";
+    case CM_SOURCE_PROPERTY:
+        return "property";
+    case CM_SOURCE_MP:
+        return "mp";
+    case CM_SOURCE_PKI:
+        return "pki";
+    case CM_SOURCE_NONE:
+    default:
+        return "none";
+    }
+}
+
+const char *
+cm_agent_state_name(CmAgentState s)
+{
+    static const char *const names[] = {
+        [CM_AGENT_INSTALLED] = "installed", [CM_AGENT_LOCATING] = "locating",
+        [CM_AGENT_TRUSTING] = "trusting",   [CM_AGENT_REGISTERING] = "registering",
+        [CM_AGENT_PENDING] = "pending",     [CM_AGENT_ACTIVE] = "active",
+        [CM_AGENT_BLOCKED] = "blocked",     [CM_AGENT_FAILED] = "failed",
+    };
+    return (size_t)s < G_N_ELEMENTS(names) ? names[s] : "unknown";
+}
+
+void
+cm_agent_config_default(CmAgentConfig *c)
+{
+    memset(c, 0, sizeof *c);
+    c->method = CM_INSTALL_MANUAL;
+    c->key_alg = CM_KEY_EC_P256;
+    c->sign_hash = CM_HASH_SHA256;
+    c->policy_interval = 60 * CM_USEC_PER_MIN;
+    c->inventory_interval = 7 * CM_USEC_PER_DAY;
+    c->start_window = 0;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static gboolean
+given(const char *s)
+{
+    return s != NULL && *s != '\0';
+}
+
+gboolean
+agent_have_pki(const CmAgent *agent)
+{
+    return agent->usepkicert && agent->pki_cert != NULL && !agent->pki_revoked;
+}
+
+static void
+set_trk(CmAgent *agent, CmKey *key, CmTrustSource source)
+{
+    g_clear_pointer(&agent->trk, cm_key_unref);
+    g_clear_pointer(&agent->trk_hex, g_free);
+    if (key != NULL) {
+        agent->trk = cm_key_ref(key);
+        /* The canonical form, whatever case or spacing the source used, so
+         * that an operator can compare it with the site's character by
+         * character. */
+        agent->trk_hex = cm_key_public_hex(key);
+    }
+    agent->st.trk_source = source;
+}
+
+/* The text of an SMSROOTKEYPATH file: the key copied from mobileclient.tcf,
+ * bare or as the whole "SMSPublicRootKey=<key>" line, with any surrounding
+ * white space.  New string. */
+static char *
+root_key_file_text(const char *contents)
+{
+    char *s = g_strstrip(g_strdup(contents));
+    static const char prefix[] = "SMSPublicRootKey=";
+
+    if (g_ascii_strncasecmp(s, prefix, sizeof prefix - 1) == 0) {
+        char *rest = g_strstrip(g_strdup(s + sizeof prefix - 1));
+        g_free(s);
+        s = rest;
+    }
+    return s;
+}
+
+static void
+add_candidate(CmAgent *agent, const char *name)
+{
+    if (!given(name) || strlen(name) > CM_NAME_MAX)
+        return;
+    for (guint i = 0; i < agent->candidates->len; i++)
+        if (g_ascii_strcasecmp(g_ptr_array_index(agent->candidates, i), name) == 0)
+            return;
+    g_ptr_array_add(agent->candidates, g_strdup(name));
+}
+
+/* ------------------------------------------------------------ properties */
+
+static gboolean
+install_properties(CmAgent *agent, const CmAgentConfig *c, GError **error)
+{
+    g_autofree char *path_key = NULL;
+    g_autofree char *prop_key = NULL;
+    g_autoptr(CmKey) trk = NULL;
+    const char *key_text = NULL;
+    const char *key_name = NULL;
+    GError *local = NULL;
+    const CmDirectoryInfo *dir = c->directory;
+    gboolean dir_ok = FALSE;
+
+    if (given(c->smsrootkeypath))
+        path_key = root_key_file_text(c->smsrootkeypath);
+    if (given(c->smspublicrootkey))
+        prop_key = g_strstrip(g_strdup(c->smspublicrootkey));
+    if (prop_key != NULL && path_key != NULL && g_ascii_strcasecmp(prop_key, path_key) != 0) {
+        g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INSTALL,
+                    "SMSPublicRootKey and SMSROOTKEYPATH give different trusted root keys; "
+                    "give one of them, copied from SMSPublicRootKey= in the site's "
+                    "mobileclient.tcf");
+        return FALSE;
+    }
+    if (prop_key != NULL) {
+        key_text = prop_key;
+        key_name = "SMSPublicRootKey";
+    } else if (path_key != NULL) {
+        key_text = path_key;
+        key_name = "SMSROOTKEYPATH";
+    }
+
+    /* REQ TRUST-05: a pre-provisioned key only means something together
+     * with the site it belongs to. */
+    if (key_text != NULL && !given(c->smssitecode)) {
+        g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INSTALL,
+                    "%s was given without SMSSITECODE: when you pre-provision the trusted "
+                    "root key, also give the site code, for example SMSSITECODE=PS1",
+                    key_name);
+        return FALSE;
+    }
+    if (given(c->smssitecode) && !cm_id_site_code_check(c->smssitecode, agent->site_code, &local)) {
+        g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INSTALL, "SMSSITECODE: %s",
+                    local->message);
+        g_error_free(local);
+        return FALSE;
+    }
+    if (key_text != NULL) {
+        trk = cm_key_public_from_hex(key_text, &local);
+        if (trk == NULL) {
+            g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INSTALL,
+                        "%s is not a valid trusted root key (%s); copy the whole value of "
+                        "SMSPublicRootKey= from the site's mobileclient.tcf",
+                        key_name, local->message);
+            g_error_free(local);
+            return FALSE;
+        }
+    }
+    if (c->smssigncert != NULL && !cm_cert_is_self_signed(c->smssigncert)) {
+        g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INSTALL,
+                    "SMSSIGNCERT \"%s\" is not self-signed; the site server signing "
+                    "certificate always is: export it from the site server",
+                    cm_cert_subject_cn(c->smssigncert));
+        return FALSE;
+    }
+    if (c->push_signing_cert != NULL && !cm_cert_is_self_signed(c->push_signing_cert)) {
+        g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INSTALL,
+                    "the signing certificate carried by client push is not self-signed");
+        return FALSE;
+    }
+    if (c->resetkeyinformation)
+        g_debug("RESETKEYINFORMATION: starting without a held trusted root key%s",
+                key_text != NULL || given(c->push_trk_hex) ? "; using the one given now" : "");
+
+    /* Trusted root key: property, then push, then directory (REQ TRUST-04). */
+    if (trk != NULL) {
+        set_trk(agent, trk, CM_SOURCE_PROPERTY);
+    } else if (given(c->push_trk_hex)) {
+        g_autoptr(CmKey) push = cm_key_public_from_hex(c->push_trk_hex, &local);
+        if (push == NULL) {
+            g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INSTALL,
+                        "client push carried a malformed trusted root key: %s", local->message);
+            g_error_free(local);
+            return FALSE;
+        }
+        set_trk(agent, push, CM_SOURCE_PUSH);
+    }
+
+    /* Directory publishing counts only for the client's own site: a site
+     * code given at install time wins over what the forest publishes. */
+    if (dir != NULL) {
+        char code[4];
+        if (given(dir->site_code) && cm_id_site_code_check(dir->site_code, code, NULL) &&
+            (agent->site_code[0] == '\0' || strcmp(code, agent->site_code) == 0)) {
+            dir_ok = TRUE;
+            memcpy(agent->site_code, code, sizeof code);
+        } else {
+            g_debug("directory publishing is for site %s, not this client's %s: ignored",
+                    dir->site_code ? dir->site_code : "(none)", agent->site_code);
+        }
+    }
+    if (dir_ok && agent->trk == NULL && given(dir->trk_hex)) {
+        g_autoptr(CmKey) dk = cm_key_public_from_hex(dir->trk_hex, &local);
+        if (dk != NULL) {
+            set_trk(agent, dk, CM_SOURCE_DIRECTORY);
+        } else {
+            g_info("the trusted root key published to the directory is malformed (%s); "
+                   "ignored",
+                   local->message);
+            g_clear_error(&local);
+        }
+    }
+
+    /* Site server signing certificate (REQ TRUST-09). */
+    if (c->smssigncert != NULL) {
+        agent->signcert = cm_cert_ref((CmCert *)c->smssigncert);
+        agent->st.signcert_source = CM_SOURCE_PROPERTY;
+    } else if (c->push_signing_cert != NULL) {
+        agent->signcert = cm_cert_ref((CmCert *)c->push_signing_cert);
+        agent->st.signcert_source = CM_SOURCE_PUSH;
+    } else if (dir_ok && dir->signing_cert != NULL && cm_cert_is_self_signed(dir->signing_cert)) {
+        agent->signcert = cm_cert_ref((CmCert *)dir->signing_cert);
+        agent->st.signcert_source = CM_SOURCE_DIRECTORY;
+    }
+
+    /* Service location (REQ NET-01): assigned MP, directory, DNS. */
+    add_candidate(agent, c->mp);
+    if (dir_ok && dir->mps != NULL)
+        for (const char *const *m = dir->mps; *m != NULL; m++)
+            add_candidate(agent, *m);
+    if (c->dns_mps != NULL)
+        for (const char *const *m = c->dns_mps; *m != NULL; m++)
+            add_candidate(agent, *m);
+    return TRUE;
+}
+
+/* ------------------------------------------------------------ identity */
+
+CmCert *
+agent_make_cert(CmAgent *agent, CmKey *key, CmTime now, GError **error)
+{
+    CmCertSpec spec = {0};
+
+    spec.profile = CM_CERT_CLIENT_SELF_SIGNED;
+    spec.subject_cn = agent->st.smsid;
+    /* Random, non-zero, and within 63 bits so that it stays positive
+     * wherever a signed 64-bit integer stores it. */
+    spec.serial = (cm_rng_u64(&agent->rng) >> 1) | 1;
+    spec.not_before = now - AGENT_CERT_BACKDATE;
+    spec.not_after = now + AGENT_CERT_LIFETIME;
+    spec.subject_key = key;
+    spec.hash = CM_HASH_SHA256;
+    return cm_cert_issue(&spec, error);
+}
+
+static gboolean
+install_identity(CmAgent *agent, const CmAgentConfig *c, CmTime now, GError **error)
+{
+    GError *local = NULL;
+
+    /* Media is not bound to a machine (REQ TRUST-13): software keys. */
+    agent->ksp = cm_ksp_new(c->media ? 0 : c->tpm_version,
+                            agent->has_device_secret ? agent->device_secret : NULL);
+    agent->st.ksp = cm_ksp_kind(agent->ksp);
+    agent->st.ksp_fell_back = cm_ksp_fell_back(agent->ksp);
+
+    /* The order of draws is fixed (SMSID, hardware ID, serial) so that a
+     * seeded stream always gives the same identity. */
+    cm_id_smsid_new(&agent->rng, agent->st.smsid);
+    if (given(c->hwid)) {
+        if (!cm_id_hwid_check(c->hwid, &local)) {
+            g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INVALID, "hardware ID: %s",
+                        local->message);
+            g_error_free(local);
+            return FALSE;
+        }
+        g_strlcpy(agent->st.hwid, c->hwid, sizeof agent->st.hwid);
+    } else {
+        cm_id_hwid_new(&agent->rng, agent->st.hwid);
+    }
+
+    agent->key = cm_ksp_generate(agent->ksp, agent->key_alg, &local);
+    if (agent->key == NULL)
+        goto fail;
+    agent->cert = agent_make_cert(agent, agent->key, now, &local);
+    if (agent->cert == NULL)
+        goto fail;
+    return TRUE;
+fail:
+    g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INVALID,
+                "cannot create the client's identity key and certificate: %s", local->message);
+    g_error_free(local);
+    return FALSE;
+}
+
+CmAgent *
+cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError **error)
+{
+    CmAgent *agent = NULL, *ret = NULL;
+
+    g_return_val_if_fail(config != NULL && rng != NULL, NULL);
+
+    agent = g_new0(CmAgent, 1);
+    agent->rng = *rng;
+    agent->candidates = g_ptr_array_new_with_free_func(g_free);
+    agent->mps = g_array_new(FALSE, TRUE, sizeof(AgentMp));
+    g_queue_init(&agent->fetch);
+    agent->policies =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)agent_policy_free);
+    agent->st.policy_ids = g_ptr_array_new_with_free_func(g_free);
+    agent->inventory = json_object();
+    agent->discovery = json_object();
+    agent->st.state = CM_AGENT_INSTALLED;
+
+    agent->name = given(config->name) ? g_strdup(config->name) : NULL;
+    agent->domain = g_strdup(config->domain ? config->domain : "");
+    agent->entra_token = given(config->entra_token) ? g_strdup(config->entra_token) : NULL;
+    agent->method = config->method;
+    agent->usepkicert = config->usepkicert;
+    agent->media = config->media;
+    if (config->pki_cert != NULL)
+        agent->pki_cert = cm_cert_ref((CmCert *)config->pki_cert);
+    if (config->pki_key != NULL)
+        agent->pki_key = cm_key_ref((CmKey *)config->pki_key);
+    agent->key_alg = config->key_alg;
+    agent->sign_hash = config->sign_hash;
+    agent->tpm_version = config->tpm_version;
+    if (config->device_secret != NULL) {
+        memcpy(agent->device_secret, config->device_secret, sizeof agent->device_secret);
+        agent->has_device_secret = TRUE;
+    }
+    agent->policy_interval =
+        config->policy_interval > 0 ? config->policy_interval : 60 * CM_USEC_PER_MIN;
+    agent->inventory_interval =
+        config->inventory_interval > 0 ? config->inventory_interval : 7 * CM_USEC_PER_DAY;
+    agent->start_window = config->start_window > 0 ? config->start_window : 0;
+    /* Until siteinfo says otherwise: what a site requires by default. */
+    g_strlcpy(agent->site.communication, "http-or-https", sizeof agent->site.communication);
+    agent->site.require_signing = TRUE;
+
+    if (!install_properties(agent, config, error))
+        goto out;
+    if (!install_identity(agent, config, now, error))
+        goto out;
+    if (agent->name == NULL)
+        agent->name = g_strdup_printf("CM-%.8s", agent->st.smsid + 5);
+    json_object_set_new(agent->discovery, "name", json_string(agent->name));
+    json_object_set_new(agent->discovery, "domain", json_string(agent->domain));
+    ret = g_steal_pointer(&agent);
+out:
+    cm_agent_free(agent);
+    return ret;
+}
+
+void
+cm_agent_free(CmAgent *agent)
+{
+    if (agent == NULL)
+        return;
+    g_free(agent->name);
+    g_free(agent->domain);
+    g_free(agent->entra_token);
+    g_clear_pointer(&agent->pki_cert, cm_cert_unref);
+    g_clear_pointer(&agent->pki_key, cm_key_unref);
+    g_clear_pointer(&agent->candidates, g_ptr_array_unref);
+    g_clear_pointer(&agent->ksp, cm_ksp_free);
+    g_clear_pointer(&agent->key, cm_key_unref);
+    g_clear_pointer(&agent->cert, cm_cert_unref);
+    g_clear_pointer(&agent->trk, cm_key_unref);
+    g_free(agent->trk_hex);
+    g_clear_pointer(&agent->signcert, cm_cert_unref);
+    g_clear_pointer(&agent->enc_cert, cm_cert_unref);
+    g_clear_pointer(&agent->mp_cert, cm_cert_unref);
+    g_clear_pointer(&agent->mps, g_array_unref);
+    g_free(agent->token);
+    g_queue_clear_full(&agent->fetch, (GDestroyNotify)agent_fetch_free);
+    g_clear_pointer(&agent->policies, g_hash_table_unref);
+    g_clear_pointer(&agent->st.policy_ids, g_ptr_array_unref);
+    g_clear_pointer(&agent->settings, json_decref);
+    g_clear_pointer(&agent->inventory, json_decref);
+    g_clear_pointer(&agent->discovery, json_decref);
+    g_free(agent);
+}
+
+/* ------------------------------------------------------------ accessors */
+
+const char *
+cm_agent_trk_hex(const CmAgent *agent)
+{
+    return agent->trk_hex;
+}
+
+CmTrustSource
+cm_agent_trk_source(const CmAgent *agent)
+{
+    return agent->st.trk_source;
+}
+
+CmTrustSource
+cm_agent_signcert_source(const CmAgent *agent)
+{
+    return agent->st.signcert_source;
+}
+
+const CmAgentStatus *
+cm_agent_status(const CmAgent *agent)
+{
+    return &agent->st;
+}
+
+CmKey *
+cm_agent_key(const CmAgent *agent)
+{
+    return agent->key;
+}
+
+CmCert *
+cm_agent_cert(const CmAgent *agent)
+{
+    return agent->cert;
+}
+
+const json_t *
+cm_agent_policy(const CmAgent *agent, const char *policy_id)
+{
+    const AgentPolicy *p = policy_id ? g_hash_table_lookup(agent->policies, policy_id) : NULL;
+    return p ? p->policy : NULL;
+}
+
+static void
+set_property(json_t *obj, const char *property, const char *value)
+{
+    if (property == NULL || *property == '\0')
+        return;
+    if (value == NULL)
+        json_object_del(obj, property);
+    else
+        json_object_set_new(obj, property, json_string(value));
+}
+
+void
+cm_agent_set_inventory(CmAgent *agent, const char *property, const char *value)
+{
+    set_property(agent->inventory, property, value);
+}
+
+void
+cm_agent_set_discovery(CmAgent *agent, const char *property, const char *value)
+{
+    set_property(agent->discovery, property, value);
+}

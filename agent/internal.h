@@ -1,0 +1,187 @@
+/* internal.h - what the files of libcmagent share; not part of the API. */
+#ifndef CMAGENT_INTERNAL_H
+#define CMAGENT_INTERNAL_H
+
+#ifndef G_LOG_DOMAIN
+#define G_LOG_DOMAIN "cmagent"
+#endif
+
+#include "cmagent.h"
+
+/* ------------------------------------------------------------ timing */
+
+/* Exponential backoff with full jitter (Brooker, "Exponential Backoff And
+ * Jitter"): the n-th consecutive failure waits 1 s plus a uniform draw in
+ * [0, min(CAP, BASE * 2^(n-1))).  Full jitter spreads a crowd of clients
+ * that failed together (an MP restart, a site outage) over the whole
+ * window instead of bringing them back in waves; the 1 s floor keeps a
+ * failing client from retrying in the same instant. */
+#define AGENT_BACKOFF_BASE    (30 * CM_USEC_PER_SEC)
+#define AGENT_BACKOFF_CAP     CM_USEC_PER_HOUR
+#define AGENT_BACKOFF_FLOOR   CM_USEC_PER_SEC
+/* A Retry-After is honoured, plus up to 10 % so that a crowd told the same
+ * value does not come back in the same second; values above a day are cut
+ * to a day so that a rogue or broken MP cannot silence a client for good. */
+#define AGENT_RETRY_AFTER_MAX CM_USEC_PER_DAY
+/* The agent's own deadline for a request the driver never answered; the
+ * drivers time out far earlier (and report resp == NULL), this only keeps a
+ * lost response from stalling the agent. */
+#define AGENT_REQUEST_TIMEOUT (10 * CM_USEC_PER_MIN)
+/* Consecutive failures (transport, 5xx, malformed answers) before the
+ * agent moves on to the next MP of its list. */
+#define AGENT_MP_MAX_FAILURES 3
+/* Client identity certificate: valid a year from an hour ago (a little
+ * clock skew between client and site must not make a fresh certificate
+ * "not yet valid"); renewed, and re-registered, 30 days before expiry. */
+#define AGENT_CERT_LIFETIME   (365 * CM_USEC_PER_DAY)
+#define AGENT_CERT_BACKDATE   CM_USEC_PER_HOUR
+#define AGENT_CERT_RENEW      (30 * CM_USEC_PER_DAY)
+
+/* ------------------------------------------------------------ bounds */
+
+#define AGENT_RESPONSE_MAX    (512 * 1024) /* any JSON answer */
+#define AGENT_POLICY_MAX      (256 * 1024) /* decoded policy bytes */
+#define AGENT_MAX_MPS         64           /* entries kept from a location reply */
+#define AGENT_MAX_ASSIGNMENTS 4096
+#define AGENT_POLICY_ID_MAX   64
+
+/* ------------------------------------------------------------ state */
+
+/* What the agent does when its timer fires (or right away). */
+typedef enum {
+    STEP_NONE,     /* nothing: blocked, or failed without candidates */
+    STEP_START,    /* first contact, after the start window */
+    STEP_LOCATE,   /* location request to a candidate */
+    STEP_MPCERT,   /* the chosen MP's certificate */
+    STEP_SITEINFO, /* TRK (first use), signing and encryption certs, settings */
+    STEP_REGISTER,
+    STEP_REGSTATUS,
+    STEP_ACTIVE,   /* the policy / inventory cycle decides */
+} AgentStep;
+
+typedef enum {
+    REG_NONE,     /* not registered (or must register again) */
+    REG_PENDING,  /* registered, approval pending */
+    REG_APPROVED,
+} AgentReg;
+
+/* An MP from a location reply, with the transport the agent will use. */
+typedef struct {
+    char name[CM_NAME_MAX + 1];
+    CmTransport transport;
+    gboolean ehttp; /* offers Enhanced HTTP: the fallback on https-required */
+    gboolean internet;
+} AgentMp;
+
+/* A policy to download: from the assignments. */
+typedef struct {
+    char *policy_id;
+    gint64 version;
+    char hash[65]; /* lower-case hex SHA-256 of the policy bytes */
+} AgentFetch;
+
+/* An accepted policy. */
+typedef struct {
+    gint64 version;
+    char hash[65];
+    json_t *policy; /* the verified policy object */
+} AgentPolicy;
+
+/* Site settings learned from siteinfo. */
+typedef struct {
+    char communication[16]; /* "https-only", "http-or-https", "ehttp" */
+    gboolean require_signing;
+    gboolean require_sha256;
+    gboolean encrypt;
+} AgentSiteSettings;
+
+struct CmAgent {
+    /* installation properties and the device (copied) */
+    char *name;
+    char *domain;
+    char *entra_token;
+    CmInstallMethod method;
+    gboolean usepkicert;
+    gboolean media;
+    CmCert *pki_cert;
+    CmKey *pki_key;
+    gboolean pki_revoked; /* the site said our PKI certificate is revoked */
+    CmKeyAlg key_alg;
+    CmHashAlg sign_hash;
+    int tpm_version;
+    guint8 device_secret[32];
+    gboolean has_device_secret;
+    CmTime policy_interval;
+    CmTime inventory_interval;
+    CmTime start_window;
+    char site_code[4];     /* "" until known */
+    GPtrArray *candidates; /* char*: MPs to ask for the MP list (NET-01) */
+
+    CmRng rng;
+    CmAgentStatus st;
+
+    /* identity (REQ TRUST-11) */
+    CmKsp *ksp;
+    CmKey *key;
+    CmCert *cert;
+
+    /* trust in the site */
+    CmKey *trk;
+    char *trk_hex;
+    CmCert *signcert;
+    CmCert *enc_cert;
+    CmCert *mp_cert;     /* the current MP's certificate */
+    gboolean mp_trusted; /* its certificate verified with the TRK, or PKI */
+    AgentSiteSettings site;
+    gboolean siteinfo_refreshed; /* one refresh per inventory refusal */
+
+    /* service location */
+    guint cand_idx;
+    guint loc_tr_idx;
+    GArray *mps; /* AgentMp */
+    guint mp_idx;
+    gboolean round_refused; /* an MP was refused for trust since the last round */
+
+    /* flow */
+    gboolean started;
+    AgentStep step;
+    CmTime wake_at;
+    guint64 next_id;
+    guint64 inflight_id; /* 0: nothing in flight */
+    CmEndpoint inflight_ep;
+    int fail_count;  /* consecutive failures: the backoff exponent */
+    int mp_failures; /* consecutive failures with the current MP */
+    int poll_count;  /* approval polls */
+    AgentReg reg;
+    char *token;     /* the site's client token, when approval gave one */
+
+    /* active cycle */
+    CmTime policy_due;
+    CmTime inventory_due;
+    gboolean discovery_next;
+    GQueue fetch;          /* AgentFetch* */
+    GHashTable *policies;  /* policy_id -> AgentPolicy* */
+    json_t *settings;      /* merged "settings" of the accepted policies */
+    json_t *inventory;     /* property -> string */
+    json_t *discovery;
+};
+
+/* install.c */
+gboolean agent_have_pki(const CmAgent *agent);
+/* A new self-signed identity certificate for key (SMSID as CN). */
+CmCert *agent_make_cert(CmAgent *agent, CmKey *key, CmTime now, GError **error);
+
+/* policy.c */
+/* Verifies a policybody answer for fetch: signature with the held site
+ * signing certificate (TRUST-08), hash from the assignment, and the policy's
+ * own policy_id, version and site code.  Returns the policy object (new
+ * reference) or NULL with the reason. */
+json_t *agent_policy_verify(CmAgent *agent, const AgentFetch *fetch, const json_t *resp,
+                            GError **error);
+void agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy);
+/* Drops accepted policies that are no longer assigned. */
+void agent_policy_retain(CmAgent *agent, GHashTable *assigned);
+void agent_fetch_free(AgentFetch *f);
+void agent_policy_free(AgentPolicy *p);
+
+#endif

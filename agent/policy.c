@@ -1,0 +1,160 @@
+/* policy.c - the client's side of policy (REQ POL-03, POL-06, TRUST-08):
+ * a policy is acted on only when the site server signing certificate the
+ * client holds verifies its exact bytes, the bytes hash to what the
+ * assignment announced, and the policy names this site and the version
+ * that was assigned.
+ *
+ * Not here yet (the distribution point work): downloading the content and
+ * checking it against the policy's content hash (DP-04), and holding
+ * installs to maintenance windows (POL-04).  The verified policy object is
+ * kept (cm_agent_policy) for that code to read "content" and "deadline". */
+#include "internal.h"
+
+#include <string.h>
+
+void
+agent_fetch_free(AgentFetch *f)
+{
+    if (f == NULL)
+        return;
+    g_free(f->policy_id);
+    g_free(f);
+}
+
+void
+agent_policy_free(AgentPolicy *p)
+{
+    if (p == NULL)
+        return;
+    json_decref(p->policy);
+    g_free(p);
+}
+
+json_t *
+agent_policy_verify(CmAgent *agent, const AgentFetch *fetch, const json_t *resp, GError **error)
+{
+    g_autoptr(GBytes) bytes = NULL;
+    g_autoptr(json_t) policy = NULL;
+    g_autofree char *hex = NULL;
+    CmRequest sig = {0};
+    const char *id, *sig_text, *site;
+    const guint8 *data;
+    gsize len;
+    gint64 version;
+    guint8 digest[32];
+
+    id = cm_json_str(resp, "policy_id", AGENT_POLICY_ID_MAX, error);
+    if (id == NULL)
+        return NULL;
+    if (strcmp(id, fetch->policy_id) != 0) {
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                    "asked for policy %s, the MP answered with %s", fetch->policy_id, id);
+        return NULL;
+    }
+    bytes = cm_json_b64(resp, "policy", AGENT_POLICY_MAX, error);
+    if (bytes == NULL)
+        return NULL;
+    sig_text = cm_json_str(resp, "signature", CM_HDR_MAX, error);
+    if (sig_text == NULL || !cm_msg_parse_signature(sig_text, &sig, error))
+        return NULL;
+    data = g_bytes_get_data(bytes, &len);
+
+    /* The signature first: nothing of an unverified policy is read. */
+    if (agent->signcert == NULL) {
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_UNTRUSTED,
+                    "no site server signing certificate to verify policy %s with", id);
+        return NULL;
+    }
+    if (!cm_hash_alg_allowed(sig.sig_hash, agent->site.require_sha256, error))
+        return NULL;
+    if (!cm_sig_verify(cm_cert_public_key(agent->signcert), sig.sig_hash, data, len, sig.sig,
+                       sig.sig_len, error)) {
+        g_prefix_error(error, "policy %s: ", id);
+        return NULL;
+    }
+    cm_hash(CM_HASH_SHA256, data, len, digest);
+    hex = cm_enc_hex(digest, sizeof digest);
+    if (g_ascii_strcasecmp(hex, fetch->hash) != 0) {
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_SIGNATURE,
+                    "policy %s does not hash to what its assignment announced", id);
+        return NULL;
+    }
+
+    policy = cm_json_parse(data, len, AGENT_POLICY_MAX, error);
+    if (policy == NULL)
+        return NULL;
+    id = cm_json_str(policy, "policy_id", AGENT_POLICY_ID_MAX, error);
+    if (id == NULL || !cm_json_int(policy, "version", 0, G_MAXINT64, &version, error))
+        return NULL;
+    site = cm_json_str(policy, "site_code", 3, error);
+    if (site == NULL)
+        return NULL;
+    /* A genuine policy of another policy ID, version or site is a replay,
+     * not what was assigned to this client. */
+    if (strcmp(id, fetch->policy_id) != 0 || version != fetch->version ||
+        g_ascii_strcasecmp(site, agent->site_code) != 0) {
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_REFUSED,
+                    "signed policy is %s version %" G_GINT64_FORMAT " of site %s; expected %s "
+                    "version %" G_GINT64_FORMAT " of site %s",
+                    id, version, site, fetch->policy_id, fetch->version, agent->site_code);
+        return NULL;
+    }
+    if (json_object_get(policy, "settings") != NULL && cm_json_object(policy, "settings", error) == NULL)
+        return NULL;
+    return g_steal_pointer(&policy);
+}
+
+/* Settings are merged in the order the policies were first accepted; a
+ * later policy's value for the same setting wins (REQ POL-06). */
+static void
+merge_settings(CmAgent *agent)
+{
+    json_t *merged = NULL;
+
+    for (guint i = 0; i < agent->st.policy_ids->len; i++) {
+        const AgentPolicy *p =
+            g_hash_table_lookup(agent->policies, g_ptr_array_index(agent->st.policy_ids, i));
+        json_t *s = p ? json_object_get(p->policy, "settings") : NULL;
+        if (!json_is_object(s))
+            continue;
+        if (merged == NULL)
+            merged = json_object();
+        json_object_update(merged, s);
+    }
+    g_clear_pointer(&agent->settings, json_decref);
+    agent->settings = merged;
+    agent->st.settings = merged;
+}
+
+void
+agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy)
+{
+    AgentPolicy *p = g_new0(AgentPolicy, 1);
+
+    p->version = fetch->version;
+    g_strlcpy(p->hash, fetch->hash, sizeof p->hash);
+    p->policy = policy;
+    if (!g_hash_table_contains(agent->policies, fetch->policy_id))
+        g_ptr_array_add(agent->st.policy_ids, g_strdup(fetch->policy_id));
+    g_hash_table_replace(agent->policies, g_strdup(fetch->policy_id), p);
+    agent->st.policies_accepted++;
+    merge_settings(agent);
+}
+
+void
+agent_policy_retain(CmAgent *agent, GHashTable *assigned)
+{
+    gboolean changed = FALSE;
+
+    for (guint i = agent->st.policy_ids->len; i > 0; i--) {
+        const char *id = g_ptr_array_index(agent->st.policy_ids, i - 1);
+        if (g_hash_table_contains(assigned, id))
+            continue;
+        /* The deployment is gone: so is what it set. */
+        g_hash_table_remove(agent->policies, id);
+        g_ptr_array_remove_index(agent->st.policy_ids, i - 1);
+        changed = TRUE;
+    }
+    if (changed)
+        merge_settings(agent);
+}

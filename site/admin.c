@@ -1,0 +1,280 @@
+/* admin.c - administrative actions on clients, the audit trail they leave,
+ * and the secrets the site keeps sealed (REQ ADM-03). */
+#include "internal.h"
+
+#include <string.h>
+
+const char *
+cm_client_state_name(CmClientState s)
+{
+    switch (s) {
+    case CM_CLIENT_APPROVED:
+        return "approved";
+    case CM_CLIENT_BLOCKED:
+        return "blocked";
+    case CM_CLIENT_PENDING:
+    default:
+        return "pending";
+    }
+}
+
+/* ---------------------------------------------------------------- audit */
+
+/* Each entry carries the hash of the one before, so a deleted or altered
+ * entry breaks the chain (verified by the hierarchy issue's audit command). */
+gboolean
+cm_site_audit(CmSite *site, const char *admin, const char *action, const char *target,
+              const char *detail, CmTime now, GError **error)
+{
+    GError *cause = NULL;
+    sqlite3_stmt *st;
+    g_autofree char *prev = NULL, *line = NULL, *hash_hex = NULL;
+    guint8 hash[32];
+    gboolean row = FALSE;
+
+    st = SITE_STMT(site, "SELECT hash FROM audit ORDER BY id DESC LIMIT 1", &cause);
+    if (st == NULL || !cm_store_step_row(site->store, st, &row, &cause))
+        goto fail;
+    prev = g_strdup(row ? (const char *)sqlite3_column_text(st, 0) : "");
+    if (row)
+        sqlite3_reset(st);
+    line = g_strdup_printf("%s\n%" G_GINT64_FORMAT "\n%s\n%s\n%s\n%s", prev, now, admin, action,
+                           target, detail);
+    cm_hash(CM_HASH_SHA256, line, strlen(line), hash);
+    hash_hex = cm_enc_hex(hash, sizeof hash);
+    st = SITE_STMT(site,
+                   "INSERT INTO audit(at, admin, action, target, detail, prev_hash, hash)"
+                   " VALUES (?,?,?,?,?,?,?)",
+                   &cause);
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, admin, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, prev, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, hash_hex, -1, SQLITE_STATIC);
+    if (!cm_store_step_done(site->store, st, &cause))
+        goto fail;
+    return TRUE;
+fail:
+    cm_site_store_error(error, cause);
+    return FALSE;
+}
+
+/* -------------------------------------------------------------- secrets */
+
+gboolean
+cm_site_secret_put(CmSite *site, const char *name, const void *data, size_t len, CmTime now,
+                   GError **error)
+{
+    GError *cause = NULL;
+    g_autoptr(GBytes) sealed = cm_aead_seal(site->master_key, data, len, name, &cause);
+    sqlite3_stmt *st;
+
+    if (sealed == NULL)
+        goto fail;
+    st = SITE_STMT(site, "INSERT OR REPLACE INTO secrets(name, sealed, updated) VALUES (?,?,?)",
+                   &cause);
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, g_bytes_get_data(sealed, NULL), (int)g_bytes_get_size(sealed),
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    if (!cm_store_step_done(site->store, st, &cause))
+        goto fail;
+    return TRUE;
+fail:
+    cm_site_store_error(error, cause);
+    return FALSE;
+}
+
+GBytes *
+cm_site_secret_get(CmSite *site, const char *name, GError **error)
+{
+    GError *cause = NULL;
+    sqlite3_stmt *st = SITE_STMT(site, "SELECT sealed FROM secrets WHERE name = ?", &cause);
+    gboolean row = FALSE;
+    GBytes *plain;
+
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (!cm_store_step_row(site->store, st, &row, &cause))
+        goto fail;
+    if (!row) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_NOT_FOUND, "no secret \"%s\"", name);
+        return NULL;
+    }
+    /* The name is the associated data: a blob moved to another name fails. */
+    plain = cm_aead_open(site->master_key, sqlite3_column_blob(st, 0),
+                         (size_t)sqlite3_column_bytes(st, 0), name, &cause);
+    sqlite3_reset(st);
+    if (plain == NULL) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_REFUSED, "secret \"%s\": %s", name,
+                    cause->message);
+        g_error_free(cause);
+    }
+    return plain;
+fail:
+    cm_site_store_error(error, cause);
+    return NULL;
+}
+
+/* -------------------------------------------------------------- clients */
+
+gboolean
+cm_site_client(CmSite *site, const char *smsid, CmClientInfo *out, GError **error)
+{
+    GError *cause = NULL;
+    sqlite3_stmt *st = SITE_STMT(
+        site,
+        "SELECT smsid, hwid, name, domain, state, registered_by, ksp, media, thumbprint,"
+        " registered_at, last_seen, registrations FROM clients WHERE smsid = ? AND obsolete = 0",
+        &cause);
+    gboolean row = FALSE;
+
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+    if (!cm_store_step_row(site->store, st, &row, &cause))
+        goto fail;
+    if (!row) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_NOT_FOUND, "no client %s", smsid);
+        return FALSE;
+    }
+    memset(out, 0, sizeof *out);
+    g_strlcpy(out->smsid, (const char *)sqlite3_column_text(st, 0), sizeof out->smsid);
+    g_strlcpy(out->hwid, (const char *)sqlite3_column_text(st, 1), sizeof out->hwid);
+    g_strlcpy(out->name, (const char *)sqlite3_column_text(st, 2), sizeof out->name);
+    g_strlcpy(out->domain, (const char *)sqlite3_column_text(st, 3), sizeof out->domain);
+    out->state = (CmClientState)sqlite3_column_int(st, 4);
+    out->registered_by = (CmAuthKind)sqlite3_column_int(st, 5);
+    out->ksp = (CmKspKind)sqlite3_column_int(st, 6);
+    out->media = sqlite3_column_int(st, 7) != 0;
+    g_strlcpy(out->thumbprint, (const char *)sqlite3_column_text(st, 8), sizeof out->thumbprint);
+    out->registered_at = sqlite3_column_int64(st, 9);
+    out->last_seen = sqlite3_column_int64(st, 10);
+    out->registrations = sqlite3_column_int(st, 11);
+    sqlite3_reset(st);
+    return TRUE;
+fail:
+    cm_site_store_error(error, cause);
+    return FALSE;
+}
+
+gint64
+cm_site_client_count(CmSite *site, int state)
+{
+    sqlite3_stmt *st = SITE_STMT(
+        site, "SELECT count(*) FROM clients WHERE obsolete = 0 AND (?1 < 0 OR state = ?1)", NULL);
+    gboolean row = FALSE;
+    gint64 n = -1;
+
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int(st, 1, state);
+    if (cm_store_step_row(site->store, st, &row, NULL) && row) {
+        n = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    return n;
+}
+
+/* Moves a live record to state, with what blocking entails: its
+ * certificate and hardware ID are blocked too, so the same device cannot
+ * come back under a new SMSID with the old certificate or hardware
+ * (REQ REG-03/04).  Runs inside its own transaction and audits. */
+static gboolean
+client_set_state(CmSite *site, const char *smsid, CmClientState state, const char *admin,
+                 const char *action, CmTime now, GError **error)
+{
+    GError *cause = NULL;
+    CmClientInfo info;
+    sqlite3_stmt *st;
+
+    if (!cm_store_begin(site->store, &cause))
+        goto store_fail;
+    if (!cm_site_client(site, smsid, &info, error))
+        goto fail;
+    if (state == CM_CLIENT_APPROVED && info.state == CM_CLIENT_BLOCKED) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_STATE,
+                    "client %s is blocked: unblock it before approving", smsid);
+        goto fail;
+    }
+    st = SITE_STMT(site, "UPDATE clients SET state = ? WHERE smsid = ? AND obsolete = 0", &cause);
+    if (st == NULL)
+        goto store_fail_tx;
+    sqlite3_bind_int(st, 1, state);
+    sqlite3_bind_text(st, 2, smsid, -1, SQLITE_STATIC);
+    if (!cm_store_step_done(site->store, st, &cause))
+        goto store_fail_tx;
+    if (state == CM_CLIENT_BLOCKED) {
+        const char *kinds[] = {"thumbprint", "hwid"};
+        const char *values[] = {info.thumbprint, info.hwid};
+        for (int i = 0; i < 2; i++) {
+            st = SITE_STMT(site,
+                           "INSERT OR REPLACE INTO blocked(kind, value, smsid, at) VALUES (?,?,?,?)",
+                           &cause);
+            if (st == NULL)
+                goto store_fail_tx;
+            sqlite3_bind_text(st, 1, kinds[i], -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, values[i], -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, smsid, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 4, now);
+            if (!cm_store_step_done(site->store, st, &cause))
+                goto store_fail_tx;
+        }
+        /* A blocked client leaves every collection (no policy reaches it). */
+        st = SITE_STMT(site, "DELETE FROM members WHERE smsid = ?", &cause);
+        if (st == NULL)
+            goto store_fail_tx;
+        sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+        if (!cm_store_step_done(site->store, st, &cause))
+            goto store_fail_tx;
+    } else {
+        st = SITE_STMT(site, "DELETE FROM blocked WHERE smsid = ?", &cause);
+        if (st == NULL)
+            goto store_fail_tx;
+        sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+        if (!cm_store_step_done(site->store, st, &cause))
+            goto store_fail_tx;
+        if (state == CM_CLIENT_APPROVED && !cm_site_collections_evaluate(site, smsid, error))
+            goto fail;
+    }
+    if (!cm_site_audit(site, admin, action, smsid, cm_client_state_name(state), now, error))
+        goto fail;
+    if (!cm_store_commit(site->store, &cause))
+        goto store_fail_tx;
+    return TRUE;
+store_fail_tx:
+store_fail:
+    cm_site_store_error(error, cause);
+fail:
+    cm_store_rollback(site->store);
+    return FALSE;
+}
+
+gboolean
+cm_site_admin_approve(CmSite *site, const char *smsid, const char *admin, CmTime now,
+                      GError **error)
+{
+    return client_set_state(site, smsid, CM_CLIENT_APPROVED, admin, "approve", now, error);
+}
+
+gboolean
+cm_site_admin_block(CmSite *site, const char *smsid, const char *admin, CmTime now,
+                    GError **error)
+{
+    return client_set_state(site, smsid, CM_CLIENT_BLOCKED, admin, "block", now, error);
+}
+
+gboolean
+cm_site_admin_unblock(CmSite *site, const char *smsid, const char *admin, CmTime now,
+                      GError **error)
+{
+    /* Unblocked clients return to pending: approval is decided again. */
+    return client_set_state(site, smsid, CM_CLIENT_PENDING, admin, "unblock", now, error);
+}

@@ -1,0 +1,283 @@
+/* cmsite.h - the site server library: site database, keys, registration
+ * with approval and blocking, collections, deployments and signed policies,
+ * client messages, maintenance tasks, forests and trusts.
+ *
+ * Pure logic over its SQLite store: every call takes the current time, no
+ * call opens a socket or reads the clock.  Management points hand it the
+ * client requests that need the site (cm_site_handle); administrators act
+ * through the cm_site_admin_* calls, each of which lands in the audit trail.
+ */
+#ifndef CMSITE_H
+#define CMSITE_H
+
+#include "cmproto.h"
+
+G_BEGIN_DECLS
+
+#define CM_SITE_ERROR (cm_site_error_quark())
+GQuark cm_site_error_quark(void);
+
+typedef enum {
+    CM_SITE_ERROR_INVALID,   /* a bad argument or setting */
+    CM_SITE_ERROR_NOT_FOUND, /* no such client, collection, deployment */
+    CM_SITE_ERROR_STATE,     /* not allowed in the record's state */
+    CM_SITE_ERROR_STORE,     /* the database failed */
+    CM_SITE_ERROR_REFUSED,   /* refused by a setting or trust rule */
+} CmSiteError;
+
+/* ------------------------------------------------------------ settings */
+
+typedef enum {
+    CM_COMM_HTTPS_ONLY,
+    CM_COMM_HTTP_OR_HTTPS, /* deprecated since 2103 (REQ MSG-05) */
+    CM_COMM_EHTTP,         /* Enhanced HTTP */
+} CmCommMode;
+
+typedef enum {
+    CM_APPROVAL_MANUAL,
+    CM_APPROVAL_TRUSTED_DOMAINS, /* default */
+    CM_APPROVAL_ALL,
+} CmApprovalMode;
+
+/* What the site does when a registration conflicts with a record
+ * (REQ REG-06). */
+typedef enum {
+    CM_CONFLICT_MERGE,      /* default: the new certificate replaces the old */
+    CM_CONFLICT_NEW_RECORD, /* a new record; the old one stays */
+    CM_CONFLICT_BLOCK,      /* refuse and block until an administrator decides */
+} CmConflictMode;
+
+typedef struct {
+    CmCommMode communication;
+    gboolean require_signing;
+    gboolean require_sha256;
+    gboolean encrypt;            /* clients encrypt inventory and state (REQ MSG-02) */
+    gboolean allow_3des;         /* accept legacy 3DES envelopes */
+    CmApprovalMode approval;
+    CmConflictMode conflicts;
+    gboolean crl_check;          /* check client PKI certificates against CRLs */
+    CmKeyAlg key_alg;            /* for the site's own keys */
+    int discovery_retention_days; /* 90 (REQ DATA-01) */
+    int client_status_retention_days; /* 31 (REQ DATA-02) */
+    CmTime client_token_lifetime; /* site-issued client tokens (REQ CMG-12) */
+} CmSiteSettings;
+
+void cm_site_settings_default(CmSiteSettings *s);
+const char *cm_comm_mode_name(CmCommMode m);   /* "https-only", "http-or-https", "ehttp" */
+gboolean cm_comm_mode_parse(const char *s, CmCommMode *out, GError **error);
+const char *cm_approval_mode_name(CmApprovalMode m); /* "manual", "trusted-domains", "all" */
+gboolean cm_approval_mode_parse(const char *s, CmApprovalMode *out, GError **error);
+const char *cm_conflict_mode_name(CmConflictMode m); /* "merge", "new-record", "block" */
+gboolean cm_conflict_mode_parse(const char *s, CmConflictMode *out, GError **error);
+/* Whether transport t may carry client traffic under mode m. */
+gboolean cm_comm_mode_allows(CmCommMode m, CmTransport t);
+
+/* ---------------------------------------------------------------- site */
+
+typedef struct CmSite CmSite;
+
+typedef struct {
+    const char *site_code;      /* "PS1" */
+    const char *db_path;        /* ":memory:" or a file */
+    CmStoreMode db_mode;
+    gboolean top_level;         /* a top-level site's exchange key is the TRK */
+    const char *forest;         /* the site server's forest, "corp.example" */
+    const guint8 *master_key;   /* 32 bytes: encrypts the secrets table (REQ ADM-03) */
+    const CmSiteSettings *settings; /* NULL: defaults */
+} CmSiteConfig;
+
+/* Creates a site (keys, certificates, schema) when the database is new, or
+ * opens an existing one; a database of another site code is refused. */
+CmSite *cm_site_open(const CmSiteConfig *config, CmTime now, GError **error);
+void cm_site_free(CmSite *site);
+
+const char *cm_site_code(const CmSite *site);
+const CmSiteSettings *cm_site_settings(const CmSite *site);
+gboolean cm_site_set_settings(CmSite *site, const CmSiteSettings *s, const char *admin,
+                              CmTime now, GError **error);
+
+/* The site's trust material (borrowed). */
+CmKey *cm_site_trk(const CmSite *site);             /* private: the site exchange key */
+CmCert *cm_site_signing_cert(const CmSite *site);   /* always self-signed (REQ TRUST-08) */
+CmCert *cm_site_encryption_cert(const CmSite *site);
+CmCert *cm_site_issuing_root(const CmSite *site);   /* Enhanced HTTP issuing root (REQ TRUST-10) */
+/* The SMSPublicRootKey value an installer takes (REQ TRUST-05), new string. */
+char *cm_site_export_trk(const CmSite *site);
+CmStore *cm_site_store(CmSite *site);
+/* Trust store for client PKI certificates (roots, CRLs, CTL); borrowed. */
+CmTrust *cm_site_pki_trust(CmSite *site);
+
+/* What the site publishes: the siteinfo body MPs serve (public TRK,
+ * signing and encryption certificates, client-facing settings) and the MP
+ * list of location replies; see docs/protocol.md.  New references. */
+json_t *cm_site_siteinfo_json(CmSite *site);
+json_t *cm_site_mplist_json(CmSite *site);
+
+/* ---------------------------------------------------------------- roles */
+
+/* A management point of this site: its certificate is signed with the TRK
+ * (REQ TRUST-02); with Enhanced HTTP it also gets a TLS certificate from
+ * the site's issuing root.  New references in *mp_cert / *tls_cert / *key. */
+typedef struct {
+    char name[CM_NAME_MAX + 1];
+    guint64 role_id;
+    gboolean http, https, ehttp;
+    gboolean internet; /* internet-facing (REQ NET-08) */
+} CmMpInfo;
+
+gboolean cm_site_add_mp(CmSite *site, const char *name, gboolean internet, CmTime now,
+                        CmMpInfo *info_out, CmCert **mp_cert, CmCert **tls_cert, CmKey **key,
+                        GError **error);
+/* The site's MPs (array of CmMpInfo). */
+GArray *cm_site_mps(CmSite *site);
+
+/* ------------------------------------------------ forests and domains */
+
+typedef enum {
+    CM_TRUST_NONE,
+    CM_TRUST_ONE_WAY, /* the first forest trusts the second */
+    CM_TRUST_TWO_WAY,
+} CmForestTrust;
+
+gboolean cm_site_add_forest(CmSite *site, const char *forest, const char *const *domains,
+                            GError **error);
+gboolean cm_site_set_trust(CmSite *site, const char *forest_a, const char *forest_b,
+                           CmForestTrust trust, GError **error);
+/* The forest a domain belongs to (new string), NULL for unknown/workgroup. */
+char *cm_site_forest_of(CmSite *site, const char *domain);
+/* Whether the site can verify Kerberos authentication of a principal from
+ * domain (REQ NET-03): the domain's forest is the site's, or the site's
+ * forest trusts it. */
+gboolean cm_site_kerberos_verifiable(CmSite *site, const char *domain);
+
+/* ----------------------------------------------- client requests */
+
+/* Handles a client request an MP forwarded (everything but the anonymous
+ * endpoints the MP answers itself).  Verifies the signature against the
+ * registered key, refuses blocked and unapproved clients, commits what the
+ * message carries before answering 200. */
+void cm_site_handle(CmSite *site, const CmRequest *req, CmTime now, CmResponse *resp);
+
+/* ----------------------------------------------- administration */
+
+typedef enum {
+    CM_CLIENT_PENDING,
+    CM_CLIENT_APPROVED,
+    CM_CLIENT_BLOCKED,
+} CmClientState;
+
+const char *cm_client_state_name(CmClientState s);
+
+typedef struct {
+    char smsid[CM_ID_SMSID_LEN + 1];
+    char hwid[CM_ID_HWID_LEN + 1];
+    char name[CM_NAME_MAX + 1];
+    char domain[CM_NAME_MAX + 1];
+    CmClientState state;
+    CmAuthKind registered_by;
+    CmKspKind ksp;
+    gboolean media;     /* boot/OS deployment media (REQ TRUST-13) */
+    char thumbprint[65];
+    CmTime registered_at;
+    CmTime last_seen;
+    int registrations;  /* times this record (re-)registered */
+} CmClientInfo;
+
+gboolean cm_site_client(CmSite *site, const char *smsid, CmClientInfo *out, GError **error);
+gint64 cm_site_client_count(CmSite *site, int state /* -1 all */);
+
+gboolean cm_site_admin_approve(CmSite *site, const char *smsid, const char *admin, CmTime now,
+                               GError **error);
+gboolean cm_site_admin_block(CmSite *site, const char *smsid, const char *admin, CmTime now,
+                             GError **error);
+gboolean cm_site_admin_unblock(CmSite *site, const char *smsid, const char *admin, CmTime now,
+                               GError **error);
+
+/* Collections: query rules over discovery, inventory and status data
+ * (REQ POL-01). Collection 1 is "All Systems" (every approved client). */
+typedef enum {
+    CM_RULE_DISCOVERY,
+    CM_RULE_INVENTORY,
+    CM_RULE_STATUS,
+} CmRuleSource;
+
+typedef enum {
+    CM_OP_EQ,
+    CM_OP_NE,
+    CM_OP_PREFIX,
+    CM_OP_CONTAINS,
+} CmRuleOp;
+
+typedef struct {
+    CmRuleSource source;
+    const char *property; /* "os.caption", "ou", "message_id" */
+    CmRuleOp op;
+    const char *value;
+} CmRule;
+
+#define CM_COLLECTION_ALL_SYSTEMS 1
+gboolean cm_rule_parse(const char *text, CmRuleSource *source, char **property, CmRuleOp *op,
+                       char **value, GError **error);
+gint64 cm_site_admin_create_collection(CmSite *site, const char *name, const CmRule *rules,
+                                       size_t n_rules, const char *admin, CmTime now,
+                                       GError **error);
+gboolean cm_site_in_collection(CmSite *site, gint64 collection, const char *smsid);
+gint64 cm_site_collection_size(CmSite *site, gint64 collection);
+
+/* Deployments to collections; each makes a policy signed with the site
+ * signing certificate (REQ TRUST-08). */
+typedef struct {
+    const char *name;
+    const char *content_id;
+    const guint8 *content_hash; /* SHA-256 of the content (REQ DP-04), 32 bytes */
+    gint64 content_size;
+    gboolean required;
+    CmTime deadline;
+    gint64 max_runtime_s;       /* must fit a maintenance window (REQ POL-04) */
+    json_t *settings;           /* client settings (REQ POL-06), borrowed, may be NULL */
+} CmDeployment;
+
+/* Returns the policy ID ("PS100001"), new string. */
+char *cm_site_admin_deploy(CmSite *site, gint64 collection, const CmDeployment *dep,
+                           const char *admin, CmTime now, GError **error);
+
+/* Secrets the site holds (push accounts, network access account, app
+ * secrets) are sealed under the master key, bound to their name
+ * (REQ ADM-03). */
+gboolean cm_site_secret_put(CmSite *site, const char *name, const void *data, size_t len,
+                            CmTime now, GError **error);
+GBytes *cm_site_secret_get(CmSite *site, const char *name, GError **error);
+
+/* ----------------------------------------------- maintenance */
+
+typedef struct {
+    gint64 discovery_deleted;
+    gint64 client_status_deleted;
+} CmMaintenanceResult;
+
+/* Runs the maintenance tasks due at now (REQ DATA-01/02). */
+gboolean cm_site_maintenance(CmSite *site, CmTime now, CmMaintenanceResult *out,
+                             GError **error);
+
+/* ----------------------------------------------- counters */
+
+typedef struct {
+    gint64 registrations;         /* registration requests that got an answer */
+    gint64 registrations_approved;
+    gint64 registrations_pending;
+    gint64 registrations_refused;
+    gint64 conflicts;
+    gint64 messages_accepted;     /* inventory, discovery, state, client status */
+    gint64 status_messages;
+    gint64 refusals[CM_REASON__COUNT];
+    gint64 decryptions;
+    gint64 signature_checks;
+} CmSiteCounters;
+
+const CmSiteCounters *cm_site_counters(const CmSite *site);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmSite, cm_site_free)
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,145 @@
+/* db.c - the site database schema and its small helpers. */
+#include "internal.h"
+
+#include <string.h>
+
+/* Each entry is one migration; never edit a released one, add another. */
+static const char *const migrations[] = {
+    /* 1: the site */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE site_keys(name TEXT PRIMARY KEY, sealed BLOB NOT NULL, cert BLOB);"
+    "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE mps(name TEXT PRIMARY KEY, role_id INTEGER NOT NULL UNIQUE,"
+    "  internet INTEGER NOT NULL, cert BLOB NOT NULL, tls_cert BLOB);"
+    "CREATE TABLE forests(name TEXT PRIMARY KEY);"
+    "CREATE TABLE domains(name TEXT PRIMARY KEY, forest TEXT NOT NULL REFERENCES forests(name));"
+    "CREATE TABLE trusts(a TEXT NOT NULL, b TEXT NOT NULL, kind INTEGER NOT NULL,"
+    "  PRIMARY KEY(a, b));"
+    /* clients: one live record per SMSID; superseded ones are kept, obsolete */
+    "CREATE TABLE clients(id INTEGER PRIMARY KEY, smsid TEXT NOT NULL, hwid TEXT NOT NULL,"
+    "  name TEXT NOT NULL, domain TEXT NOT NULL, state INTEGER NOT NULL,"
+    "  registered_by INTEGER NOT NULL, ksp INTEGER NOT NULL, media INTEGER NOT NULL,"
+    "  cert BLOB NOT NULL, thumbprint TEXT NOT NULL, registered_at INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL, registrations INTEGER NOT NULL DEFAULT 1,"
+    "  obsolete INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX clients_smsid ON clients(smsid) WHERE obsolete = 0;"
+    "CREATE INDEX clients_hwid ON clients(hwid);"
+    "CREATE INDEX clients_thumbprint ON clients(thumbprint);"
+    "CREATE TABLE blocked(kind TEXT NOT NULL, value TEXT NOT NULL, smsid TEXT,"
+    "  at INTEGER NOT NULL, PRIMARY KEY(kind, value));"
+    "CREATE TABLE discovery(smsid TEXT NOT NULL, property TEXT NOT NULL, value TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL, PRIMARY KEY(smsid, property)) WITHOUT ROWID;"
+    "CREATE INDEX discovery_updated ON discovery(updated);"
+    "CREATE TABLE inventory(smsid TEXT NOT NULL, property TEXT NOT NULL, value TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL, PRIMARY KEY(smsid, property)) WITHOUT ROWID;"
+    "CREATE TABLE status_messages(id INTEGER PRIMARY KEY, smsid TEXT, component TEXT NOT NULL,"
+    "  message_id INTEGER NOT NULL, severity TEXT NOT NULL, text TEXT NOT NULL,"
+    "  received INTEGER NOT NULL, via TEXT NOT NULL);"
+    "CREATE INDEX status_smsid ON status_messages(smsid);"
+    "CREATE TABLE state_messages(id INTEGER PRIMARY KEY, smsid TEXT NOT NULL,"
+    "  topic TEXT NOT NULL, state INTEGER NOT NULL, time INTEGER NOT NULL,"
+    "  received INTEGER NOT NULL);"
+    "CREATE TABLE client_status(id INTEGER PRIMARY KEY, smsid TEXT NOT NULL,"
+    "  check_name TEXT NOT NULL, result TEXT NOT NULL, received INTEGER NOT NULL);"
+    "CREATE INDEX client_status_received ON client_status(received);"
+    "CREATE TABLE collections(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE rules(id INTEGER PRIMARY KEY, collection_id INTEGER NOT NULL"
+    "  REFERENCES collections(id), source INTEGER NOT NULL, property TEXT NOT NULL,"
+    "  op INTEGER NOT NULL, value TEXT NOT NULL);"
+    "CREATE TABLE members(collection_id INTEGER NOT NULL, smsid TEXT NOT NULL,"
+    "  PRIMARY KEY(collection_id, smsid)) WITHOUT ROWID;"
+    "CREATE INDEX members_smsid ON members(smsid);"
+    "CREATE TABLE policies(policy_id TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+    "  collection_id INTEGER NOT NULL, body BLOB NOT NULL, signature BLOB NOT NULL,"
+    "  hash TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE deployments(id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+    "  collection_id INTEGER NOT NULL REFERENCES collections(id),"
+    "  policy_id TEXT NOT NULL REFERENCES policies(policy_id), created INTEGER NOT NULL);"
+    "CREATE INDEX deployments_collection ON deployments(collection_id);"
+    "CREATE TABLE secrets(name TEXT PRIMARY KEY, sealed BLOB NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, admin TEXT NOT NULL,"
+    "  action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL,"
+    "  prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+    "INSERT INTO collections(id, name, created) VALUES (1, 'All Systems', 0);",
+};
+
+gboolean
+cm_site_db_migrate(CmStore *store, GError **error)
+{
+    GError *cause = NULL;
+
+    if (!cm_store_migrate(store, migrations, G_N_ELEMENTS(migrations), &cause)) {
+        cm_site_store_error(error, cause);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+void
+cm_site_store_error(GError **error, GError *cause)
+{
+    g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_STORE, "site database: %s",
+                cause ? cause->message : "unknown failure");
+    g_clear_error(&cause);
+}
+
+gboolean
+cm_site_meta_get(CmSite *site, const char *key, char **out, GError **error)
+{
+    GError *cause = NULL;
+    sqlite3_stmt *st = SITE_STMT(site, "SELECT value FROM meta WHERE key = ?", &cause);
+    gboolean row = FALSE;
+
+    *out = NULL;
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (!cm_store_step_row(site->store, st, &row, &cause))
+        goto fail;
+    if (row) {
+        *out = g_strdup((const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+    }
+    return TRUE;
+fail:
+    cm_site_store_error(error, cause);
+    return FALSE;
+}
+
+gboolean
+cm_site_meta_set(CmSite *site, const char *key, const char *value, GError **error)
+{
+    GError *cause = NULL;
+    sqlite3_stmt *st =
+        SITE_STMT(site, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", &cause);
+
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    if (!cm_store_step_done(site->store, st, &cause))
+        goto fail;
+    return TRUE;
+fail:
+    cm_site_store_error(error, cause);
+    return FALSE;
+}
+
+guint64
+cm_site_serial_next(CmSite *site, GError **error)
+{
+    g_autofree char *v = NULL;
+    char buf[32];
+    guint64 serial;
+
+    /* Serials come from a counter in the database, so a restarted site
+     * never issues one twice. */
+    if (!cm_site_meta_get(site, "next_serial", &v, error))
+        return 0;
+    serial = v ? g_ascii_strtoull(v, NULL, 10) : 1;
+    g_snprintf(buf, sizeof buf, "%" G_GUINT64_FORMAT, serial + 1);
+    if (!cm_site_meta_set(site, "next_serial", buf, error))
+        return 0;
+    return serial;
+}

@@ -1,0 +1,68 @@
+/* internal.h - shared inside libcmsite only. */
+#ifndef CMSITE_INTERNAL_H
+#define CMSITE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "cmsite.h"
+
+typedef struct {
+    gint64 id;
+    char *name;
+    GArray *rules; /* CmRule with owned strings */
+} SiteCollection;
+
+struct CmSite {
+    char code[4];
+    char *forest;
+    gboolean top_level;
+    CmStore *store;
+    CmSiteSettings settings;
+    guint8 master_key[32];
+
+    CmKey *trk;           /* site exchange key; the TRK when top level */
+    CmKey *signing_key;
+    CmCert *signing_cert;
+    CmKey *enc_key;
+    CmCert *enc_cert;
+    CmKey *issuing_key;   /* Enhanced HTTP issuing root */
+    CmCert *issuing_cert;
+    CmTrust *pki_trust;
+
+    GHashTable *client_certs; /* smsid -> CmCert (parsed once) */
+    GPtrArray *collections;   /* SiteCollection*, loaded at open */
+    CmSiteCounters counters;
+    guint64 next_serial;
+};
+
+/* db.c */
+gboolean cm_site_db_migrate(CmStore *store, GError **error);
+/* Converts a CM_PROTO_ERROR_STORE (or any) error into CM_SITE_ERROR. */
+void cm_site_store_error(GError **error, GError *cause);
+gboolean cm_site_meta_get(CmSite *site, const char *key, char **out, GError **error);
+gboolean cm_site_meta_set(CmSite *site, const char *key, const char *value, GError **error);
+guint64 cm_site_serial_next(CmSite *site, GError **error);
+
+/* admin.c */
+gboolean cm_site_audit(CmSite *site, const char *admin, const char *action, const char *target,
+                       const char *detail, CmTime now, GError **error);
+
+/* register.c */
+void cm_site_handle_register(CmSite *site, const CmRequest *req, CmTime now, CmResponse *resp);
+void cm_site_registration_reply(CmSite *site, const char *smsid, CmTime now, CmResponse *resp);
+CmCert *cm_site_client_cert(CmSite *site, const char *smsid); /* borrowed, cached */
+
+/* collect.c */
+gboolean cm_site_collections_load(CmSite *site, GError **error);
+void cm_site_collections_free(CmSite *site);
+/* Re-evaluates every collection for smsid (inside the caller's transaction). */
+gboolean cm_site_collections_evaluate(CmSite *site, const char *smsid, GError **error);
+
+/* policy.c */
+void cm_site_handle_assignments(CmSite *site, const char *smsid, CmResponse *resp);
+void cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp);
+
+/* A statement or a GError-and-return shortcut for the store. */
+#define SITE_STMT(site, sql, error) cm_store_stmt((site)->store, (sql), (error))
+
+#endif

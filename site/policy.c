@@ -1,0 +1,190 @@
+/* policy.c - deployments to collections and the policies they make, each
+ * signed with the site server signing certificate (REQ TRUST-08).  A policy
+ * names its collection, never a client: a signed policy replayed to another
+ * client still verifies, the residual risk of REQ POL-03. */
+#include "internal.h"
+
+#include <string.h>
+
+char *
+cm_site_admin_deploy(CmSite *site, gint64 collection, const CmDeployment *dep, const char *admin,
+                     CmTime now, GError **error)
+{
+    GError *cause = NULL;
+    g_autoptr(json_t) policy = NULL;
+    g_autofree char *policy_id = NULL, *bytes = NULL, *hash_hex = NULL, *content_hex = NULL;
+    g_autoptr(GBytes) sig = NULL;
+    guint8 hash[32];
+    sqlite3_stmt *st;
+    gint64 n = 0;
+    gboolean row = FALSE, found = FALSE;
+
+    if (dep == NULL || dep->name == NULL || *dep->name == '\0' || strlen(dep->name) > 128 ||
+        dep->content_id == NULL || *dep->content_id == '\0' || strlen(dep->content_id) > 128 ||
+        dep->content_hash == NULL || dep->content_size < 0 || dep->max_runtime_s < 0) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID,
+                    "a deployment needs a name, a content ID and the content's SHA-256");
+        return NULL;
+    }
+    for (guint i = 0; i < site->collections->len; i++)
+        found |= ((SiteCollection *)g_ptr_array_index(site->collections, i))->id == collection;
+    if (!found) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_NOT_FOUND, "no collection %" G_GINT64_FORMAT,
+                    collection);
+        return NULL;
+    }
+    if (!cm_store_begin(site->store, &cause))
+        goto store_fail;
+    st = SITE_STMT(site, "SELECT count(*) FROM policies", &cause);
+    if (st == NULL || !cm_store_step_row(site->store, st, &row, &cause))
+        goto store_fail_tx;
+    n = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    /* Policy IDs read like the product's package IDs: site code + number. */
+    policy_id = g_strdup_printf("%s%05" G_GINT64_FORMAT, site->code, n + 1);
+    content_hex = cm_enc_hex(dep->content_hash, 32);
+    policy = json_pack("{s:s, s:i, s:s, s:I, s:s, s:I, s:{s:s, s:s, s:I}, s:b, s:I, s:I}",
+                       "policy_id", policy_id, "version", 1, "site_code", site->code,
+                       "collection_id", (json_int_t)collection, "deployment", dep->name, "issued",
+                       (json_int_t)(now / CM_USEC_PER_SEC), "content", "id", dep->content_id,
+                       "hash", content_hex, "size", (json_int_t)dep->content_size, "required",
+                       dep->required, "deadline", (json_int_t)(dep->deadline / CM_USEC_PER_SEC),
+                       "max_runtime_s", (json_int_t)dep->max_runtime_s);
+    if (policy == NULL) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID,
+                    "deployment fields are not valid UTF-8");
+        goto fail_tx;
+    }
+    if (dep->settings != NULL)
+        json_object_set(policy, "settings", dep->settings);
+    bytes = cm_json_dump(policy);
+    cm_hash(CM_HASH_SHA256, bytes, strlen(bytes), hash);
+    hash_hex = cm_enc_hex(hash, sizeof hash);
+    sig = cm_sig_sign(site->signing_key, CM_HASH_SHA256, bytes, strlen(bytes), &cause);
+    if (sig == NULL) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID, "cannot sign policy: %s",
+                    cause->message);
+        g_clear_error(&cause);
+        goto fail_tx;
+    }
+    st = SITE_STMT(site,
+                   "INSERT INTO policies(policy_id, version, collection_id, body, signature, hash,"
+                   " created) VALUES (?,?,?,?,?,?,?)",
+                   &cause);
+    if (st == NULL)
+        goto store_fail_tx;
+    sqlite3_bind_text(st, 1, policy_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, 1);
+    sqlite3_bind_int64(st, 3, collection);
+    sqlite3_bind_blob(st, 4, bytes, (int)strlen(bytes), SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, g_bytes_get_data(sig, NULL), (int)g_bytes_get_size(sig),
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, hash_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, now);
+    if (!cm_store_step_done(site->store, st, &cause))
+        goto store_fail_tx;
+    st = SITE_STMT(site,
+                   "INSERT INTO deployments(name, collection_id, policy_id, created) VALUES (?,?,?,?)",
+                   &cause);
+    if (st == NULL)
+        goto store_fail_tx;
+    sqlite3_bind_text(st, 1, dep->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, collection);
+    sqlite3_bind_text(st, 3, policy_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    if (!cm_store_step_done(site->store, st, &cause))
+        goto store_fail_tx;
+    if (!cm_site_audit(site, admin, "deploy", policy_id, dep->name, now, error))
+        goto fail_tx;
+    if (!cm_store_commit(site->store, &cause))
+        goto store_fail_tx;
+    return g_steal_pointer(&policy_id);
+store_fail_tx:
+    cm_site_store_error(error, cause);
+fail_tx:
+    cm_store_rollback(site->store);
+    return NULL;
+store_fail:
+    cm_site_store_error(error, cause);
+    return NULL;
+}
+
+void
+cm_site_handle_assignments(CmSite *site, const char *smsid, CmResponse *resp)
+{
+    GError *cause = NULL;
+    sqlite3_stmt *st = SITE_STMT(site,
+                                 "SELECT DISTINCT p.policy_id, p.version, p.hash FROM members m"
+                                 " JOIN deployments d ON d.collection_id = m.collection_id"
+                                 " JOIN policies p ON p.policy_id = d.policy_id"
+                                 " WHERE m.smsid = ? ORDER BY p.policy_id",
+                                 &cause);
+    g_autoptr(json_t) list = json_array();
+    gboolean row = TRUE;
+
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+    while (cm_store_step_row(site->store, st, &row, &cause) && row)
+        json_array_append_new(list, json_pack("{s:s, s:i, s:s}", "policy_id",
+                                              (const char *)sqlite3_column_text(st, 0), "version",
+                                              sqlite3_column_int(st, 1), "hash",
+                                              (const char *)sqlite3_column_text(st, 2)));
+    if (cause != NULL)
+        goto fail;
+    {
+        g_autoptr(json_t) obj = json_pack("{s:O}", "assignments", list);
+        cm_response_ok(resp, obj);
+    }
+    return;
+fail:
+    cm_response_refuse(resp, CM_REASON_INTERNAL, "policy assignments: %s", cause->message);
+    g_error_free(cause);
+}
+
+void
+cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp)
+{
+    g_autoptr(GError) e = NULL;
+    const char *policy_id = cm_json_str(body, "policy_id", 32, &e);
+    const char *smsid = cm_json_str(body, "smsid", CM_ID_SMSID_LEN, &e);
+    sqlite3_stmt *st;
+    gboolean row = FALSE;
+
+    if (policy_id == NULL || smsid == NULL) {
+        cm_response_refuse(resp, CM_REASON_BAD_REQUEST, "policy body: %s", e->message);
+        return;
+    }
+    /* Only a policy assigned to the asking client is served. */
+    st = SITE_STMT(site,
+                   "SELECT p.version, p.body, p.signature FROM policies p"
+                   " JOIN deployments d ON d.policy_id = p.policy_id"
+                   " JOIN members m ON m.collection_id = d.collection_id"
+                   " WHERE p.policy_id = ? AND m.smsid = ? LIMIT 1",
+                   &e);
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_text(st, 1, policy_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, smsid, -1, SQLITE_STATIC);
+    if (!cm_store_step_row(site->store, st, &row, &e))
+        goto fail;
+    if (!row) {
+        cm_response_refuse(resp, CM_REASON_NOT_FOUND, "no policy %s assigned to %s", policy_id,
+                           smsid);
+        return;
+    }
+    {
+        g_autofree char *policy_b64 =
+            cm_enc_b64(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+        g_autofree char *sig = cm_msg_format_signature(CM_HASH_SHA256, sqlite3_column_blob(st, 2),
+                                                       (size_t)sqlite3_column_bytes(st, 2));
+        g_autoptr(json_t) obj = json_pack("{s:s, s:i, s:s, s:s}", "policy_id", policy_id,
+                                          "version", sqlite3_column_int(st, 0), "policy",
+                                          policy_b64, "signature", sig);
+        sqlite3_reset(st);
+        cm_response_ok(resp, obj);
+    }
+    return;
+fail:
+    cm_response_refuse(resp, CM_REASON_INTERNAL, "policy body: %s", e ? e->message : "");
+}
