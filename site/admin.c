@@ -183,10 +183,49 @@ cm_site_client_count(CmSite *site, int state)
     return n;
 }
 
-/* Moves a live record to state, with what blocking entails: its
- * certificate and hardware ID are blocked too, so the same device cannot
- * come back under a new SMSID with the old certificate or hardware
- * (REQ REG-03/04).  Runs inside its own transaction and audits. */
+gboolean
+cm_site_block_in_tx(CmSite *site, const CmClientInfo *info, CmTime now, GError **error)
+{
+    GError *cause = NULL;
+    const char *kinds[] = {"thumbprint", "hwid"};
+    const char *values[] = {info->thumbprint, info->hwid};
+    sqlite3_stmt *st;
+
+    st = SITE_STMT(site, "UPDATE clients SET state = ? WHERE smsid = ? AND obsolete = 0", &cause);
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_int(st, 1, CM_CLIENT_BLOCKED);
+    sqlite3_bind_text(st, 2, info->smsid, -1, SQLITE_STATIC);
+    if (!cm_store_step_done(site->store, st, &cause))
+        goto fail;
+    for (int i = 0; i < 2; i++) {
+        st = SITE_STMT(site,
+                       "INSERT OR REPLACE INTO blocked(kind, value, smsid, at) VALUES (?,?,?,?)",
+                       &cause);
+        if (st == NULL)
+            goto fail;
+        sqlite3_bind_text(st, 1, kinds[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, values[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, info->smsid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, now);
+        if (!cm_store_step_done(site->store, st, &cause))
+            goto fail;
+    }
+    /* A blocked client leaves every collection (no policy reaches it). */
+    st = SITE_STMT(site, "DELETE FROM members WHERE smsid = ?", &cause);
+    if (st == NULL)
+        goto fail;
+    sqlite3_bind_text(st, 1, info->smsid, -1, SQLITE_STATIC);
+    if (!cm_store_step_done(site->store, st, &cause))
+        goto fail;
+    return TRUE;
+fail:
+    cm_site_store_error(error, cause);
+    return FALSE;
+}
+
+/* Moves a live record to state; blocking goes through cm_site_block_in_tx.
+ * Runs inside its own transaction and audits. */
 static gboolean
 client_set_state(CmSite *site, const char *smsid, CmClientState state, const char *admin,
                  const char *action, CmTime now, GError **error)
@@ -212,28 +251,8 @@ client_set_state(CmSite *site, const char *smsid, CmClientState state, const cha
     if (!cm_store_step_done(site->store, st, &cause))
         goto store_fail_tx;
     if (state == CM_CLIENT_BLOCKED) {
-        const char *kinds[] = {"thumbprint", "hwid"};
-        const char *values[] = {info.thumbprint, info.hwid};
-        for (int i = 0; i < 2; i++) {
-            st = SITE_STMT(site,
-                           "INSERT OR REPLACE INTO blocked(kind, value, smsid, at) VALUES (?,?,?,?)",
-                           &cause);
-            if (st == NULL)
-                goto store_fail_tx;
-            sqlite3_bind_text(st, 1, kinds[i], -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, values[i], -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, smsid, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 4, now);
-            if (!cm_store_step_done(site->store, st, &cause))
-                goto store_fail_tx;
-        }
-        /* A blocked client leaves every collection (no policy reaches it). */
-        st = SITE_STMT(site, "DELETE FROM members WHERE smsid = ?", &cause);
-        if (st == NULL)
-            goto store_fail_tx;
-        sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
-        if (!cm_store_step_done(site->store, st, &cause))
-            goto store_fail_tx;
+        if (!cm_site_block_in_tx(site, &info, now, error))
+            goto fail;
     } else {
         st = SITE_STMT(site, "DELETE FROM blocked WHERE smsid = ?", &cause);
         if (st == NULL)

@@ -47,6 +47,11 @@ guint64 cm_site_serial_next(CmSite *site, GError **error);
 gboolean cm_site_audit(CmSite *site, const char *admin, const char *action, const char *target,
                        const char *detail, CmTime now, GError **error);
 
+/* Blocks a live record inside the caller's transaction: its state, its
+ * certificate and hardware ID (so the same device cannot return under a
+ * new SMSID with either, REQ REG-03/04), and its collection memberships. */
+gboolean cm_site_block_in_tx(CmSite *site, const CmClientInfo *info, CmTime now, GError **error);
+
 /* register.c */
 void cm_site_handle_register(CmSite *site, const CmRequest *req, CmTime now, CmResponse *resp);
 void cm_site_registration_reply(CmSite *site, const char *smsid, CmTime now, CmResponse *resp);

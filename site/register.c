@@ -254,37 +254,9 @@ fail:
 static gboolean
 block_record(CmSite *site, const char *smsid, CmTime now, GError **error)
 {
-    GError *cause = NULL;
     CmClientInfo info;
-    sqlite3_stmt *st;
-    const char *kinds[] = {"thumbprint", "hwid"};
 
-    if (!cm_site_client(site, smsid, &info, error))
-        return FALSE;
-    st = SITE_STMT(site, "UPDATE clients SET state = ? WHERE smsid = ? AND obsolete = 0", &cause);
-    if (st == NULL)
-        goto fail;
-    sqlite3_bind_int(st, 1, CM_CLIENT_BLOCKED);
-    sqlite3_bind_text(st, 2, smsid, -1, SQLITE_STATIC);
-    if (!cm_store_step_done(site->store, st, &cause))
-        goto fail;
-    for (int i = 0; i < 2; i++) {
-        const char *v = i == 0 ? info.thumbprint : info.hwid;
-        st = SITE_STMT(site, "INSERT OR REPLACE INTO blocked(kind, value, smsid, at) VALUES (?,?,?,?)",
-                       &cause);
-        if (st == NULL)
-            goto fail;
-        sqlite3_bind_text(st, 1, kinds[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, v, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, smsid, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, now);
-        if (!cm_store_step_done(site->store, st, &cause))
-            goto fail;
-    }
-    return TRUE;
-fail:
-    cm_site_store_error(error, cause);
-    return FALSE;
+    return cm_site_client(site, smsid, &info, error) && cm_site_block_in_tx(site, &info, now, error);
 }
 
 CmCert *
