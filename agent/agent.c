@@ -380,7 +380,6 @@ parse_location(CmAgent *agent, const json_t *body, GError **error)
     const json_t *mps;
     char code[4];
     size_t i;
-    const json_t *e;
     GArray *list;
 
     site = cm_json_str(body, "site_code", 3, error);
@@ -396,7 +395,8 @@ parse_location(CmAgent *agent, const json_t *body, GError **error)
     if (mps == NULL)
         return FALSE;
     list = g_array_new(FALSE, TRUE, sizeof(AgentMp));
-    json_array_foreach(mps, i, e) {
+    for (i = 0; i < json_array_size(mps); i++) {
+        const json_t *e = json_array_get(mps, i);
         AgentMp m = {0};
         const char *name = json_is_object(e) ? cm_json_str(e, "name", CM_NAME_MAX, NULL) : NULL;
         gboolean http = json_is_true(json_object_get(e, "http"));
@@ -405,11 +405,10 @@ parse_location(CmAgent *agent, const json_t *body, GError **error)
         if (name == NULL || *name == '\0' || list->len >= AGENT_MAX_MPS)
             continue;
         g_strlcpy(m.name, name, sizeof m.name);
-        m.ehttp = json_is_true(json_object_get(e, "ehttp"));
         m.internet = json_is_true(json_object_get(e, "internet"));
         if (https && agent_have_pki(agent))
             m.transport = CM_TRANSPORT_HTTPS;
-        else if (m.ehttp)
+        else if (json_is_true(json_object_get(e, "ehttp")))
             m.transport = CM_TRANSPORT_EHTTP;
         else if (http)
             m.transport = CM_TRANSPORT_HTTP;
@@ -528,18 +527,16 @@ mp_fault(CmAgent *agent, AgentStep step, CmTime now, CmAgentActions *out)
     later(agent, step, now + delay);
 }
 
-/* https-required: Enhanced HTTP if this MP offers it, else the next MP. */
+/* https-required: the agent already uses the most secure transport this MP
+ * offers it (Enhanced HTTP over HTTP), so the MP wants one the client cannot
+ * do (HTTPS without a PKI certificate): the next MP.  The list is fetched
+ * again when it runs out, which is how a site that turned HTTPS-only or
+ * Enhanced HTTP is noticed. */
 static void
-https_required(CmAgent *agent, AgentStep step, CmTime now, CmAgentActions *out)
+https_required(CmAgent *agent, CmTime now, CmAgentActions *out)
 {
-    AgentMp *m = current_mp(agent);
-
-    if (m != NULL && m->transport == CM_TRANSPORT_HTTP && m->ehttp) {
-        m->transport = CM_TRANSPORT_EHTTP;
-        agent->st.transport = m->transport;
-        go(agent, step, now, out);
-        return;
-    }
+    g_info("%s: %s requires a more secure transport than %s", agent->st.smsid, agent->st.mp,
+           cm_transport_name(agent->st.transport));
     next_mp(agent, now, out);
 }
 
@@ -552,7 +549,7 @@ anon_failure(CmAgent *agent, const CmResponse *resp, AgentStep step, CmTime now,
     if (resp != NULL && reason == CM_REASON_BUSY)
         retry_busy(agent, resp, step, now);
     else if (resp != NULL && reason == CM_REASON_HTTPS_REQUIRED)
-        https_required(agent, step, now, out);
+        https_required(agent, now, out);
     else if (resp != NULL && reason == CM_REASON_UNKNOWN_ENDPOINT)
         next_mp(agent, now, out);
     else
@@ -578,8 +575,7 @@ on_mpcert(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *ou
         (cert = cm_cert_from_der(g_bytes_get_data(der, NULL), g_bytes_get_size(der), &err)) ==
             NULL) {
         if (err != NULL)
-            g_info("%s: malformed mpcert from %s: %s", agent->st.smsid, agent->st.mp,
-                   err->message);
+            g_info("%s: malformed mpcert from %s: %s", agent->st.smsid, agent->st.mp, err->message);
         g_clear_error(&err);
         mp_fault(agent, STEP_MPCERT, now, out);
         return;
@@ -588,8 +584,8 @@ on_mpcert(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *ou
      * at least name the MP the client is talking to. */
     if (g_ascii_strcasecmp(name, agent->st.mp) != 0 ||
         g_ascii_strcasecmp(cm_cert_subject_cn(cert), agent->st.mp) != 0) {
-        g_autofree char *why = g_strdup_printf("its certificate is for \"%s\"",
-                                               cm_cert_subject_cn(cert));
+        g_autofree char *why =
+            g_strdup_printf("its certificate is for \"%s\"", cm_cert_subject_cn(cert));
         refuse_mp(agent, why, now, out);
         return;
     }
@@ -660,8 +656,8 @@ parse_siteinfo(CmAgent *agent, const json_t *body, CmTime now, SiteInfo *si, GEr
     if (error != NULL && *error != NULL)
         return FALSE;
     /* REQ TRUST-08: the site server signing certificate is self-signed. */
-    if (si->signcert != NULL && (!cm_cert_is_self_signed(si->signcert) ||
-                                 !cm_cert_check_time(si->signcert, now, error))) {
+    if (si->signcert != NULL &&
+        (!cm_cert_is_self_signed(si->signcert) || !cm_cert_check_time(si->signcert, now, error))) {
         if (error != NULL && *error == NULL)
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_UNTRUSTED,
                         "the offered site server signing certificate is not self-signed");
@@ -749,8 +745,7 @@ on_siteinfo(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *
         }
     }
     if (agent->signcert == NULL && si.signcert == NULL) {
-        g_info("%s: %s offers no site server signing certificate", agent->st.smsid,
-               agent->st.mp);
+        g_info("%s: %s offers no site server signing certificate", agent->st.smsid, agent->st.mp);
         mp_fault(agent, STEP_SITEINFO, now, out);
         goto out;
     }
@@ -769,10 +764,11 @@ on_siteinfo(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *
     } else if (si.trk != NULL && !cm_key_public_equal(si.trk, agent->trk)) {
         /* The held key wins: replacing it is an installation decision
          * (REQ TRUST-06), not something an MP can make. */
-        g_info("%s: %s offers a different trusted root key; keeping the one held",
-               agent->st.smsid, agent->st.mp);
+        g_info("%s: %s offers a different trusted root key; keeping the one held", agent->st.smsid,
+               agent->st.mp);
     }
     agent->mp_trusted = TRUE;
+    agent->round_refused = FALSE;
     if (agent->signcert == NULL) {
         /* REQ TRUST-09: no trusted source gave it; downloaded from the MP. */
         agent->signcert = g_steal_pointer(&si.signcert);
@@ -783,13 +779,6 @@ on_siteinfo(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *
         agent->enc_cert = g_steal_pointer(&si.enc_cert);
     }
     agent->site = si.settings;
-    /* HTTP is refused by an HTTPS-only or Enhanced HTTP site: go straight
-     * to Enhanced HTTP when this MP offers it. */
-    if (m != NULL && m->transport == CM_TRANSPORT_HTTP && m->ehttp &&
-        strcmp(agent->site.communication, "http-or-https") != 0) {
-        m->transport = CM_TRANSPORT_EHTTP;
-        agent->st.transport = m->transport;
-    }
     resume(agent, now, out);
 out:
     siteinfo_clear(&si);
@@ -862,8 +851,8 @@ renew_cert(CmAgent *agent, CmTime now)
 /* A refusal of a signed request (or a transport failure); step is what to
  * run again. */
 static void
-signed_failure(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, AgentStep step,
-               CmTime now, CmAgentActions *out)
+signed_failure(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, AgentStep step, CmTime now,
+               CmAgentActions *out)
 {
     CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
 
@@ -901,7 +890,7 @@ signed_failure(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, AgentStep 
         later(agent, STEP_REGISTER, now + backoff(agent));
         break;
     case CM_REASON_HTTPS_REQUIRED:
-        https_required(agent, step, now, out);
+        https_required(agent, now, out);
         break;
     case CM_REASON_UNKNOWN_ENDPOINT:
         next_mp(agent, now, out);
@@ -958,8 +947,8 @@ on_registration(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime no
     token = approval ? cm_json_opt_str(body, "token", CM_JWT_MAX_LEN, &err) : NULL;
     if (approval == NULL || err != NULL || strcmp(smsid, agent->st.smsid) != 0 ||
         (strcmp(approval, "approved") != 0 && strcmp(approval, "pending") != 0)) {
-        g_info("%s: malformed %s answer from %s: %s", agent->st.smsid, cm_ep_name(ep),
-               agent->st.mp, err ? err->message : "wrong smsid or approval");
+        g_info("%s: malformed %s answer from %s: %s", agent->st.smsid, cm_ep_name(ep), agent->st.mp,
+               err ? err->message : "wrong smsid or approval");
         g_clear_error(&err);
         mp_fault(agent, step, now, out);
         return;
@@ -1091,7 +1080,7 @@ on_assignments(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentAction
     g_autoptr(json_t) body = NULL;
     g_autoptr(GHashTable) assigned = NULL;
     GQueue fetch = G_QUEUE_INIT;
-    const json_t *list, *e;
+    const json_t *list;
     GError *err = NULL;
     size_t i;
 
@@ -1104,7 +1093,8 @@ on_assignments(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentAction
     if (list == NULL)
         goto bad;
     assigned = g_hash_table_new(g_str_hash, g_str_equal);
-    json_array_foreach(list, i, e) {
+    for (i = 0; i < json_array_size(list); i++) {
+        const json_t *e = json_array_get(list, i);
         const char *id, *hash;
         gint64 version;
         const AgentPolicy *held;
@@ -1405,10 +1395,22 @@ cm_agent_upgrade(CmAgent *agent, int new_tpm_version, CmTime now, CmAgentActions
     /* With a PKI certificate the client keeps its registration.  Without
      * one it registers the new certificate, at a random point of the start
      * window so that a mass upgrade does not arrive at once.  A client that
-     * has not registered yet simply registers the new certificate when it
-     * gets there; a blocked one stays silent. */
-    reregister = !agent_have_pki(agent) && agent->st.state != CM_AGENT_BLOCKED &&
-                 (agent->reg != REG_NONE || agent->st.state == CM_AGENT_REGISTERING);
+     * has not registered yet registers the new certificate when it gets
+     * there, as does one that is still establishing trust in an MP (it
+     * registers when the trust is established, never with an unverified
+     * MP).  A blocked client stays silent. */
+    if (agent_have_pki(agent) || agent->st.state == CM_AGENT_BLOCKED)
+        reregister = FALSE;
+    else if (agent->reg == REG_NONE && agent->st.state != CM_AGENT_REGISTERING)
+        reregister = FALSE;
+    else if (!agent->mp_trusted ||
+             (agent->st.state != CM_AGENT_REGISTERING && agent->st.state != CM_AGENT_PENDING &&
+              agent->st.state != CM_AGENT_ACTIVE)) {
+        agent->reg = REG_NONE; /* resume() registers after the trust steps */
+        reregister = FALSE;
+    } else {
+        reregister = TRUE;
+    }
     if (reregister) {
         CmTime delay = agent->start_window > 0
                            ? (CmTime)cm_rng_below(&agent->rng, (guint64)agent->start_window)

@@ -23,7 +23,7 @@
 
 #include <string.h>
 
-G_DEFINE_QUARK(cm-agent-error-quark, cm_agent_error)
+G_DEFINE_QUARK(cm - agent - error - quark, cm_agent_error)
 
 /* ------------------------------------------------------------ names */
 

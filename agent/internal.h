@@ -56,20 +56,19 @@ typedef enum {
     STEP_SITEINFO, /* TRK (first use), signing and encryption certs, settings */
     STEP_REGISTER,
     STEP_REGSTATUS,
-    STEP_ACTIVE,   /* the policy / inventory cycle decides */
+    STEP_ACTIVE, /* the policy / inventory cycle decides */
 } AgentStep;
 
 typedef enum {
-    REG_NONE,     /* not registered (or must register again) */
-    REG_PENDING,  /* registered, approval pending */
+    REG_NONE,    /* not registered (or must register again) */
+    REG_PENDING, /* registered, approval pending */
     REG_APPROVED,
 } AgentReg;
 
 /* An MP from a location reply, with the transport the agent will use. */
 typedef struct {
     char name[CM_NAME_MAX + 1];
-    CmTransport transport;
-    gboolean ehttp; /* offers Enhanced HTTP: the fallback on https-required */
+    CmTransport transport; /* the most secure it offers that the agent can use */
     gboolean internet;
 } AgentMp;
 
@@ -153,16 +152,16 @@ struct CmAgent {
     int mp_failures; /* consecutive failures with the current MP */
     int poll_count;  /* approval polls */
     AgentReg reg;
-    char *token;     /* the site's client token, when approval gave one */
+    char *token; /* the site's client token, when approval gave one */
 
     /* active cycle */
     CmTime policy_due;
     CmTime inventory_due;
     gboolean discovery_next;
-    GQueue fetch;          /* AgentFetch* */
-    GHashTable *policies;  /* policy_id -> AgentPolicy* */
-    json_t *settings;      /* merged "settings" of the accepted policies */
-    json_t *inventory;     /* property -> string */
+    GQueue fetch;         /* AgentFetch* */
+    GHashTable *policies; /* policy_id -> AgentPolicy* */
+    json_t *settings;     /* merged "settings" of the accepted policies */
+    json_t *inventory;    /* property -> string */
     json_t *discovery;
 };
 

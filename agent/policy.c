@@ -99,7 +99,8 @@ agent_policy_verify(CmAgent *agent, const AgentFetch *fetch, const json_t *resp,
                     id, version, site, fetch->policy_id, fetch->version, agent->site_code);
         return NULL;
     }
-    if (json_object_get(policy, "settings") != NULL && cm_json_object(policy, "settings", error) == NULL)
+    if (json_object_get(policy, "settings") != NULL &&
+        cm_json_object(policy, "settings", error) == NULL)
         return NULL;
     return g_steal_pointer(&policy);
 }

@@ -4,8 +4,12 @@
  * run, so that corpus envelopes addressed to them reach the decryption and
  * not only the parser.  Properties:
  *  - a refusal always carries a CM_PROTO_ERROR;
- *  - an accepted envelope gives at most max_plain bytes, names a cipher,
- *    and opens the same way a second time. */
+ *  - an accepted envelope gives at most max_plain bytes and names a
+ *    cipher; an AES-GCM one opens the same way a second time.  (A CBC
+ *    envelope whose RSA-encrypted key does not decrypt is opened with a
+ *    random key, OpenSSL's defence against padding oracles, so its result
+ *    may differ from run to run: about one in 256 passes the padding
+ *    check with garbage.) */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,8 +115,7 @@ fuzz_decrypt(const Recipient *r, const uint8_t *data, size_t size)
         (cipher != CM_CIPHER_AES256_GCM && cipher != CM_CIPHER_AES256_CBC &&
          cipher != CM_CIPHER_3DES_CBC))
         abort();
-    {
-        /* Deterministic: the same envelope opens to the same bytes. */
+    if (cipher == CM_CIPHER_AES256_GCM) {
         GBytes *again = cm_cms_decrypt(r->cert, r->key, data, size, MAX_PLAIN, NULL, NULL);
         if (again == NULL || !g_bytes_equal(plain, again))
             abort();

@@ -229,11 +229,22 @@ START_TEST(test_wrong_recipient)
     /* Another party with its own certificate and key. */
     ck_assert_ptr_null(cm_cms_decrypt(other_cert, other_key, p, len, MAX_PLAIN, NULL, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_SIGNATURE);
-    /* The recipient's certificate with another key. */
-    ck_assert_ptr_null(cm_cms_decrypt(cert, rsa ? ec_key : other_key, p, len, MAX_PLAIN, NULL,
-                                      &err));
-    ck_assert_ptr_nonnull(err);
-    g_clear_error(&err);
+    /* The recipient's certificate with another key.  An RSA-transported
+     * key that does not decrypt is replaced by a random one (OpenSSL's
+     * defence against padding oracles), so a CBC envelope may then "open"
+     * to garbage, about one time in 256; never to the message. */
+    {
+        g_autoptr(GBytes) plain = cm_cms_decrypt(cert, rsa ? ec_key : other_key, p, len,
+                                                 MAX_PLAIN, NULL, &err);
+        if (plain == NULL) {
+            ck_assert_ptr_nonnull(err);
+            g_clear_error(&err);
+        } else {
+            ck_assert(rsa && cipher != CM_CIPHER_AES256_GCM);
+            ck_assert(g_bytes_get_size(plain) != strlen(INVENTORY) ||
+                      memcmp(g_bytes_get_data(plain, NULL), INVENTORY, strlen(INVENTORY)) != 0);
+        }
+    }
     /* The right key with another certificate. */
     ck_assert_ptr_null(cm_cms_decrypt(other_cert, key, p, len, MAX_PLAIN, NULL, &err));
     ck_assert_ptr_nonnull(err);
