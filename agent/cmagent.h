@@ -14,6 +14,9 @@
 
 G_BEGIN_DECLS
 
+/* The client version cmlab's agent reports (the product's 2309 build). */
+#define CM_AGENT_VERSION "5.00.9122.1000"
+
 #define CM_AGENT_ERROR (cm_agent_error_quark())
 GQuark cm_agent_error_quark(void);
 

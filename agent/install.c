@@ -403,6 +403,13 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
         agent->name = g_strdup_printf("CM-%.8s", agent->st.smsid + 5);
     json_object_set_new(agent->discovery, "name", json_string(agent->name));
     json_object_set_new(agent->discovery, "domain", json_string(agent->domain));
+    /* What every client's hardware inventory reports at least; the driver
+     * adds the rest with cm_agent_set_inventory. */
+    json_object_set_new(agent->inventory, "system.name", json_string(agent->name));
+    json_object_set_new(agent->inventory, "system.domain", json_string(agent->domain));
+    json_object_set_new(agent->inventory, "client.version", json_string(CM_AGENT_VERSION));
+    json_object_set_new(agent->inventory, "client.ksp",
+                        json_string(cm_ksp_kind_name(agent->st.ksp)));
     ret = g_steal_pointer(&agent);
 out:
     cm_agent_free(agent);
