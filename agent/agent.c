@@ -757,7 +757,7 @@ on_siteinfo(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *
         /* Over HTTPS with PKI the MP was authenticated by the PKI, so the key
          * is not taken on trust; otherwise it is (TOFU). */
         agent->trk = g_steal_pointer(&si.trk);
-        agent->trk_hex = cm_key_public_hex(agent->trk);
+        g_clear_pointer(&agent->trk_hex, g_free); /* made again when asked */
         agent->st.trk_source = via_pki ? CM_SOURCE_PKI : CM_SOURCE_MP;
     } else if (agent->trk == NULL && via_pki) {
         agent->st.trk_source = CM_SOURCE_PKI;

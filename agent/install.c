@@ -118,10 +118,6 @@ set_trk(CmAgent *agent, CmKey *key, CmTrustSource source)
     g_clear_pointer(&agent->trk_hex, g_free);
     if (key != NULL) {
         agent->trk = cm_key_ref(key);
-        /* The canonical form, whatever case or spacing the source used, so
-         * that an operator can compare it with the site's character by
-         * character. */
-        agent->trk_hex = cm_key_public_hex(key);
     }
     agent->st.trk_source = source;
 }
@@ -451,6 +447,13 @@ cm_agent_free(CmAgent *agent)
 const char *
 cm_agent_trk_hex(const CmAgent *agent)
 {
+    CmAgent *a = (CmAgent *)agent; /* a cache of a value the agent holds */
+
+    /* The canonical form, whatever case or spacing the source used, so that
+     * an operator can compare it with the site's character by character.
+     * Made when asked: encoding a key costs OpenSSL more than using it. */
+    if (a->trk_hex == NULL && a->trk != NULL)
+        a->trk_hex = cm_key_public_hex(a->trk);
     return agent->trk_hex;
 }
 

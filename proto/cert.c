@@ -14,6 +14,9 @@ struct CmCert {
     gint refs;
     X509 *x509;
     CmKey *pub;
+    /* SHA-256 of the DER encoding, made on first use: re-encoding costs
+     * about a third of a parse, and most certificates never need it. */
+    gsize thumbprint_done;
     guint8 thumbprint[32];
     char *cn;
     CmTime not_before;
@@ -71,27 +74,17 @@ format_time(CmTime t, char buf[32])
 
 /* ------------------------------------------------------------- parse */
 
-/* Wraps x509 (taking a reference).  The thumbprint is the hash of its DER
- * encoding, never of the bytes it was parsed from: OpenSSL also takes BER
- * (long-form lengths, say), and the same certificate must have one
- * thumbprint, the one a CTL lists. */
+/* Wraps x509 (taking a reference). */
 static CmCert *
 cert_wrap(X509 *x509, GError **error)
 {
     CmCert *cert = NULL;
-    unsigned char *der = NULL;
-    int der_len;
     EVP_PKEY *pkey;
     X509_NAME *subject;
     int idx;
     const ASN1_INTEGER *serial;
     uint64_t serial64 = 0;
 
-    der_len = i2d_X509(x509, &der);
-    if (der_len <= 0) {
-        cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "cannot encode certificate");
-        goto out;
-    }
     pkey = X509_get_pubkey(x509); /* new reference */
     if (pkey == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID,
@@ -111,7 +104,6 @@ cert_wrap(X509 *x509, GError **error)
                     "certificate validity period cannot be decoded");
         goto fail;
     }
-    cm_hash(CM_HASH_SHA256, der, (size_t)der_len, cert->thumbprint);
     subject = X509_get_subject_name(x509);
     idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
     if (idx >= 0) {
@@ -136,7 +128,6 @@ fail:
     g_free(cert);
     cert = NULL;
 out:
-    OPENSSL_free(der);
     return cert;
 }
 
@@ -158,6 +149,7 @@ cm_cert_from_der(const guint8 *der, size_t len, GError **error)
                     "certificate of %zu bytes refused: at most %d", len, CM_CERT_MAX_DER);
         return NULL;
     }
+    CM_COUNT(cert_parse);
     x509 = d2i_X509(NULL, &p, (long)len);
     if (x509 == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "not a DER X.509 certificate");
@@ -206,6 +198,7 @@ cm_cert_bundle_from_pem(const char *pem, size_t len, size_t max_certs, GError **
     cm_openssl_clear();
     while (certs->len < max_certs &&
            (x509 = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL)) != NULL) {
+        CM_COUNT(cert_parse);
         int der_len = i2d_X509(x509, NULL);
         CmCert *cert = NULL;
         if (der_len <= 0 || der_len > CM_CERT_MAX_DER)
@@ -302,16 +295,30 @@ cm_cert_public_key(const CmCert *cert)
     return cert->pub;
 }
 
+/* The hash of the DER encoding, never of the bytes a certificate was parsed
+ * from: OpenSSL also takes BER (long-form lengths, say), and a certificate
+ * must have one thumbprint, the one a CTL lists. */
 const guint8 *
 cm_cert_thumbprint(const CmCert *cert)
 {
+    CmCert *c = (CmCert *)cert; /* a cache, not part of the value */
+
+    if (g_once_init_enter(&c->thumbprint_done)) {
+        unsigned char *der = NULL;
+        int len = i2d_X509(c->x509, &der);
+        if (len <= 0)
+            g_error("cannot encode a parsed certificate"); /* allocation failure only */
+        cm_hash(CM_HASH_SHA256, der, (size_t)len, c->thumbprint);
+        OPENSSL_free(der);
+        g_once_init_leave(&c->thumbprint_done, 1);
+    }
     return cert->thumbprint;
 }
 
 char *
 cm_cert_thumbprint_hex(const CmCert *cert)
 {
-    return cm_enc_hex(cert->thumbprint, sizeof cert->thumbprint);
+    return cm_enc_hex(cm_cert_thumbprint(cert), 32);
 }
 
 const char *
@@ -341,7 +348,10 @@ cm_cert_not_after(const CmCert *cert)
 gboolean
 cm_cert_is_self_signed(const CmCert *cert)
 {
-    int rc = X509_self_signed(cert->x509, 1);
+    int rc;
+
+    CM_COUNT(verify);
+    rc = X509_self_signed(cert->x509, 1);
     cm_openssl_clear();
     return rc == 1;
 }
@@ -379,6 +389,7 @@ cm_cert_check_time(const CmCert *cert, CmTime now, GError **error)
 gboolean
 cm_cert_check_signed_by(const CmCert *cert, const CmKey *issuer, CmTime now, GError **error)
 {
+    CM_COUNT(verify);
     if (X509_verify(cert->x509, cm_key_evp(issuer)) != 1) {
         cm_openssl_clear();
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_UNTRUSTED,
@@ -533,6 +544,7 @@ cm_cert_issue(const CmCertSpec *spec, GError **error)
 
     if (!spec_check(spec, error))
         goto out;
+    CM_COUNT(cert_issue);
     signer = spec->issuer_key != NULL ? spec->issuer_key : spec->subject_key;
     prof = profile_of(spec->profile, cm_key_alg(spec->subject_key));
 

@@ -114,6 +114,25 @@ gboolean cm_id_hwid_check(const char *hwid, GError **error);
 /* Management point role ID: a positive 64-bit decimal number. */
 gboolean cm_id_role_id_parse(const char *s, guint64 *out, GError **error);
 
+/* ------------------------------------------------------------ counters */
+
+/* How many of each costly operation this process performed, so that a
+ * benchmark can time the same work alone and the simulator can charge it.
+ * Relaxed atomic counters: cheap, and exact once the threads are done. */
+typedef struct {
+    guint64 keygen;
+    guint64 sign;
+    guint64 verify;
+    guint64 cert_issue;
+    guint64 cert_parse;
+    guint64 key_parse; /* DER/PEM keys */
+    guint64 cms_encrypt;
+    guint64 cms_decrypt;
+} CmCryptoCounters;
+
+void cm_crypto_counters_get(CmCryptoCounters *out);
+void cm_crypto_counters_reset(void);
+
 /* ------------------------------------------------------------- hashes */
 
 typedef enum {

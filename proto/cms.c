@@ -83,6 +83,7 @@ cm_cms_encrypt(const CmCert *recipient, CmCipher cipher, const void *data, size_
     out = BIO_new(BIO_s_mem());
     if (recips == NULL || in == NULL || out == NULL || !sk_X509_push(recips, cm_cert_x509(recipient)))
         g_error("out of memory");
+    CM_COUNT(cms_encrypt);
     cms = CMS_encrypt(recips, in, evp_cipher(cipher), CMS_BINARY);
     if (cms == NULL || !i2d_CMS_bio(out, cms)) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "CMS encryption failed");
@@ -152,6 +153,7 @@ cm_cms_decrypt(const CmCert *recipient, const CmKey *key, const guint8 *der, siz
     out = BIO_new(BIO_s_mem());
     if (out == NULL)
         g_error("out of memory");
+    CM_COUNT(cms_decrypt);
     if (!CMS_decrypt(cms, cm_key_evp(key), cm_cert_x509(recipient), NULL, out, CMS_BINARY)) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_SIGNATURE,
                              "cannot decrypt: not addressed to this key, or altered");

@@ -32,4 +32,8 @@ CmKey *cm_key_wrap(EVP_PKEY *pkey, unsigned flags, GError **error);
 EVP_PKEY_CTX *cm_key_take_ctx(const CmKey *key, gboolean sign, CmHashAlg hash);
 void cm_key_give_ctx(const CmKey *key, gboolean sign, CmHashAlg hash, EVP_PKEY_CTX *ctx);
 
+/* The process-wide operation counters behind cm_crypto_counters_get. */
+extern CmCryptoCounters cm_crypto_counters_;
+#define CM_COUNT(field) __atomic_fetch_add(&cm_crypto_counters_.field, 1, __ATOMIC_RELAXED)
+
 #endif

@@ -124,6 +124,7 @@ cm_key_generate(CmKeyAlg alg, GError **error)
 {
     EVP_PKEY *pkey;
 
+    CM_COUNT(keygen);
     if (alg == CM_KEY_RSA_2048)
         pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     else
@@ -196,7 +197,11 @@ cm_key_id(const CmKey *key)
 gboolean
 cm_key_public_equal(const CmKey *a, const CmKey *b)
 {
-    return a == b || memcmp(cm_key_id(a), cm_key_id(b), 32) == 0;
+    /* Compares the key material; encoding both to hash them costs more. */
+    int eq = a == b ? 1 : EVP_PKEY_eq(a->pkey, b->pkey);
+
+    cm_openssl_clear();
+    return eq == 1;
 }
 
 GBytes *
@@ -254,6 +259,7 @@ cm_key_public_from_der(const guint8 *der, size_t len, GError **error)
                     "public key of %zu bytes refused: at most %d", len, KEY_MAX_DER);
         return NULL;
     }
+    CM_COUNT(key_parse);
     pkey = d2i_PUBKEY(NULL, &p, (long)len);
     if (pkey == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID,
@@ -283,6 +289,7 @@ cm_key_public_from_pem(const char *pem, size_t len, GError **error)
         return NULL;
     }
     bio = BIO_new_mem_buf(pem, (int)len);
+    CM_COUNT(key_parse);
     pkey = bio ? PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL) : NULL;
     BIO_free(bio);
     if (pkey == NULL) {
@@ -352,6 +359,7 @@ cm_key_private_from_pem(const char *pem, size_t len, GError **error)
         return NULL;
     }
     bio = BIO_new_mem_buf(pem, (int)len);
+    CM_COUNT(key_parse);
     pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
     BIO_free(bio);
     if (pkey == NULL) {

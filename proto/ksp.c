@@ -81,6 +81,7 @@ cm_ksp_generate(CmKsp *ksp, CmKeyAlg alg, GError **error)
 {
     EVP_PKEY *pkey;
 
+    CM_COUNT(keygen);
     if (alg == CM_KEY_RSA_2048)
         pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     else
@@ -257,6 +258,7 @@ cm_ksp_unseal(CmKsp *ksp, const guint8 *blob, size_t len, GError **error)
         goto out;
     }
     p = plain;
+    CM_COUNT(key_parse);
     pkey = d2i_AutoPrivateKey(NULL, &p, (long)plain_len);
     if (pkey == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "sealed key is corrupt");

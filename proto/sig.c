@@ -24,6 +24,7 @@ cm_sig_sign(const CmKey *key, CmHashAlg hash, const void *data, size_t len, GErr
                     "cannot sign with a public key");
         goto out;
     }
+    CM_COUNT(sign);
     dgst_len = cm_hash(hash, data, len, dgst);
     ctx = cm_key_take_ctx(key, TRUE, hash);
     if (ctx == NULL || EVP_PKEY_sign(ctx, sig, &sig_len, dgst, dgst_len) != 1) {
@@ -51,6 +52,7 @@ cm_sig_verify(const CmKey *key, CmHashAlg hash, const void *data, size_t len, co
                     "signature of %zu bytes refused: expected 1 to %d", sig_len, CM_SIG_MAX);
         goto out;
     }
+    CM_COUNT(verify);
     dgst_len = cm_hash(hash, data, len, dgst);
     ctx = cm_key_take_ctx(key, FALSE, hash);
     if (ctx == NULL) {

@@ -195,6 +195,9 @@ cm_trust_verify(CmTrust *trust, const CmCert *leaf, GPtrArray *untrusted, CmTime
         X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
 
     rc = X509_verify_cert(ctx);
+    /* One signature checked per certificate below the anchor. */
+    for (int n = MAX(sk_X509_num(X509_STORE_CTX_get0_chain(ctx)) - 1, 1); n > 0; n--)
+        CM_COUNT(verify);
     if (rc != 1) {
         int err = X509_STORE_CTX_get_error(ctx);
         int depth = X509_STORE_CTX_get_error_depth(ctx);

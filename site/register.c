@@ -424,6 +424,9 @@ cm_site_handle_register(CmSite *site, const CmRequest *req, CmTime now, CmRespon
     if (!cm_site_collections_evaluate(site, r.smsid, &e) || !cm_store_commit(site->store, &e))
         goto fail;
     in_tx = FALSE;
+    /* Keep the certificate parsed for the messages that follow; a
+     * re-registration replaced whatever was cached. */
+    g_hash_table_replace(site->client_certs, g_strdup(r.smsid), cm_cert_ref(r.cert));
     cm_site_registration_reply(site, r.smsid, now, resp);
     goto out;
 fail:

@@ -13,10 +13,15 @@
 #include <openssl/x509v3.h>
 
 #include "cmproto.h"
+#include "cmagent.h"
+#include "cmmp.h"
+#include "cmsim.h"
+#include "cmsite.h"
 
 static double opt_seconds = 0.25;
 static int opt_rounds = 5;
 static char *opt_only;
+static int opt_lifecycle = 300;
 
 typedef struct {
     const char *name;
@@ -295,6 +300,305 @@ ctx_clear(Ctx *c)
     g_bytes_unref(c->cert_der);
 }
 
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* A site with one MP in memory; requests go MP -> site as function calls. */
+typedef struct {
+    CmSite *site;
+    CmMp *mp;
+    char mp_name[CM_NAME_MAX + 1];
+} BenchLab;
+
+static gboolean
+bench_deliver(void *ctx, const CmAgentSend *send, CmRequest *req, CmResponse *resp, CmTime now)
+{
+    BenchLab *lab = ctx;
+
+    if (g_ascii_strcasecmp(send->mp, lab->mp_name) != 0)
+        return FALSE;
+    if (cm_mp_handle(lab->mp, req, now, resp) == CM_MP_FORWARD) {
+        cm_site_handle(lab->site, req, now, resp);
+        cm_mp_forwarded(lab->mp, req, resp, now);
+    }
+    return TRUE;
+}
+
+static void
+die(const char *what, GError *error)
+{
+    fprintf(stderr, "cmlab-bench: %s: %s\n", what, error ? error->message : "failed");
+    exit(2);
+}
+
+static BenchLab *
+bench_lab_new(CmTime now)
+{
+    static guint8 master[32] = {1};
+    BenchLab *lab = g_new0(BenchLab, 1);
+    CmSiteSettings s;
+    CmSiteConfig config = {.site_code = "PS1", .db_path = ":memory:", .db_mode = CM_STORE_MEMORY,
+                           .top_level = TRUE, .forest = "corp.example", .master_key = master,
+                           .settings = &s};
+    CmMpInfo info;
+    CmCert *mp_cert = NULL, *tls = NULL;
+    CmKey *mp_key = NULL;
+    GError *error = NULL;
+    guint8 hash[32] = {0};
+    CmDeployment dep = {.name = "Baseline", .content_id = "KB5000001", .content_hash = hash,
+                        .content_size = 1 << 20, .required = TRUE, .max_runtime_s = 3600};
+    g_autofree char *policy = NULL;
+    json_t *siteinfo, *list;
+
+    cm_site_settings_default(&s);
+    s.approval = CM_APPROVAL_ALL;
+    s.encrypt = TRUE;
+    s.communication = CM_COMM_EHTTP;
+    lab->site = cm_site_open(&config, now, &error);
+    if (lab->site == NULL ||
+        !cm_site_add_mp(lab->site, "mp1.corp.example", FALSE, now, &info, &mp_cert, &tls, &mp_key,
+                        &error))
+        die("site", error);
+    g_strlcpy(lab->mp_name, info.name, sizeof lab->mp_name);
+    siteinfo = cm_site_siteinfo_json(lab->site);
+    list = cm_site_mplist_json(lab->site);
+    lab->mp = cm_mp_new(&(CmMpConfig){.name = info.name, .role_id = info.role_id,
+                                      .mp_cert = mp_cert, .siteinfo = siteinfo, .mplist = list},
+                        &error);
+    if (lab->mp == NULL)
+        die("mp", error);
+    policy = cm_site_admin_deploy(lab->site, CM_COLLECTION_ALL_SYSTEMS, &dep, "bench", now, &error);
+    if (policy == NULL)
+        die("deploy", error);
+    json_decref(siteinfo);
+    json_decref(list);
+    cm_cert_unref(mp_cert);
+    cm_cert_unref(tls);
+    cm_key_unref(mp_key);
+    return lab;
+}
+
+static void
+bench_lab_free(BenchLab *lab)
+{
+    cm_mp_free(lab->mp);
+    cm_site_free(lab->site);
+    g_free(lab);
+}
+
+/* The crypto of a lifecycle, timed alone with the same library calls. */
+typedef struct {
+    CmKey *key, *pub;
+    CmCert *cert;
+    GBytes *cert_der;
+    GBytes *pub_der;
+    GBytes *sig;
+    CmCert *enc_cert;
+    CmKey *enc_key;
+    GBytes *envelope;
+    guint8 msg[512];
+    guint64 serial;
+} CryptoCtx;
+
+static gboolean
+c_keygen(void *p)
+{
+    CmKey *k = cm_key_generate(CM_KEY_EC_P256, NULL);
+    (void)p;
+    cm_key_unref(k);
+    return k != NULL;
+}
+
+static gboolean
+c_sign(void *p)
+{
+    CryptoCtx *c = p;
+    GBytes *sig = cm_sig_sign(c->key, CM_HASH_SHA256, c->msg, sizeof c->msg, NULL);
+    g_bytes_unref(sig);
+    return sig != NULL;
+}
+
+static gboolean
+c_verify(void *p)
+{
+    CryptoCtx *c = p;
+    return cm_sig_verify(c->pub, CM_HASH_SHA256, c->msg, sizeof c->msg,
+                         g_bytes_get_data(c->sig, NULL), g_bytes_get_size(c->sig), NULL);
+}
+
+static gboolean
+c_issue(void *p)
+{
+    CryptoCtx *c = p;
+    CmTime t = G_GINT64_CONSTANT(1767225600) * CM_USEC_PER_SEC;
+    CmCertSpec spec = {.profile = CM_CERT_CLIENT_SELF_SIGNED, .subject_cn = "GUID:bench",
+                       .serial = ++c->serial, .not_before = t, .not_after = t + CM_USEC_PER_DAY,
+                       .subject_key = c->key};
+    CmCert *cert = cm_cert_issue(&spec, NULL);
+    cm_cert_unref(cert);
+    return cert != NULL;
+}
+
+static gboolean
+c_parse(void *p)
+{
+    CryptoCtx *c = p;
+    CmCert *cert = cm_cert_from_der(g_bytes_get_data(c->cert_der, NULL),
+                                    g_bytes_get_size(c->cert_der), NULL);
+    cm_cert_unref(cert);
+    return cert != NULL;
+}
+
+static gboolean
+c_key_parse(void *p)
+{
+    CryptoCtx *c = p;
+    CmKey *k = cm_key_public_from_der(g_bytes_get_data(c->pub_der, NULL),
+                                      g_bytes_get_size(c->pub_der), NULL);
+    cm_key_unref(k);
+    return k != NULL;
+}
+
+static gboolean
+c_encrypt(void *p)
+{
+    CryptoCtx *c = p;
+    GBytes *env = cm_cms_encrypt(c->enc_cert, CM_CIPHER_AES256_GCM, c->msg, sizeof c->msg, NULL);
+    g_bytes_unref(env);
+    return env != NULL;
+}
+
+static gboolean
+c_decrypt(void *p)
+{
+    CryptoCtx *c = p;
+    GBytes *plain = cm_cms_decrypt(c->enc_cert, c->enc_key, g_bytes_get_data(c->envelope, NULL),
+                                   g_bytes_get_size(c->envelope), 1 << 20, NULL, NULL);
+    g_bytes_unref(plain);
+    return plain != NULL;
+}
+
+static void
+crypto_ctx_init(CryptoCtx *c)
+{
+    CmTime t = G_GINT64_CONSTANT(1767225600) * CM_USEC_PER_SEC;
+    CmCertSpec spec = {.profile = CM_CERT_CLIENT_SELF_SIGNED, .subject_cn = "GUID:bench",
+                       .serial = 1, .not_before = t, .not_after = t + CM_USEC_PER_DAY};
+
+    memset(c, 0, sizeof *c);
+    c->key = cm_key_generate(CM_KEY_EC_P256, NULL);
+    c->enc_key = cm_key_generate(CM_KEY_EC_P256, NULL);
+    spec.subject_key = c->key;
+    c->cert = cm_cert_issue(&spec, NULL);
+    if (c->key == NULL || c->enc_key == NULL || c->cert == NULL)
+        die("crypto setup", NULL);
+    /* Verification with a key parsed from a certificate, as the site does. */
+    c->pub = cm_key_ref(cm_cert_public_key(c->cert));
+    c->cert_der = cm_cert_to_der(c->cert);
+    c->pub_der = cm_key_public_der(c->key);
+    c->sig = cm_sig_sign(c->key, CM_HASH_SHA256, c->msg, sizeof c->msg, NULL);
+    spec.profile = CM_CERT_ENCRYPTION;
+    spec.subject_key = c->enc_key;
+    spec.serial = 2;
+    c->enc_cert = cm_cert_issue(&spec, NULL);
+    c->envelope = cm_cms_encrypt(c->enc_cert, CM_CIPHER_AES256_GCM, c->msg, sizeof c->msg, NULL);
+    if (c->key == NULL || c->cert == NULL || c->sig == NULL || c->envelope == NULL)
+        die("crypto setup", NULL);
+}
+
+static void
+crypto_ctx_clear(CryptoCtx *c)
+{
+    cm_key_unref(c->key);
+    cm_key_unref(c->pub);
+    cm_cert_unref(c->cert);
+    g_bytes_unref(c->cert_der);
+    g_bytes_unref(c->pub_der);
+    g_bytes_unref(c->sig);
+    cm_cert_unref(c->enc_cert);
+    cm_key_unref(c->enc_key);
+    g_bytes_unref(c->envelope);
+}
+
+/* One client's whole lifecycle in memory against the real role code, beside
+ * the same cryptographic operations timed alone (issue: role libraries). */
+static void
+run_lifecycle(int n)
+{
+    CmTime t0 = G_GINT64_CONSTANT(1767225600) * CM_USEC_PER_SEC;
+    BenchLab *lab = bench_lab_new(t0);
+    g_autofree char *trk = cm_site_export_trk(lab->site);
+    CmCryptoCounters before, after;
+    double start, wall, alone = 0;
+    int active = 0;
+    CryptoCtx cc;
+    struct {
+        const char *name;
+        guint64 count;
+        gboolean (*fn)(void *);
+    } ops[8];
+
+    cm_crypto_counters_get(&before);
+    start = now_s();
+    for (int i = 0; i < n; i++) {
+        CmAgentConfig c;
+        CmRng rng;
+        GError *error = NULL;
+        CmAgent *agent;
+        CmTime now = t0;
+        g_autofree char *name = g_strdup_printf("PC%05d", i);
+
+        cm_agent_config_default(&c);
+        c.name = name;
+        c.smssitecode = "PS1";
+        c.smspublicrootkey = trk;
+        c.mp = lab->mp_name;
+        c.tpm_version = 2;
+        cm_rng_init_seeded(&rng, 42, (guint64)i);
+        agent = cm_agent_new(&c, &rng, now, &error);
+        if (agent == NULL)
+            die("agent", error);
+        cm_sim_run_agent(agent, &now, t0 + 10 * CM_USEC_PER_MIN, 1000, bench_deliver, lab);
+        active += cm_agent_status(agent)->state == CM_AGENT_ACTIVE &&
+                  cm_agent_status(agent)->inventories_sent > 0 &&
+                  cm_agent_status(agent)->policies_accepted == 1;
+        cm_agent_free(agent);
+    }
+    wall = now_s() - start;
+    cm_crypto_counters_get(&after);
+    if (active != n) {
+        fprintf(stderr, "cmlab-bench: only %d of %d clients completed the lifecycle\n", active, n);
+        exit(1);
+    }
+
+    crypto_ctx_init(&cc);
+    ops[0] = (typeof(ops[0])){"keygen", after.keygen - before.keygen, c_keygen};
+    ops[1] = (typeof(ops[0])){"sign", after.sign - before.sign, c_sign};
+    ops[2] = (typeof(ops[0])){"verify", after.verify - before.verify, c_verify};
+    ops[3] = (typeof(ops[0])){"cert issue", after.cert_issue - before.cert_issue, c_issue};
+    ops[4] = (typeof(ops[0])){"cert parse", after.cert_parse - before.cert_parse, c_parse};
+    ops[5] = (typeof(ops[0])){"cms encrypt", after.cms_encrypt - before.cms_encrypt, c_encrypt};
+    ops[6] = (typeof(ops[0])){"cms decrypt", after.cms_decrypt - before.cms_decrypt, c_decrypt};
+    ops[7] = (typeof(ops[0])){"key parse", after.key_parse - before.key_parse, c_key_parse};
+    printf("\nlifecycle: %d clients in memory: locate, MP checked against the TRK, register\n"
+           "(approved), policy fetched and verified, inventory encrypted to the site\n",
+           n);
+    printf("%-14s %10s %12s %14s\n", "operation", "per client", "op/s alone", "us per client");
+    for (size_t i = 0; i < G_N_ELEMENTS(ops); i++) {
+        double r = 0;
+        for (int round = 0; round < opt_rounds; round++)
+            r = MAX(r, rate(ops[i].fn, &cc));
+        double per_client = (double)ops[i].count / n;
+        alone += per_client / r;
+        printf("%-14s %10.2f %12.0f %14.1f\n", ops[i].name, per_client, r, per_client / r * 1e6);
+    }
+    printf("lifecycle wall time per client  %8.1f us\n", wall / n * 1e6);
+    printf("its crypto alone per client     %8.1f us\n", alone * 1e6);
+    printf("ratio lifecycle / crypto        %8.2f   (target <= 1.5)\n", wall / n / alone);
+    crypto_ctx_clear(&cc);
+    bench_lab_free(lab);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -303,6 +607,8 @@ main(int argc, char **argv)
         {"rounds", 'r', 0, G_OPTION_ARG_INT, &opt_rounds, "Alternating rounds per pair (5)", "N"},
         {"only", 'o', 0, G_OPTION_ARG_STRING, &opt_only, "Run only benches whose name has TEXT",
          "TEXT"},
+        {"lifecycle", 'l', 0, G_OPTION_ARG_INT, &opt_lifecycle,
+         "Clients for the lifecycle bench (300; 0 skips it)", "N"},
         {NULL}};
     GOptionContext *octx = g_option_context_new("- libcmproto beside raw OpenSSL");
     GError *error = NULL;
@@ -359,6 +665,8 @@ main(int argc, char **argv)
     }
     ctx_clear(&ec);
     ctx_clear(&rsa);
+    if (opt_lifecycle > 0 && (opt_only == NULL || strstr("lifecycle", opt_only) != NULL))
+        run_lifecycle(opt_lifecycle);
     g_free(opt_only);
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include "cmsim.h"
 #include "roles.h"
 
 /* ------------------------------------------------------------ runner */
@@ -49,51 +50,31 @@ tamper(CmResponse *resp)
     resp->body = g_bytes_new(dump, strlen(dump));
 }
 
+static gboolean
+net_deliver(void *ctx, const CmAgentSend *send, CmRequest *req, CmResponse *resp, CmTime now)
+{
+    Net *net = ctx;
+    TestLab *lab;
+    guint i;
+
+    if (net->kerberos && send->ep == CM_EP_REGISTER) {
+        req->peer.kind = CM_AUTH_KERBEROS;
+        g_strlcpy(req->peer.domain, net->domain, sizeof req->peer.domain);
+    }
+    if (!find_mp(net, send->mp, &lab, &i))
+        return FALSE;
+    lab->now = now;
+    test_lab_deliver(lab, i, req, resp);
+    if (net->tamper_policies && send->ep == CM_EP_POLICY_BODY && resp->status == 200)
+        tamper(resp);
+    return TRUE;
+}
+
 /* Runs the agent until it wants no timer before until. */
 static void
 run_agent(Net *net, CmAgent *agent, CmTime *now, CmTime until)
 {
-    CmAgentActions act;
-    int steps = 0;
-
-    cm_agent_actions_init(&act);
-    if (cm_agent_status(agent)->state == CM_AGENT_INSTALLED)
-        cm_agent_start(agent, *now, &act);
-    else
-        cm_agent_on_timer(agent, *now, &act);
-    while (steps++ < 20000) {
-        if (act.sends->len > 0) {
-            CmAgentSend *send = g_ptr_array_index(act.sends, 0);
-            CmResponse resp = {0};
-            CmRequest req;
-            TestLab *lab;
-            guint i;
-            cm_agent_send_request(send, &req);
-            if (net->kerberos && send->ep == CM_EP_REGISTER) {
-                req.peer.kind = CM_AUTH_KERBEROS;
-                g_strlcpy(req.peer.domain, net->domain, sizeof req.peer.domain);
-            }
-            if (!find_mp(net, send->mp, &lab, &i)) {
-                cm_agent_on_response(agent, send->id, NULL, *now, &act);
-            } else {
-                lab->now = *now;
-                test_lab_deliver(lab, i, &req, &resp);
-                if (net->tamper_policies && send->ep == CM_EP_POLICY_BODY && resp.status == 200)
-                    tamper(&resp);
-                cm_agent_on_response(agent, send->id, &resp, *now, &act);
-            }
-            cm_response_clear(&resp);
-            g_ptr_array_remove_index(act.sends, 0);
-            continue;
-        }
-        if (act.wake_at == 0 || act.wake_at > until)
-            break;
-        if (act.wake_at > *now)
-            *now = act.wake_at;
-        act.wake_at = 0;
-        cm_agent_on_timer(agent, *now, &act);
-    }
-    cm_agent_actions_clear(&act);
+    cm_sim_run_agent(agent, now, until, 20000, net_deliver, net);
 }
 
 static CmAgent *

@@ -1,0 +1,29 @@
+/* cmsim.h - drivers that run the role libraries without a network.
+ *
+ * cm_sim_run_agent is the smallest driver there is: one agent, requests
+ * delivered at once by a callback, timers fired in order.  Tests and the
+ * lifecycle benchmark use it; the discrete-event simulator adds queues,
+ * latency and many agents on top of the same role calls. */
+#ifndef CMSIM_H
+#define CMSIM_H
+
+#include "cmproto.h"
+#include "cmagent.h"
+
+G_BEGIN_DECLS
+
+/* Delivers one request the agent wants sent; fills resp and returns TRUE,
+ * or returns FALSE for a transport failure (no such host, refused). */
+typedef gboolean (*CmSimDeliverFn)(void *ctx, const CmAgentSend *send, CmRequest *req,
+                                   CmResponse *resp, CmTime now);
+
+/* Starts the agent (or fires its timer when already started) at *now and
+ * runs it until it wants no timer before until or max_steps actions pass;
+ * *now advances to each timer it fires.  Returns the number of requests
+ * delivered. */
+guint cm_sim_run_agent(CmAgent *agent, CmTime *now, CmTime until, guint max_steps,
+                       CmSimDeliverFn deliver, void *ctx);
+
+G_END_DECLS
+
+#endif
