@@ -1,0 +1,82 @@
+/* report.h - what one simulated run produced, and its reports
+ * (sim/report.c): the terminal summary, the JSON report (schema in
+ * docs/report-schema.md) and the self-contained HTML report with SVG charts.
+ *
+ * The JSON and HTML reports hold only what the scenario and seed decide:
+ * no wall-clock time, no host name, no event rate.  The same scenario and
+ * seed give the same reports byte for byte; numbers are printed with a
+ * fixed format ("%.6g") so no platform's float printing can differ. */
+#ifndef CM_SIM_REPORT_H
+#define CM_SIM_REPORT_H
+
+#include <stdio.h>
+
+#include "cmproto.h"
+
+G_BEGIN_DECLS
+
+/* A metric sampled every CmRun.sample of virtual time. */
+typedef struct {
+    char *name;      /* "site.PS1.backlog", "mp.mp1.queue", "rate.register", "latency.register.p95" */
+    char *unit;      /* "requests", "per second", "ms", "clients" */
+    GArray *values;  /* double, one per sample, sample i at time (i + 1) * sample */
+} CmSeries;
+
+/* One row of the attack outcome table. */
+typedef struct {
+    char *attacker;  /* the [attacker] name */
+    char *strategy;  /* cm_scn_strategy_name */
+    gboolean succeeded; /* did the attack reach its goal */
+    char *outcome;   /* one sentence: "412 of 500 clients took the rogue TRK on first use" */
+    GHashTable *figures; /* name -> double* (counts behind the sentence) */
+} CmOutcome;
+
+typedef struct {
+    char *name;
+    char *text;      /* the expression as written */
+    gboolean applies; /* FALSE when its "when" names another variant */
+    gboolean known;  /* FALSE when the metric does not exist: that fails */
+    double value;
+    gboolean passed;
+} CmExpectResult;
+
+typedef struct {
+    char *scenario;
+    char *description;
+    char *variant_label; /* "" without variants */
+    guint64 seed;
+    CmTime duration;
+    CmTime sample;
+    gboolean model_crypto;
+    char *full_size;
+    GHashTable *metrics;   /* name -> double*: the scalar results */
+    GPtrArray *series;     /* CmSeries* */
+    GPtrArray *outcomes;   /* CmOutcome* */
+    GPtrArray *expects;    /* CmExpectResult* */
+    /* Not in the JSON/HTML reports (they vary by machine): */
+    double wall_seconds;
+    double crypto_seconds; /* estimated from counted operations and calibrated costs */
+    guint64 events;
+    gsize peak_rss_kib;
+} CmRun;
+
+CmRun *cm_run_new(void);
+void cm_run_free(CmRun *run);
+void cm_run_set_metric(CmRun *run, const char *name, double value);
+/* The metric's value, or FALSE when there is none. */
+gboolean cm_run_metric(const CmRun *run, const char *name, double *out);
+CmSeries *cm_run_series(CmRun *run, const char *name, const char *unit); /* find or add */
+CmOutcome *cm_run_add_outcome(CmRun *run, const char *attacker, const char *strategy,
+                              gboolean succeeded, const char *outcome);
+void cm_outcome_set_figure(CmOutcome *o, const char *name, double value);
+
+/* Reports over every variant of one scenario file. */
+char *cm_report_json(GPtrArray *runs);   /* new string */
+char *cm_report_html(GPtrArray *runs);   /* new string, self-contained */
+/* The terminal summary: what ran, each expectation's outcome, key figures,
+ * the attack table, and (here only) wall time and event rate. */
+void cm_report_summary(FILE *out, GPtrArray *runs, gboolean color);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,225 @@
+/* scenario.h - a scenario file, parsed and checked (sim/scenario.c).
+ *
+ * A scenario is a GLib key file (docs/scenarios.md is the reference).  The
+ * loader refuses a bad file before anything runs, naming the file, group,
+ * key and what was expected.  Variants expand one file into several
+ * CmScenario values, one per combination, each with its variant values
+ * substituted wherever ${variant.NAME} appeared.
+ *
+ * Every string below is owned by the CmScenario; every time is CmTime
+ * (microseconds of virtual time from the start of the run). */
+#ifndef CM_SIM_SCENARIO_H
+#define CM_SIM_SCENARIO_H
+
+#include "cmproto.h"
+#include "cmagent.h"
+#include "cmsite.h"
+
+G_BEGIN_DECLS
+
+#define CM_SCENARIO_ERROR (cm_scenario_error_quark())
+GQuark cm_scenario_error_quark(void);
+
+typedef enum {
+    CM_SCENARIO_ERROR_PARSE,   /* not a key file */
+    CM_SCENARIO_ERROR_INVALID, /* a group or key holds something unusable */
+} CmScenarioError;
+
+/* [segment NAME]: a network segment (a forest's LAN, the perimeter, the
+ * internet).  Links between segments come from [link A B]; two segments
+ * without a link cannot reach each other.  A segment always reaches itself
+ * with its own latency and bandwidth. */
+typedef struct {
+    char *name;
+    CmTime latency;          /* one way, inside the segment */
+    double bandwidth_bps;    /* bits per second */
+} CmScnSegment;
+
+/* [link A B]: A and B reach each other (both ways unless one_way). */
+typedef struct {
+    char *a, *b;
+    CmTime latency;
+    double bandwidth_bps;
+    gboolean one_way;        /* only A may open connections to B (REQ NET-06/09) */
+} CmScnLink;
+
+/* [forest NAME] */
+typedef struct {
+    char *name;
+    char **domains;          /* NULL-terminated; the forest root is implied */
+} CmScnForest;
+
+/* [trust A B] kind = two-way | one-way (A trusts B) | none */
+typedef struct {
+    char *a, *b;
+    CmForestTrust kind;
+} CmScnTrust;
+
+/* [site CODE] */
+typedef struct {
+    char *code;
+    gboolean top_level;
+    char *forest;
+    char *segment;
+    CmSiteSettings settings;
+    char **publish_to;       /* forests with directory publishing (REQ NET-07), NULL-terminated */
+    int workers;             /* site server worker pool */
+    int queue_limit;
+} CmScnSite;
+
+/* [mp NAME] */
+typedef struct {
+    char *name;              /* host name, e.g. mp1.corp.example */
+    char *site;
+    char *segment;
+    gboolean internet;
+    int workers;
+    int queue_limit;
+} CmScnMp;
+
+typedef enum {
+    CM_SCN_SOURCE_NONE,      /* nothing: trust on first use */
+    CM_SCN_SOURCE_DIRECTORY,
+    CM_SCN_SOURCE_PUSH,
+    CM_SCN_SOURCE_PROPERTY,
+} CmScnTrustSource;
+
+/* [population NAME]: count virtual clients alike. */
+typedef struct {
+    char *name;
+    guint64 count;
+    char *segment;
+    char *forest;            /* NULL: workgroup */
+    char *domain;            /* "" for workgroup; defaults to the forest */
+    char *site_code;         /* SMSSITECODE, may be NULL */
+    CmScnTrustSource trk;    /* how the TRK arrives */
+    CmScnTrustSource signcert;
+    int tpm_version;         /* key_storage: tpm2 -> 2, tpm1 -> 1, software -> 0 */
+    gboolean pki;            /* has a PKI client certificate */
+    gboolean kerberos;       /* registers with Windows-integrated auth (domain members) */
+    CmInstallMethod install;
+    char *mp;                /* assigned MP, may be NULL */
+    CmTime start;            /* first contact at start + uniform(0, start_window) */
+    CmTime start_window;
+    CmTime policy_interval;
+    CmTime inventory_interval;
+    CmKeyAlg key_alg;
+    GHashTable *inventory;   /* property -> value (strings), reported by every client */
+} CmScnPopulation;
+
+typedef enum {
+    CM_SCN_ACT_UPGRADE_CLIENT, /* target population; randomize_over (REQ TRUST-12) */
+    CM_SCN_ACT_BLOCK,          /* target population; fraction */
+    CM_SCN_ACT_UNBLOCK,
+    CM_SCN_ACT_APPROVE,        /* approve pending clients of a population */
+    CM_SCN_ACT_REVOKE,         /* revoke PKI certificates of a population (REQ TRUST-14) */
+    CM_SCN_ACT_PUBLISH,        /* site publishes to forest (REQ NET-07) */
+    CM_SCN_ACT_DEPLOY,         /* deploy to collection */
+    CM_SCN_ACT_CREATE_COLLECTION,
+    CM_SCN_ACT_TAKE_OVER_MP,   /* an attacker controls an MP from now on */
+    CM_SCN_ACT_SET,            /* change site settings */
+    CM_SCN_ACT_MAINTENANCE,    /* run the site's maintenance tasks */
+} CmScnAction;
+
+/* [event NAME] */
+typedef struct {
+    char *name;
+    CmTime at;
+    CmScnAction action;
+    char *target;            /* population, MP, collection or forest by name */
+    char *site;              /* for site actions; defaults to the only site */
+    CmTime randomize_over;
+    double fraction;         /* share of the target population, 1.0 default */
+    /* deploy */
+    char *collection;
+    gboolean required;
+    CmTime max_runtime;
+    /* create-collection: rules as in cm_rule_parse, NULL-terminated */
+    char **rules;
+    /* set: key = value pairs of site settings, NULL-terminated */
+    char **settings;
+} CmScnEvent;
+
+typedef enum {
+    CM_SCN_ATK_ROGUE_MP,          /* serves its own TRK to trust-on-first-use clients */
+    CM_SCN_ATK_COMPROMISED_MP,    /* alters policies it serves (REQ TRUST-09, POL-03) */
+    CM_SCN_ATK_STATUS_FLOOD,      /* bogus status messages at rate (REQ MSG-03/04) */
+    CM_SCN_ATK_BOGUS_STATUS,      /* status messages naming victims */
+    CM_SCN_ATK_FALSE_INVENTORY,   /* registered clients that lie in inventory (REQ POL-02) */
+    CM_SCN_ATK_BLOCKED_REJOIN,    /* blocked clients return with new cert and hwid (REQ REG-04) */
+    CM_SCN_ATK_CLONED_IMAGE,      /* clones sharing SMSID and key (REQ REG-06) */
+    CM_SCN_ATK_ENROLLMENT_FLOOD,  /* certificate requests at rate (REQ REG-08) */
+    CM_SCN_ATK_POLICY_REPLAY,     /* replays a signed policy to other clients (REQ POL-03) */
+    CM_SCN_ATK_ROGUE_UPGRADE,     /* serves a client upgrade package (REQ POL-05) */
+} CmScnStrategy;
+
+/* [attacker NAME] */
+typedef struct {
+    char *name;
+    CmScnStrategy strategy;
+    CmTime start;
+    CmTime stop;             /* 0: until the end */
+    char *segment;
+    char *target;            /* population or MP or collection, per strategy */
+    guint64 count;           /* attacking devices, or clones */
+    double rate;             /* messages per second, for floods */
+    char *mp;                /* the MP it impersonates or controls */
+    GHashTable *params;      /* strategy-specific key -> value strings */
+} CmScnAttacker;
+
+typedef enum {
+    CM_CMP_LT, CM_CMP_LE, CM_CMP_GT, CM_CMP_GE, CM_CMP_EQ, CM_CMP_NE,
+} CmCmp;
+
+/* [expect]: NAME = METRIC OP NUMBER [when VARIANT = VALUE] */
+typedef struct {
+    char *name;
+    char *metric;            /* e.g. registrations.completed_ratio, site.backlog.max */
+    CmCmp op;
+    double value;
+    char *when_variant;      /* NULL: every variant */
+    char *when_value;
+    char *text;              /* the expression as written */
+} CmScnExpect;
+
+typedef struct {
+    char *path;              /* the file it came from */
+    char *name;
+    char *description;
+    guint64 seed;
+    CmTime duration;
+    CmTime sample;           /* metric sampling interval; default duration / 240 */
+    gboolean model_crypto;   /* crypto = model: the cost-model mode */
+    char *full_size;         /* what the scenario was designed for, as written */
+    GHashTable *variant;     /* this variant's NAME -> value ("" maps for none) */
+    char *variant_label;     /* "window=2h" or "" */
+
+    GPtrArray *segments;     /* CmScnSegment* */
+    GPtrArray *links;        /* CmScnLink* */
+    GPtrArray *forests;      /* CmScnForest* */
+    GPtrArray *trusts;       /* CmScnTrust* */
+    GPtrArray *sites;        /* CmScnSite* */
+    GPtrArray *mps;          /* CmScnMp* */
+    GPtrArray *populations;  /* CmScnPopulation* */
+    GPtrArray *events;       /* CmScnEvent*, sorted by time */
+    GPtrArray *attackers;    /* CmScnAttacker* */
+    GPtrArray *expects;      /* CmScnExpect* */
+    GHashTable *costs;       /* "site.register" -> CmTime* overrides */
+} CmScenario;
+
+/* Loads path and expands its variants: a new array of CmScenario* (one
+ * element when the file has no [variant]).  scale multiplies population and
+ * attacker counts (rounding up, at least 1) for quick runs. */
+GPtrArray *cm_scenario_load(const char *path, double scale, GError **error);
+void cm_scenario_free(CmScenario *s);
+
+/* Parses "90s", "2ms", "1h", "7d", "0" into *out. */
+gboolean cm_scn_parse_duration(const char *text, CmTime *out, GError **error);
+const char *cm_scn_strategy_name(CmScnStrategy s);
+const char *cm_scn_action_name(CmScnAction a);
+gboolean cm_scn_compare(CmCmp op, double have, double want);
+const char *cm_scn_cmp_name(CmCmp op);
+
+G_END_DECLS
+
+#endif
