@@ -103,6 +103,17 @@ typedef struct CmAgent CmAgent;
  * (copied). */
 CmAgent *cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError **error);
 void cm_agent_free(CmAgent *agent);
+/* A device booted from image's disk (REQ REG-06): config and rng describe
+ * the new hardware (its TPM, its secret, a new hardware ID).  The clone
+ * keeps the image's SMSID, certificate and held trust (TRK, signing
+ * certificate).  The image's key comes along only when its provider's
+ * sealed blob opens on the new device: a software key does, so the clone
+ * signs as the original; a TPM-bound key does not, and the clone makes a
+ * new key and certificate under the copied SMSID.  Like the product's
+ * client on new hardware, the clone registers again (its hardware ID
+ * changed). */
+CmAgent *cm_agent_clone(const CmAgent *image, const CmAgentConfig *config, const CmRng *rng,
+                        CmTime now, GError **error);
 
 /* ----------------------------------------------------------- actions */
 
@@ -175,6 +186,8 @@ typedef struct {
     CmTransport transport;
     CmKspKind ksp;
     gboolean ksp_fell_back;
+    gboolean cloned;              /* made by cm_agent_clone */
+    gboolean cloned_key;          /* ...and signs with the image's own key */
     CmTrustSource trk_source;
     CmTrustSource signcert_source;
     int registrations;            /* registration requests sent */

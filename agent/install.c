@@ -516,3 +516,61 @@ cm_agent_set_discovery(CmAgent *agent, const char *property, const char *value)
 {
     set_property(agent->discovery, property, value);
 }
+
+CmAgent *
+cm_agent_clone(const CmAgent *image, const CmAgentConfig *config, const CmRng *rng, CmTime now,
+               GError **error)
+{
+    CmAgent *clone = NULL, *ret = NULL;
+    g_autoptr(GBytes) blob = NULL;
+    CmKey *key = NULL;
+    GError *local = NULL;
+
+    clone = cm_agent_new(config, rng, now, error);
+    if (clone == NULL)
+        goto out;
+    /* What the disk carries: the SMSID, the certificate, the key storage
+     * provider's blob, and the trust the original had gathered. */
+    memcpy(clone->st.smsid, image->st.smsid, sizeof clone->st.smsid);
+    blob = cm_ksp_seal(image->ksp, image->key, &local);
+    if (blob != NULL)
+        key = cm_ksp_unseal(clone->ksp, g_bytes_get_data(blob, NULL), g_bytes_get_size(blob),
+                            NULL);
+    g_clear_error(&local);
+    cm_cert_unref(clone->cert);
+    clone->cert = NULL;
+    if (key != NULL) {
+        cm_key_unref(clone->key);
+        clone->key = key;
+        clone->cert = cm_cert_ref(image->cert);
+        clone->st.cloned_key = TRUE;
+    } else {
+        /* The key stayed in the original's TPM: a new certificate for the
+         * copied SMSID, with the clone's own new key. */
+        clone->cert = agent_make_cert(clone, clone->key, now, &local);
+        if (clone->cert == NULL) {
+            g_set_error(error, CM_AGENT_ERROR, CM_AGENT_ERROR_INVALID,
+                        "clone: cannot make a certificate: %s", local->message);
+            g_error_free(local);
+            goto out;
+        }
+    }
+    clone->st.cloned = TRUE;
+    if (image->trk != NULL) {
+        g_clear_pointer(&clone->trk, cm_key_unref);
+        g_clear_pointer(&clone->trk_hex, g_free);
+        clone->trk = cm_key_ref(image->trk);
+        clone->st.trk_source = image->st.trk_source;
+    }
+    if (image->signcert != NULL) {
+        g_clear_pointer(&clone->signcert, cm_cert_unref);
+        clone->signcert = cm_cert_ref(image->signcert);
+        clone->st.signcert_source = image->st.signcert_source;
+    }
+    if (image->site_code[0] != '\0')
+        memcpy(clone->site_code, image->site_code, sizeof clone->site_code);
+    ret = g_steal_pointer(&clone);
+out:
+    cm_agent_free(clone);
+    return ret;
+}

@@ -183,8 +183,8 @@ cm_cert_bundle_from_pem(const char *pem, size_t len, size_t max_certs, GError **
     BIO *bio = NULL;
     X509 *x509;
     /* The bound must neither wrap around nor exceed what a BIO takes. */
-    size_t max_len = max_certs > G_MAXINT / PEM_MAX ? (size_t)G_MAXINT
-                                                    : (size_t)PEM_MAX * MAX(max_certs, 1);
+    size_t max_len =
+        max_certs > G_MAXINT / PEM_MAX ? (size_t)G_MAXINT : (size_t)PEM_MAX * MAX(max_certs, 1);
 
     if (len > max_len) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_TOO_LARGE,
@@ -481,7 +481,7 @@ dns_name_ok(const char *name)
     if (len == 0 || len > 253)
         return FALSE;
     for (const char *c = name; *c; c++)
-        if (!g_ascii_isalnum(*c) && *c != '-' && *c != '.' && *c != '*')
+        if (!g_ascii_isalnum(*c) && *c != '-' && *c != '.' && *c != '*' && *c != '_')
             return FALSE;
     return TRUE;
 }
@@ -520,7 +520,7 @@ spec_check(const CmCertSpec *spec, GError **error)
         why = "crl_url must be a URL without spaces or commas";
     for (size_t i = 0; why == NULL && spec->dns_names != NULL && spec->dns_names[i] != NULL; i++)
         if (!dns_name_ok(spec->dns_names[i]))
-            why = "dns_names must be host names (letters, digits, '-', '.', '*')";
+            why = "dns_names must be host names (letters, digits, '-', '_', '.', '*')";
     if (why != NULL) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "cannot issue certificate: %s", why);

@@ -244,14 +244,15 @@ cm_ksp_unseal(CmKsp *ksp, const guint8 *blob, size_t len, GError **error)
                         "blob is bound to a TPM that this device does not have");
             goto out;
         }
-        g_autoptr(GBytes) opened = cm_aead_open(ksp->secret, blob + 4, len - 4, MAGIC_TPM, NULL);
+        GBytes *opened = cm_aead_open(ksp->secret, blob + 4, len - 4, MAGIC_TPM, NULL);
         if (opened == NULL) {
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_REFUSED,
                         "key is bound to another machine's TPM and cannot be used here");
             goto out;
         }
-        plain_len = g_bytes_get_size(opened);
-        plain = g_memdup2(g_bytes_get_data(opened, NULL), plain_len);
+        /* Take the buffer rather than copy it: the copy left the private key
+         * in freed memory, where only plain is wiped. */
+        plain = g_bytes_unref_to_data(opened, &plain_len);
     } else {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "sealed key blob has an unknown format");
@@ -262,6 +263,13 @@ cm_ksp_unseal(CmKsp *ksp, const guint8 *blob, size_t len, GError **error)
     pkey = d2i_AutoPrivateKey(NULL, &p, (long)plain_len);
     if (pkey == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "sealed key is corrupt");
+        goto out;
+    }
+    if (p != plain + plain_len) {
+        EVP_PKEY_free(pkey);
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                    "sealed key is corrupt: %zu bytes after the key",
+                    (size_t)(plain + plain_len - p));
         goto out;
     }
     key = cm_key_wrap(pkey, CM_KEY_WRAP_PRIVATE, error);

@@ -9,6 +9,8 @@
 
 #include "cmproto.h"
 #include "cmagent.h"
+#include "report.h"
+#include "scenario.h"
 
 G_BEGIN_DECLS
 
@@ -23,6 +25,21 @@ typedef gboolean (*CmSimDeliverFn)(void *ctx, const CmAgentSend *send, CmRequest
  * delivered. */
 guint cm_sim_run_agent(CmAgent *agent, CmTime *now, CmTime until, guint max_steps,
                        CmSimDeliverFn deliver, void *ctx);
+
+/* ------------------------------------------------------- the simulator */
+
+typedef struct {
+    const char *costs_path; /* a cost file from `cmlab-sim calibrate`, or NULL */
+    gboolean progress;      /* a progress line on stderr */
+} CmSimOptions;
+
+/* Runs one variant of a scenario (scenario.h) and returns what it measured
+ * (report.h); NULL with error when the scenario cannot run. */
+CmRun *cm_sim_run_scenario(CmScenario *scenario, const CmSimOptions *options, GError **error);
+
+/* Times the real MP and site calls per endpoint over clients lifecycles
+ * and returns a cost file (new string). */
+char *cm_sim_calibrate(int clients, GError **error);
 
 G_END_DECLS
 

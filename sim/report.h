@@ -5,7 +5,14 @@
  * The JSON and HTML reports hold only what the scenario and seed decide:
  * no wall-clock time, no host name, no event rate.  The same scenario and
  * seed give the same reports byte for byte; numbers are printed with a
- * fixed format ("%.6g") so no platform's float printing can differ. */
+ * fixed format ("%.6g", integral values as integers) so no platform's float
+ * printing can differ.
+ *
+ * Ownership: a CmRun owns every string, table and array it points to and
+ * cm_run_free releases them all.  The strings of a new CmRun are NULL (read
+ * as ""); set them with g_strdup.  Elements added to series, outcomes and
+ * expects directly must be allocated with g_new0 and their strings with
+ * g_strdup, as the helpers below do. */
 #ifndef CM_SIM_REPORT_H
 #define CM_SIM_REPORT_H
 
@@ -69,6 +76,17 @@ CmSeries *cm_run_series(CmRun *run, const char *name, const char *unit); /* find
 CmOutcome *cm_run_add_outcome(CmRun *run, const char *attacker, const char *strategy,
                               gboolean succeeded, const char *outcome);
 void cm_outcome_set_figure(CmOutcome *o, const char *name, double value);
+/* Appends one sample to a series. */
+void cm_series_append(CmSeries *s, double value);
+/* Adds an expectation's result (strings copied); the run owns it. */
+CmExpectResult *cm_run_add_expect(CmRun *run, const char *name, const char *text,
+                                  gboolean applies, gboolean known, double value,
+                                  gboolean passed);
+/* TRUE when every expectation that applies to the run held (a missing
+ * metric fails; one for another variant counts neither way). */
+gboolean cm_run_passed(const CmRun *run);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmRun, cm_run_free)
 
 /* Reports over every variant of one scenario file. */
 char *cm_report_json(GPtrArray *runs);   /* new string */

@@ -105,6 +105,9 @@ typedef struct {
     CmTime inventory_interval;
     CmKeyAlg key_alg;
     GHashTable *inventory;   /* property -> value (strings), reported by every client */
+    gboolean media;          /* OS deployment media, not hardware bound (REQ TRUST-13) */
+    CmTime maintenance_start;  /* daily maintenance window: offset into each day */
+    CmTime maintenance_window; /* its length; 0: no window, installs any time (REQ POL-04) */
 } CmScnPopulation;
 
 typedef enum {
@@ -185,12 +188,12 @@ typedef struct {
 typedef struct {
     char *path;              /* the file it came from */
     char *name;
-    char *description;
+    char *description;       /* "" when unsaid */
     guint64 seed;
     CmTime duration;
     CmTime sample;           /* metric sampling interval; default duration / 240 */
     gboolean model_crypto;   /* crypto = model: the cost-model mode */
-    char *full_size;         /* what the scenario was designed for, as written */
+    char *full_size;         /* what the scenario was designed for, as written; "" when unsaid */
     GHashTable *variant;     /* this variant's NAME -> value ("" maps for none) */
     char *variant_label;     /* "window=2h" or "" */
 
@@ -207,13 +210,27 @@ typedef struct {
     GHashTable *costs;       /* "site.register" -> CmTime* overrides */
 } CmScenario;
 
-/* Loads path and expands its variants: a new array of CmScenario* (one
- * element when the file has no [variant]).  scale multiplies population and
- * attacker counts (rounding up, at least 1) for quick runs. */
-GPtrArray *cm_scenario_load(const char *path, double scale, GError **error);
-void cm_scenario_free(CmScenario *s);
+/* What the loader accepts, so that memory stays bounded whatever the file. */
+#define CM_SCENARIO_MAX_BYTES (1024 * 1024)              /* a scenario file */
+#define CM_SCENARIO_MAX_DEVICES G_GUINT64_CONSTANT(100000000) /* clients + attackers, scaled */
+#define CM_SCENARIO_MAX_VARIANTS 64                      /* combinations of [variant] values */
 
-/* Parses "90s", "2ms", "1h", "7d", "0" into *out. */
+/* Loads path and expands its variants: a new array of CmScenario* (one
+ * element when the file has no [variant]), in the order of the cartesian
+ * product with the first [variant] key varying slowest.  scale multiplies
+ * population and attacker counts (rounding up, at least 1) for quick runs.
+ * A file that cannot be read fails in G_FILE_ERROR. */
+GPtrArray *cm_scenario_load(const char *path, double scale, GError **error);
+/* The same from memory: name stands for the file in messages and in
+ * CmScenario.path (the fuzz target and the tests call this). */
+GPtrArray *cm_scenario_load_data(const char *name, const char *data, gsize len, double scale,
+                                 GError **error);
+void cm_scenario_free(CmScenario *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmScenario, cm_scenario_free)
+
+/* Parses "90s", "2ms", "500us", "10m", "1h", "7d", "1.5h", "0" into *out
+ * (a bare number must be 0; negative, fractional microseconds and overflow
+ * are refused). */
 gboolean cm_scn_parse_duration(const char *text, CmTime *out, GError **error);
 const char *cm_scn_strategy_name(CmScnStrategy s);
 const char *cm_scn_action_name(CmScnAction a);

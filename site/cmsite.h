@@ -106,6 +106,10 @@ char *cm_site_export_trk(const CmSite *site);
 CmStore *cm_site_store(CmSite *site);
 /* Trust store for client PKI certificates (roots, CRLs, CTL); borrowed. */
 CmTrust *cm_site_pki_trust(CmSite *site);
+/* Trusts root for client certificates with crl as its current CRL (NULL:
+ * none), replacing the previous store: a new CRL supersedes the old one
+ * (REQ TRUST-14). */
+gboolean cm_site_set_pki(CmSite *site, const CmCert *root, const CmCrl *crl, GError **error);
 
 /* What the site publishes: the siteinfo body MPs serve (public TRK,
  * signing and encryption certificates, client-facing settings) and the MP
@@ -222,6 +226,8 @@ gint64 cm_site_admin_create_collection(CmSite *site, const char *name, const CmR
                                        size_t n_rules, const char *admin, CmTime now,
                                        GError **error);
 gboolean cm_site_in_collection(CmSite *site, gint64 collection, const char *smsid);
+/* A collection's ID by name ("All Systems" is 1), or -1. */
+gint64 cm_site_collection_id(CmSite *site, const char *name);
 gint64 cm_site_collection_size(CmSite *site, gint64 collection);
 
 /* Deployments to collections; each makes a policy signed with the site
@@ -248,10 +254,18 @@ gboolean cm_site_secret_put(CmSite *site, const char *name, const void *data, si
                             CmTime now, GError **error);
 GBytes *cm_site_secret_get(CmSite *site, const char *name, GError **error);
 
+/* A deployment's policy ID by deployment name (new string), or NULL. */
+char *cm_site_policy_id(CmSite *site, const char *deployment);
+/* The policybody answer for policy_id as the wire carries it to any member
+ * (new reference), or NULL: what an attacker who captured it can replay
+ * (REQ POL-03). */
+json_t *cm_site_policy_capture(CmSite *site, const char *policy_id);
+
 /* ----------------------------------------------- maintenance */
 
 typedef struct {
-    gint64 discovery_deleted;
+    gint64 discovery_deleted;   /* rows */
+    gint64 discovery_clients;   /* clients whose aged discovery data went */
     gint64 client_status_deleted;
 } CmMaintenanceResult;
 

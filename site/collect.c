@@ -363,3 +363,14 @@ cm_site_collection_size(CmSite *site, gint64 collection)
     }
     return n;
 }
+
+gint64
+cm_site_collection_id(CmSite *site, const char *name)
+{
+    for (guint i = 0; name != NULL && i < site->collections->len; i++) {
+        SiteCollection *c = g_ptr_array_index(site->collections, i);
+        if (g_ascii_strcasecmp(c->name, name) == 0)
+            return c->id;
+    }
+    return -1;
+}

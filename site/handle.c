@@ -529,6 +529,23 @@ cm_site_maintenance(CmSite *site, CmTime now, CmMaintenanceResult *out, GError *
     }
     /* Delete Aged Discovery Data (REQ DATA-01), client status history
      * (REQ DATA-02). */
+    {
+        sqlite3_stmt *st = SITE_STMT(
+            site, "SELECT count(DISTINCT smsid) FROM discovery WHERE updated < ?", &cause);
+        gboolean row = FALSE;
+        if (st == NULL) {
+            cm_site_store_error(error, cause);
+            goto fail;
+        }
+        sqlite3_bind_int64(st, 1, disc_cutoff);
+        if (!cm_store_step_row(site->store, st, &row, &cause)) {
+            cm_site_store_error(error, cause);
+            goto fail;
+        }
+        r.discovery_clients = row ? sqlite3_column_int64(st, 0) : 0;
+        if (row)
+            sqlite3_reset(st);
+    }
     r.discovery_deleted = delete_older(site, "DELETE FROM discovery WHERE updated < ?", disc_cutoff,
                                        error);
     if (r.discovery_deleted < 0)

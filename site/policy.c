@@ -188,3 +188,43 @@ cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp)
 fail:
     cm_response_refuse(resp, CM_REASON_INTERNAL, "policy body: %s", e ? e->message : "");
 }
+
+char *
+cm_site_policy_id(CmSite *site, const char *deployment)
+{
+    sqlite3_stmt *st = SITE_STMT(site, "SELECT policy_id FROM deployments WHERE name = ?", NULL);
+    gboolean row = FALSE;
+    char *id = NULL;
+
+    if (st == NULL || deployment == NULL)
+        return NULL;
+    sqlite3_bind_text(st, 1, deployment, -1, SQLITE_STATIC);
+    if (cm_store_step_row(site->store, st, &row, NULL) && row) {
+        id = g_strdup((const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+    }
+    return id;
+}
+
+json_t *
+cm_site_policy_capture(CmSite *site, const char *policy_id)
+{
+    sqlite3_stmt *st = SITE_STMT(
+        site, "SELECT version, body, signature FROM policies WHERE policy_id = ?", NULL);
+    gboolean row = FALSE;
+    json_t *obj = NULL;
+
+    if (st == NULL || policy_id == NULL)
+        return NULL;
+    sqlite3_bind_text(st, 1, policy_id, -1, SQLITE_STATIC);
+    if (cm_store_step_row(site->store, st, &row, NULL) && row) {
+        g_autofree char *b64 =
+            cm_enc_b64(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+        g_autofree char *sig = cm_msg_format_signature(CM_HASH_SHA256, sqlite3_column_blob(st, 2),
+                                                       (size_t)sqlite3_column_bytes(st, 2));
+        obj = json_pack("{s:s, s:i, s:s, s:s}", "policy_id", policy_id, "version",
+                        sqlite3_column_int(st, 0), "policy", b64, "signature", sig);
+        sqlite3_reset(st);
+    }
+    return obj;
+}

@@ -569,6 +569,25 @@ cm_site_pki_trust(CmSite *site)
     return site->pki_trust;
 }
 
+gboolean
+cm_site_set_pki(CmSite *site, const CmCert *root, const CmCrl *crl, GError **error)
+{
+    GError *cause = NULL;
+    CmTrust *trust = cm_trust_new();
+
+    if (!cm_trust_add_root(trust, root, &cause) ||
+        (crl != NULL && !cm_trust_add_crl(trust, crl, &cause))) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID, "PKI trust: %s", cause->message);
+        g_error_free(cause);
+        cm_trust_free(trust);
+        return FALSE;
+    }
+    cm_trust_set_crl_check(trust, site->settings.crl_check);
+    cm_trust_free(site->pki_trust);
+    site->pki_trust = trust;
+    return TRUE;
+}
+
 const CmSiteCounters *
 cm_site_counters(const CmSite *site)
 {

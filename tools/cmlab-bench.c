@@ -16,12 +16,14 @@
 #include "cmagent.h"
 #include "cmmp.h"
 #include "cmsim.h"
+#include "engine.h"
 #include "cmsite.h"
 
 static double opt_seconds = 0.25;
 static int opt_rounds = 5;
 static char *opt_only;
 static int opt_lifecycle = 300;
+static int opt_pending = 100000;
 
 typedef struct {
     const char *name;
@@ -300,6 +302,138 @@ ctx_clear(Ctx *c)
     g_bytes_unref(c->cert_der);
 }
 
+
+/* ------------------------------------------------------------ engine */
+
+/* The reference: a textbook binary heap of (time, sequence) pairs. */
+typedef struct {
+    CmTime t;
+    guint64 seq;
+} RawEv;
+
+typedef struct {
+    RawEv *h;
+    gsize n;
+    guint64 seq;
+    CmRng rng;
+} RawHeap;
+
+static void
+raw_push(RawHeap *q, CmTime t)
+{
+    RawEv ev = {t, q->seq++};
+    gsize i = q->n++;
+
+    while (i > 0) {
+        gsize p = (i - 1) / 2;
+        if (q->h[p].t < ev.t || (q->h[p].t == ev.t && q->h[p].seq < ev.seq))
+            break;
+        q->h[i] = q->h[p];
+        i = p;
+    }
+    q->h[i] = ev;
+}
+
+static RawEv
+raw_pop(RawHeap *q)
+{
+    RawEv top = q->h[0], last = q->h[--q->n];
+    gsize i = 0;
+
+    for (;;) {
+        gsize c = 2 * i + 1;
+        if (c >= q->n)
+            break;
+        if (c + 1 < q->n &&
+            (q->h[c + 1].t < q->h[c].t || (q->h[c + 1].t == q->h[c].t && q->h[c + 1].seq < q->h[c].seq)))
+            c++;
+        if (last.t < q->h[c].t || (last.t == q->h[c].t && last.seq < q->h[c].seq))
+            break;
+        q->h[i] = q->h[c];
+        i = c;
+    }
+    q->h[i] = last;
+    return top;
+}
+
+/* Hold model: each event schedules one successor a random time ahead, so
+ * the number pending stays constant. */
+static double
+raw_heap_rate(double seconds)
+{
+    RawHeap q = {.h = g_new(RawEv, opt_pending + 1)};
+    double start, elapsed;
+    long n = 0;
+
+    cm_rng_init_seeded(&q.rng, 1, 1);
+    for (int i = 0; i < opt_pending; i++)
+        raw_push(&q, (CmTime)cm_rng_below(&q.rng, 1000000));
+    start = now_s();
+    do {
+        for (int i = 0; i < 4096; i++) {
+            RawEv ev = raw_pop(&q);
+            raw_push(&q, ev.t + 1 + (CmTime)cm_rng_below(&q.rng, 1000000));
+        }
+        n += 4096;
+        elapsed = now_s() - start;
+    } while (elapsed < seconds);
+    g_free(q.h);
+    return n / elapsed;
+}
+
+static void
+null_event(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    CmRng *rng = ctx;
+    (void)arg;
+    cm_sim_at(e, cm_sim_now(e) + 1 + (CmTime)cm_rng_below(rng, 1000000), null_event, ctx, 0);
+}
+
+static double
+engine_rate(double seconds)
+{
+    CmSimEngine *e = cm_sim_engine_new();
+    CmRng rng;
+    double start, elapsed;
+    guint64 before;
+    CmTime horizon = 0;
+
+    cm_rng_init_seeded(&rng, 1, 1);
+    for (int i = 0; i < opt_pending; i++)
+        cm_sim_at(e, (CmTime)cm_rng_below(&rng, 1000000), null_event, &rng, 0);
+    start = now_s();
+    before = cm_sim_events(e);
+    do {
+        /* about 4096 events per slice at this density */
+        horizon += (CmTime)(4096.0 * 500000.0 / opt_pending);
+        cm_sim_run_until(e, horizon);
+        elapsed = now_s() - start;
+    } while (elapsed < seconds);
+    {
+        double r = (double)(cm_sim_events(e) - before) / elapsed;
+        if (cm_sim_pending(e) != (gsize)opt_pending) {
+            fprintf(stderr, "cmlab-bench: engine lost events\n");
+            exit(2);
+        }
+        cm_sim_engine_free(e);
+        return r;
+    }
+}
+
+static void
+run_engine(void)
+{
+    double raw = 0, ours = 0;
+
+    for (int r = 0; r < opt_rounds; r++) {
+        raw = MAX(raw, raw_heap_rate(opt_seconds * 2));
+        ours = MAX(ours, engine_rate(opt_seconds * 2));
+    }
+    printf("\nengine: null events (hold model) with %d pending\n", opt_pending);
+    printf("%-36s %12.0f events/s\n", "raw binary heap of (time, seq)", raw);
+    printf("%-36s %12.0f events/s   (target >= 2,000,000)\n", "cmlab engine (4-ary heap, handlers)",
+           ours);
+}
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -609,6 +743,8 @@ main(int argc, char **argv)
          "TEXT"},
         {"lifecycle", 'l', 0, G_OPTION_ARG_INT, &opt_lifecycle,
          "Clients for the lifecycle bench (300; 0 skips it)", "N"},
+        {"pending", 'p', 0, G_OPTION_ARG_INT, &opt_pending,
+         "Pending events for the engine bench (100000)", "N"},
         {NULL}};
     GOptionContext *octx = g_option_context_new("- libcmproto beside raw OpenSSL");
     GError *error = NULL;
@@ -665,6 +801,8 @@ main(int argc, char **argv)
     }
     ctx_clear(&ec);
     ctx_clear(&rsa);
+    if (opt_only == NULL || strstr("engine", opt_only) != NULL)
+        run_engine();
     if (opt_lifecycle > 0 && (opt_only == NULL || strstr("lifecycle", opt_only) != NULL))
         run_lifecycle(opt_lifecycle);
     g_free(opt_only);

@@ -16,16 +16,16 @@
 #undef cm_assert_error
 #define cm_assert_error(errp, want)                                                                \
     do {                                                                                           \
-        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));          \
+        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));           \
         ck_assert_msg(g_error_matches(*(errp), CM_PROTO_ERROR, (want)),                            \
                       "expected error code %d, got %d: %s", (int)(want), (*(errp))->code,          \
                       (*(errp))->message);                                                         \
         g_clear_error(errp);                                                                       \
     } while (0)
 
-#define NOW  CM_TEST_NOW
+#define NOW CM_TEST_NOW
 #define HOUR CM_USEC_PER_HOUR
-#define DAY  CM_USEC_PER_DAY
+#define DAY CM_USEC_PER_DAY
 
 /* Keys generated once for the run: EC keys are cheap, the RSA one is not. */
 static CmKey *root_key;
@@ -114,8 +114,8 @@ pki_build(Pki *pki, CmTime base)
     static const char *const names[] = {"mp1.contoso.example", "mp1", NULL};
     CmCertSpec spec;
 
-    pki->root = issue(CM_CERT_ROOT_CA, "Contoso Root CA", 1, base - 365 * DAY,
-                      base + 3650 * DAY, root_key, NULL, NULL);
+    pki->root = issue(CM_CERT_ROOT_CA, "Contoso Root CA", 1, base - 365 * DAY, base + 3650 * DAY,
+                      root_key, NULL, NULL);
     pki->inter = issue(CM_CERT_INTERMEDIATE_CA, "Contoso Issuing CA", 2, base - 300 * DAY,
                        base + 1000 * DAY, inter_key, root_key, pki->root);
     pki->client = issue(CM_CERT_CLIENT_AUTH, "client1.contoso.example", 100, base - DAY,
@@ -203,8 +203,8 @@ START_TEST(test_issue_profiles)
     const ProfileCase *pc = &profile_cases[_i / 2];
     gboolean rsa = _i % 2 == 1;
     const CmKey *subject = rsa ? rsa_key : leaf_key;
-    g_autoptr(CmCert) ca = issue(CM_CERT_ROOT_CA, "Issuing Root", 7, NOW - DAY, NOW + 365 * DAY,
-                                 root_key, NULL, NULL);
+    g_autoptr(CmCert) ca =
+        issue(CM_CERT_ROOT_CA, "Issuing Root", 7, NOW - DAY, NOW + 365 * DAY, root_key, NULL, NULL);
     CmCertSpec spec = spec_of(pc->profile, "Subject Name", 0x1234, NOW - HOUR, NOW + 30 * DAY,
                               subject, NULL, NULL);
     g_autoptr(CmCert) cert = NULL;
@@ -252,12 +252,12 @@ END_TEST
 START_TEST(test_issue_san_and_options)
 {
     static const char *const names[] = {"mp1.contoso.example", "*.cmg.contoso.example", NULL};
-    CmCertSpec spec = spec_of(CM_CERT_SERVER, "mp1.contoso.example", 9, NOW - HOUR,
-                              NOW + DAY, leaf_key, NULL, NULL);
+    CmCertSpec spec = spec_of(CM_CERT_SERVER, "mp1.contoso.example", 9, NOW - HOUR, NOW + DAY,
+                              leaf_key, NULL, NULL);
     g_autoptr(CmCert) cert = NULL;
     g_autoptr(CmCert) sha1 = NULL;
     GENERAL_NAMES *san;
-    STACK_OF(DIST_POINT) *cdp;
+    STACK_OF(DIST_POINT) * cdp;
 
     spec.dns_names = names;
     spec.crl_url = "http://pki.contoso.example/crl/issuing.crl";
@@ -295,8 +295,8 @@ START_TEST(test_issue_name_injection)
     static const char *const section[] = {"@alt_names", NULL};
     static const char *const empty[] = {"", NULL};
     GError *err = NULL;
-    CmCertSpec spec = spec_of(CM_CERT_SERVER, "mp1", 9, NOW - HOUR, NOW + DAY, leaf_key, NULL,
-                              NULL);
+    CmCertSpec spec =
+        spec_of(CM_CERT_SERVER, "mp1", 9, NOW - HOUR, NOW + DAY, leaf_key, NULL, NULL);
 
     spec.dns_names = comma;
     ck_assert_ptr_null(cm_cert_issue(&spec, &err));
@@ -320,8 +320,8 @@ START_TEST(test_issue_spec_refused)
     g_autofree char *pub_pem = cm_key_public_pem(leaf_key);
     g_autoptr(CmKey) pub = cm_key_public_from_pem(pub_pem, strlen(pub_pem), &err);
     g_autofree char *long_cn = g_strnfill(65, 'x');
-    CmCertSpec good = spec_of(CM_CERT_CLIENT_SELF_SIGNED, "client", 5, NOW, NOW + DAY, leaf_key,
-                              NULL, NULL);
+    CmCertSpec good =
+        spec_of(CM_CERT_CLIENT_SELF_SIGNED, "client", 5, NOW, NOW + DAY, leaf_key, NULL, NULL);
     CmCertSpec spec;
 
     cm_assert_no_error(err);
@@ -374,10 +374,10 @@ START_TEST(test_self_signed)
                                    NOW - DAY, NOW + 365 * DAY, root_key, NULL, NULL);
     g_autoptr(CmCert) client = issue(CM_CERT_CLIENT_SELF_SIGNED, "GUID:client", 2, NOW - DAY,
                                      NOW + 365 * DAY, leaf_key, NULL, NULL);
-    g_autoptr(CmCert) rsa_site = issue(CM_CERT_SITE_SIGNING, "Site Server Signing Certificate",
-                                       3, NOW - DAY, NOW + 365 * DAY, rsa_key, NULL, NULL);
-    g_autoptr(CmCert) mp = issue(CM_CERT_MP, "mp1", 4, NOW - DAY, NOW + 365 * DAY, leaf_key,
-                                 root_key, NULL);
+    g_autoptr(CmCert) rsa_site = issue(CM_CERT_SITE_SIGNING, "Site Server Signing Certificate", 3,
+                                       NOW - DAY, NOW + 365 * DAY, rsa_key, NULL, NULL);
+    g_autoptr(CmCert) mp =
+        issue(CM_CERT_MP, "mp1", 4, NOW - DAY, NOW + 365 * DAY, leaf_key, root_key, NULL);
     X509 *x = cm_cert_x509(site);
 
     ck_assert(cm_cert_is_self_signed(site));
@@ -395,8 +395,8 @@ END_TEST
  * key's is not self-signed. REQ: TRUST-08 */
 START_TEST(test_self_signed_by_name_only)
 {
-    CmCertSpec spec = spec_of(CM_CERT_SITE_SIGNING, "Site Server Signing Certificate", 1,
-                              NOW - DAY, NOW + DAY, leaf_key, other_key, NULL);
+    CmCertSpec spec = spec_of(CM_CERT_SITE_SIGNING, "Site Server Signing Certificate", 1, NOW - DAY,
+                              NOW + DAY, leaf_key, other_key, NULL);
     g_autoptr(CmCert) fake = NULL;
 
     spec.issuer_cn = "Site Server Signing Certificate";
@@ -452,8 +452,8 @@ START_TEST(test_rogue_mp_refused)
     g_autoptr(CmCert) rogue = issue(CM_CERT_MP, "MP1.contoso.example", 42, NOW - DAY,
                                     NOW + 365 * DAY, other_key, NULL, NULL);
     g_autoptr(CmCert) altered = NULL;
-    g_autoptr(CmCert) mp = issue(CM_CERT_MP, "MP1.contoso.example", 43, NOW - DAY,
-                                 NOW + 365 * DAY, leaf_key, root_key, NULL);
+    g_autoptr(CmCert) mp = issue(CM_CERT_MP, "MP1.contoso.example", 43, NOW - DAY, NOW + 365 * DAY,
+                                 leaf_key, root_key, NULL);
     g_autoptr(GBytes) der = NULL;
     g_autofree guint8 *copy = NULL;
     gsize len;
@@ -478,8 +478,8 @@ END_TEST
 START_TEST(test_check_time)
 {
     GError *err = NULL;
-    g_autoptr(CmCert) cert = issue(CM_CERT_CLIENT_SELF_SIGNED, "client", 1, NOW, NOW + DAY,
-                                   leaf_key, NULL, NULL);
+    g_autoptr(CmCert) cert =
+        issue(CM_CERT_CLIENT_SELF_SIGNED, "client", 1, NOW, NOW + DAY, leaf_key, NULL, NULL);
 
     ck_assert(cm_cert_check_time(cert, NOW, &err));
     cm_assert_no_error(err);
@@ -502,8 +502,8 @@ END_TEST
 START_TEST(test_validity_encoding)
 {
     CmTime far = G_GINT64_CONSTANT(4102444800) * CM_USEC_PER_SEC; /* 2100-01-01 */
-    g_autoptr(CmCert) cert = issue(CM_CERT_ROOT_CA, "root", 1, NOW + 999999, far, root_key,
-                                   NULL, NULL);
+    g_autoptr(CmCert) cert =
+        issue(CM_CERT_ROOT_CA, "root", 1, NOW + 999999, far, root_key, NULL, NULL);
 
     ck_assert_int_eq(cm_cert_not_before(cert), NOW);
     ck_assert_int_eq(cm_cert_not_after(cert), far);
@@ -528,8 +528,7 @@ START_TEST(test_chain_client_auth)
     ck_assert(cm_trust_verify(trust, pki.client, NULL, NOW, CM_PURPOSE_ANY, NULL, &err));
     cm_assert_no_error(err);
     /* A client certificate is no server certificate. */
-    ck_assert(
-        !cm_trust_verify(trust, pki.client, NULL, NOW, CM_PURPOSE_SERVER_AUTH, NULL, &err));
+    ck_assert(!cm_trust_verify(trust, pki.client, NULL, NOW, CM_PURPOSE_SERVER_AUTH, NULL, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_REFUSED);
     pki_clear(&pki);
 }
@@ -544,16 +543,15 @@ START_TEST(test_chain_server_auth)
     g_autoptr(CmTrust) trust = NULL;
     g_autoptr(CmTrust) empty = cm_trust_new();
     const CmCert *root = NULL;
-    g_autoptr(CmCert) self = issue(CM_CERT_SERVER, "mp1.contoso.example", 5, NOW - DAY,
-                                   NOW + DAY, other_key, NULL, NULL);
+    g_autoptr(CmCert) self = issue(CM_CERT_SERVER, "mp1.contoso.example", 5, NOW - DAY, NOW + DAY,
+                                   other_key, NULL, NULL);
 
     pki_build(&pki, NOW);
     trust = trust_of(&pki);
     ck_assert(cm_trust_verify(trust, pki.server, NULL, NOW, CM_PURPOSE_SERVER_AUTH, &root, &err));
     cm_assert_no_error(err);
     ck_assert_ptr_eq(root, pki.root);
-    ck_assert(
-        !cm_trust_verify(trust, pki.server, NULL, NOW, CM_PURPOSE_CLIENT_AUTH, NULL, &err));
+    ck_assert(!cm_trust_verify(trust, pki.server, NULL, NOW, CM_PURPOSE_CLIENT_AUTH, NULL, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_REFUSED);
     /* A self-signed server certificate outside the trust store. */
     ck_assert(!cm_trust_verify(trust, self, NULL, NOW, CM_PURPOSE_SERVER_AUTH, NULL, &err));
@@ -602,12 +600,12 @@ START_TEST(test_chain_expired)
     ck_assert(!cm_trust_verify(trust, pki.client, NULL, NOW + 31 * DAY, CM_PURPOSE_CLIENT_AUTH,
                                NULL, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_EXPIRED);
-    ck_assert(!cm_trust_verify(trust, pki.client, NULL, NOW - 2 * DAY, CM_PURPOSE_CLIENT_AUTH,
-                               NULL, &err));
+    ck_assert(!cm_trust_verify(trust, pki.client, NULL, NOW - 2 * DAY, CM_PURPOSE_CLIENT_AUTH, NULL,
+                               &err));
     cm_assert_error(&err, CM_PROTO_ERROR_EXPIRED);
     /* The intermediate expires after 1000 days. */
-    ck_assert(!cm_trust_verify(trust, pki.inter, NULL, NOW + 1001 * DAY, CM_PURPOSE_ANY, NULL,
-                               &err));
+    ck_assert(
+        !cm_trust_verify(trust, pki.inter, NULL, NOW + 1001 * DAY, CM_PURPOSE_ANY, NULL, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_EXPIRED);
     pki_clear(&pki);
 }
@@ -631,8 +629,7 @@ START_TEST(test_chain_impostor_ca)
     fake_leaf = issue(CM_CERT_CLIENT_AUTH, "client1.contoso.example", 100, NOW - DAY, NOW + DAY,
                       leaf_key, inter_key, fake_inter);
     g_ptr_array_add(peer, fake_inter);
-    ck_assert(
-        !cm_trust_verify(trust, fake_leaf, peer, NOW, CM_PURPOSE_CLIENT_AUTH, NULL, &err));
+    ck_assert(!cm_trust_verify(trust, fake_leaf, peer, NOW, CM_PURPOSE_CLIENT_AUTH, NULL, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_UNTRUSTED);
     pki_clear(&pki);
 }
@@ -833,8 +830,8 @@ START_TEST(test_crl_issue_refused)
     /* The key must be the issuer certificate's private key. */
     ck_assert_ptr_null(cm_crl_issue(pki.inter, root_key, NULL, 0, 1, NOW, NOW + DAY, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
-    ck_assert_ptr_null(cm_crl_issue(pki.inter, cm_cert_public_key(pki.inter), NULL, 0, 1, NOW,
-                                    NOW + DAY, &err));
+    ck_assert_ptr_null(
+        cm_crl_issue(pki.inter, cm_cert_public_key(pki.inter), NULL, 0, 1, NOW, NOW + DAY, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
     ck_assert_ptr_null(cm_crl_issue(pki.inter, inter_key, NULL, 0, 1, NOW, NOW, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
@@ -912,8 +909,8 @@ START_TEST(test_ctl_limits_roots)
     g_autoptr(CmTrust) trust = NULL;
     g_autoptr(CmCert) root_b = issue(CM_CERT_ROOT_CA, "Fabrikam Root", 1, NOW - DAY,
                                      NOW + 365 * DAY, other_key, NULL, NULL);
-    g_autoptr(CmCert) client_b = issue(CM_CERT_CLIENT_AUTH, "client.fabrikam.example", 2,
-                                       NOW - DAY, NOW + DAY, leaf_key, other_key, root_b);
+    g_autoptr(CmCert) client_b = issue(CM_CERT_CLIENT_AUTH, "client.fabrikam.example", 2, NOW - DAY,
+                                       NOW + DAY, leaf_key, other_key, root_b);
     CmCtl *ctl;
     const CmCert *root = NULL;
 
@@ -1105,8 +1102,8 @@ START_TEST(test_der_pem_round_trip)
 {
     GError *err = NULL;
     CmKey *subject = _i == 0 ? leaf_key : rsa_key;
-    g_autoptr(CmCert) cert = issue(CM_CERT_CLIENT_SELF_SIGNED, "GUID:1234", 77, NOW, NOW + DAY,
-                                   subject, NULL, NULL);
+    g_autoptr(CmCert) cert =
+        issue(CM_CERT_CLIENT_SELF_SIGNED, "GUID:1234", 77, NOW, NOW + DAY, subject, NULL, NULL);
     g_autoptr(GBytes) der = cm_cert_to_der(cert);
     g_autofree char *pem = cm_cert_to_pem(cert);
     g_autoptr(CmCert) from_der = NULL;
@@ -1154,8 +1151,8 @@ END_TEST
 START_TEST(test_thumbprint_from_ber)
 {
     GError *err = NULL;
-    g_autoptr(CmCert) cert = issue(CM_CERT_ROOT_CA, "Root", 1, NOW, NOW + DAY, root_key, NULL,
-                                   NULL);
+    g_autoptr(CmCert) cert =
+        issue(CM_CERT_ROOT_CA, "Root", 1, NOW, NOW + DAY, root_key, NULL, NULL);
     g_autoptr(GBytes) der = cm_cert_to_der(cert);
     gsize len;
     const guint8 *p = g_bytes_get_data(der, &len);
@@ -1185,8 +1182,8 @@ END_TEST
 START_TEST(test_parse_garbage)
 {
     GError *err = NULL;
-    g_autoptr(CmCert) cert = issue(CM_CERT_CLIENT_SELF_SIGNED, "c", 1, NOW, NOW + DAY, leaf_key,
-                                   NULL, NULL);
+    g_autoptr(CmCert) cert =
+        issue(CM_CERT_CLIENT_SELF_SIGNED, "c", 1, NOW, NOW + DAY, leaf_key, NULL, NULL);
     g_autoptr(GBytes) der = cm_cert_to_der(cert);
     g_autofree char *pem = cm_cert_to_pem(cert);
     gsize len;
@@ -1324,10 +1321,10 @@ START_TEST(test_bundle)
     ck_assert_uint_eq(certs->len, 3);
     ck_assert_mem_eq(cm_cert_thumbprint(g_ptr_array_index(certs, 0)),
                      cm_cert_thumbprint(pki.client), 32);
-    ck_assert_mem_eq(cm_cert_thumbprint(g_ptr_array_index(certs, 1)),
-                     cm_cert_thumbprint(pki.inter), 32);
-    ck_assert_mem_eq(cm_cert_thumbprint(g_ptr_array_index(certs, 2)),
-                     cm_cert_thumbprint(pki.root), 32);
+    ck_assert_mem_eq(cm_cert_thumbprint(g_ptr_array_index(certs, 1)), cm_cert_thumbprint(pki.inter),
+                     32);
+    ck_assert_mem_eq(cm_cert_thumbprint(g_ptr_array_index(certs, 2)), cm_cert_thumbprint(pki.root),
+                     32);
     g_ptr_array_unref(certs);
 
     /* Exactly max_certs is fine. */
@@ -1388,7 +1385,7 @@ START_TEST(test_bundle_corrupt_member)
     a = cm_cert_to_pem(pki.client);
     b = cm_cert_to_pem(pki.inter);
     b[80] = b[80] == 'A' ? 'B' : 'A'; /* flips bits inside the DER */
-    b[81] = '*';                       /* not base64 */
+    b[81] = '*';                      /* not base64 */
     bundle = g_strconcat(a, b, NULL);
     certs = cm_cert_bundle_from_pem(bundle, strlen(bundle), 8, &err);
     ck_assert_ptr_null(certs);

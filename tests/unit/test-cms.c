@@ -13,7 +13,7 @@
 #undef cm_assert_error
 #define cm_assert_error(errp, want)                                                                \
     do {                                                                                           \
-        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));          \
+        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));           \
         ck_assert_msg(g_error_matches(*(errp), CM_PROTO_ERROR, (want)),                            \
                       "expected error code %d, got %d: %s", (int)(want), (*(errp))->code,          \
                       (*(errp))->message);                                                         \
@@ -28,8 +28,7 @@ static const char INVENTORY[] =
     "<Report><ReportBody><Instance Class=\"Win32_OperatingSystem\"><Caption>Windows 11 Enterprise"
     "</Caption><Version>10.0.26100</Version></Instance></ReportBody></Report>";
 
-static const CmCipher ciphers[] = {CM_CIPHER_AES256_GCM, CM_CIPHER_AES256_CBC,
-                                   CM_CIPHER_3DES_CBC};
+static const CmCipher ciphers[] = {CM_CIPHER_AES256_GCM, CM_CIPHER_AES256_CBC, CM_CIPHER_3DES_CBC};
 
 /* The site's encryption certificates (EC and RSA) and a stranger's. */
 static CmKey *ec_key;
@@ -142,19 +141,19 @@ START_TEST(test_round_trip)
                                                           ? NID_id_smime_ct_authEnvelopedData
                                                           : NID_pkcs7_enveloped);
     CMS_ContentInfo_free(cms);
-    ck_assert_ptr_null(memmem(g_bytes_get_data(env, NULL), g_bytes_get_size(env), "Windows 11",
-                              10));
+    ck_assert_ptr_null(
+        memmem(g_bytes_get_data(env, NULL), g_bytes_get_size(env), "Windows 11", 10));
 
-    plain = cm_cms_decrypt(cert, key, g_bytes_get_data(env, NULL), g_bytes_get_size(env),
-                           MAX_PLAIN, &used, &err);
+    plain = cm_cms_decrypt(cert, key, g_bytes_get_data(env, NULL), g_bytes_get_size(env), MAX_PLAIN,
+                           &used, &err);
     cm_assert_no_error(err);
     ck_assert_uint_eq(g_bytes_get_size(plain), strlen(INVENTORY));
     ck_assert_mem_eq(g_bytes_get_data(plain, NULL), INVENTORY, strlen(INVENTORY));
     ck_assert_int_eq(used, cipher);
     /* cipher_out may be NULL. */
     g_bytes_unref(plain);
-    plain = cm_cms_decrypt(cert, key, g_bytes_get_data(env, NULL), g_bytes_get_size(env),
-                           MAX_PLAIN, NULL, &err);
+    plain = cm_cms_decrypt(cert, key, g_bytes_get_data(env, NULL), g_bytes_get_size(env), MAX_PLAIN,
+                           NULL, &err);
     cm_assert_no_error(err);
 }
 END_TEST
@@ -175,8 +174,8 @@ START_TEST(test_sizes)
         for (size_t j = 0; j < sizes[i]; j++)
             data[j] = (guint8)(j * 7 + i);
         env = encrypt(ec_cert, cipher, data, sizes[i]);
-        plain = cm_cms_decrypt(ec_cert, ec_key, g_bytes_get_data(env, NULL),
-                               g_bytes_get_size(env), MAX_PLAIN, &used, &err);
+        plain = cm_cms_decrypt(ec_cert, ec_key, g_bytes_get_data(env, NULL), g_bytes_get_size(env),
+                               MAX_PLAIN, &used, &err);
         cm_assert_no_error(err);
         ck_assert_uint_eq(g_bytes_get_size(plain), sizes[i]);
         if (sizes[i] > 0)
@@ -234,8 +233,8 @@ START_TEST(test_wrong_recipient)
      * defence against padding oracles), so a CBC envelope may then "open"
      * to garbage, about one time in 256; never to the message. */
     {
-        g_autoptr(GBytes) plain = cm_cms_decrypt(cert, rsa ? ec_key : other_key, p, len,
-                                                 MAX_PLAIN, NULL, &err);
+        g_autoptr(GBytes) plain =
+            cm_cms_decrypt(cert, rsa ? ec_key : other_key, p, len, MAX_PLAIN, NULL, &err);
         if (plain == NULL) {
             ck_assert_ptr_nonnull(err);
             g_clear_error(&err);
@@ -275,8 +274,7 @@ START_TEST(test_gcm_tampered)
         copy[at[i]] ^= 0x01;
     }
     {
-        g_autoptr(GBytes) plain =
-            cm_cms_decrypt(cert, key, copy, len, MAX_PLAIN, NULL, &err);
+        g_autoptr(GBytes) plain = cm_cms_decrypt(cert, key, copy, len, MAX_PLAIN, NULL, &err);
         cm_assert_no_error(err);
         ck_assert_uint_eq(g_bytes_get_size(plain), 200);
     }
@@ -326,8 +324,8 @@ START_TEST(test_garbage)
     g_autofree guint8 *trailing = g_malloc(len + 1);
     static const guint8 junk[] = {0x30, 0x80, 0x06, 0x03, 0x2a, 0x03, 0x04, 0x00, 0x00};
 
-    ck_assert_ptr_null(cm_cms_decrypt(ec_cert, ec_key, (const guint8 *)"garbage", 7, MAX_PLAIN,
-                                      NULL, &err));
+    ck_assert_ptr_null(
+        cm_cms_decrypt(ec_cert, ec_key, (const guint8 *)"garbage", 7, MAX_PLAIN, NULL, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
     ck_assert_ptr_null(cm_cms_decrypt(ec_cert, ec_key, p, 0, MAX_PLAIN, NULL, &err));
     cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
@@ -418,9 +416,21 @@ START_TEST(test_openssl_decrypts)
     key_path = cm_test_write(dir, "key.pem", key_pem, strlen(key_pem));
     out_path = g_build_filename(dir, "out.bin", NULL);
     {
-        const char *argv[] = {cm_test_openssl(), "cms",    "-decrypt", "-inform", "DER",
-                              "-in",             env_path, "-recip",   cert_path, "-inkey",
-                              key_path,          "-binary", "-out",    out_path,  NULL};
+        const char *argv[] = {cm_test_openssl(),
+                              "cms",
+                              "-decrypt",
+                              "-inform",
+                              "DER",
+                              "-in",
+                              env_path,
+                              "-recip",
+                              cert_path,
+                              "-inkey",
+                              key_path,
+                              "-binary",
+                              "-out",
+                              out_path,
+                              NULL};
         rc = cm_test_run(argv, &out, &errout);
         ck_assert_msg(rc == 0, "openssl cms -decrypt failed (%d): %s%s", rc, out, errout);
     }
@@ -458,9 +468,9 @@ START_TEST(test_openssl_encrypts)
     cert_path = cm_test_write(dir, "cert.pem", cert_pem, strlen(cert_pem));
     env_path = g_build_filename(dir, "env.der", NULL);
     {
-        const char *argv[] = {cm_test_openssl(), "cms",    "-encrypt", "-binary", opts[_i / 2],
-                              "-in",             msg_path, "-outform", "DER",     "-out",
-                              env_path,          cert_path, NULL};
+        const char *argv[] = {
+            cm_test_openssl(), "cms", "-encrypt", "-binary", opts[_i / 2], "-in", msg_path,
+            "-outform",        "DER", "-out",     env_path,  cert_path,    NULL};
         rc = cm_test_run(argv, NULL, &errout);
         ck_assert_msg(rc == 0, "openssl cms -encrypt failed (%d): %s", rc, errout);
     }

@@ -13,21 +13,19 @@
 #undef cm_assert_error
 #define cm_assert_error(errp, want)                                                                \
     do {                                                                                           \
-        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));          \
+        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));           \
         ck_assert_msg(g_error_matches(*(errp), CM_PROTO_ERROR, (want)),                            \
                       "expected error code %d, got %d: %s", (int)(want), (*(errp))->code,          \
                       (*(errp))->message);                                                         \
         g_clear_error(errp);                                                                       \
     } while (0)
 
-static const guint8 SECRET_A[32] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
-                                    0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00,
-                                    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
-                                    0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10};
-static const guint8 SECRET_B[32] = {0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a,
-                                    0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a,
-                                    0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a,
-                                    0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a};
+static const guint8 SECRET_A[32] = {
+    0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00,
+    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10};
+static const guint8 SECRET_B[32] = {
+    0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a,
+    0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a, 0xa5, 0x5a};
 
 /* One key of each algorithm, generated once for the whole run (RSA key
  * generation under the sanitizers is slow); tests that need fresh keys make
@@ -101,17 +99,16 @@ START_TEST(test_key_id_stable)
     GError *err = NULL;
     CmKey *key = key_of(_i);
     g_autoptr(GBytes) der = cm_key_public_der(key);
-    g_autoptr(CmKey) pub = cm_key_public_from_der(g_bytes_get_data(der, NULL),
-                                                  g_bytes_get_size(der), &err);
+    g_autoptr(CmKey) pub =
+        cm_key_public_from_der(g_bytes_get_data(der, NULL), g_bytes_get_size(der), &err);
     g_autoptr(CmKey) other = cm_key_generate(CM_KEY_EC_P256, &err);
     guint8 expect[32];
 
     cm_assert_no_error(err);
     /* The key ID is the SHA-256 of the DER SubjectPublicKeyInfo, and the
      * same for the private key and its public half however it was parsed. */
-    ck_assert_uint_eq(cm_hash(CM_HASH_SHA256, g_bytes_get_data(der, NULL),
-                              g_bytes_get_size(der), expect),
-                      32);
+    ck_assert_uint_eq(
+        cm_hash(CM_HASH_SHA256, g_bytes_get_data(der, NULL), g_bytes_get_size(der), expect), 32);
     ck_assert_mem_eq(cm_key_id(key), expect, 32);
     ck_assert_mem_eq(cm_key_id(pub), expect, 32);
     ck_assert_mem_eq(cm_key_id(key), cm_key_id(key), 32);
@@ -139,8 +136,8 @@ START_TEST(test_public_der_round_trip)
     GError *err = NULL;
     CmKey *key = key_of(_i);
     g_autoptr(GBytes) der = cm_key_public_der(key);
-    g_autoptr(CmKey) pub = cm_key_public_from_der(g_bytes_get_data(der, NULL),
-                                                  g_bytes_get_size(der), &err);
+    g_autoptr(CmKey) pub =
+        cm_key_public_from_der(g_bytes_get_data(der, NULL), g_bytes_get_size(der), &err);
     g_autoptr(GBytes) der2 = NULL;
 
     cm_assert_no_error(err);
@@ -524,11 +521,11 @@ START_TEST(test_ksp_seal_round_trip)
     pkcs_len = i2d_PrivateKey(cm_key_evp(key), &pkcs);
     ck_assert_int_gt(pkcs_len, 0);
     if (_i == 0)
-        ck_assert_ptr_null(memmem(g_bytes_get_data(blob, NULL), g_bytes_get_size(blob), pkcs,
-                                  (size_t)pkcs_len));
+        ck_assert_ptr_null(
+            memmem(g_bytes_get_data(blob, NULL), g_bytes_get_size(blob), pkcs, (size_t)pkcs_len));
     else
-        ck_assert_ptr_nonnull(memmem(g_bytes_get_data(blob, NULL), g_bytes_get_size(blob), pkcs,
-                                     (size_t)pkcs_len));
+        ck_assert_ptr_nonnull(
+            memmem(g_bytes_get_data(blob, NULL), g_bytes_get_size(blob), pkcs, (size_t)pkcs_len));
     OPENSSL_clear_free(pkcs, (size_t)pkcs_len);
 }
 END_TEST
@@ -639,6 +636,15 @@ START_TEST(test_ksp_bad_blobs)
         cm_assert_no_error(err);
         ck_assert(cm_key_public_equal(ok, key));
     }
+    /* A byte appended. */
+    {
+        g_autofree guint8 *longer = g_malloc(len + 1);
+        memcpy(longer, p, len);
+        longer[len] = 0x00;
+        ck_assert_ptr_null(cm_ksp_unseal(ksp, longer, len + 1, &err));
+        ck_assert_ptr_nonnull(err);
+        g_clear_error(&err);
+    }
     /* Oversized. */
     big = g_malloc0(9 * 1024);
     memcpy(big, p, len);
@@ -673,6 +679,69 @@ START_TEST(test_ksp_seal_is_randomized)
 }
 END_TEST
 
+/* Secrets at rest: AES-256-GCM with a purpose bound in as AAD. */
+START_TEST(test_aead)
+{
+    static const char secret[] = "network access account password";
+    GError *err = NULL;
+    g_autoptr(GBytes) blob = cm_aead_seal(SECRET_A, secret, sizeof secret, "naa", &err);
+    g_autoptr(GBytes) blob2 = NULL;
+    g_autoptr(GBytes) plain = NULL;
+    g_autoptr(GBytes) empty = NULL;
+    g_autoptr(GBytes) empty_plain = NULL;
+    gsize len;
+    g_autofree guint8 *copy = NULL;
+    g_autofree guint8 *big = NULL;
+
+    cm_assert_no_error(err);
+    copy = g_memdup2(g_bytes_get_data(blob, &len), g_bytes_get_size(blob));
+    ck_assert_uint_eq(len, 12 + sizeof secret + 16);
+    ck_assert_ptr_null(memmem(copy, len, "password", 8));
+    plain = cm_aead_open(SECRET_A, copy, len, "naa", &err);
+    cm_assert_no_error(err);
+    ck_assert_uint_eq(g_bytes_get_size(plain), sizeof secret);
+    ck_assert_mem_eq(g_bytes_get_data(plain, NULL), secret, sizeof secret);
+    /* A fresh nonce each time. */
+    blob2 = cm_aead_seal(SECRET_A, secret, sizeof secret, "naa", &err);
+    cm_assert_no_error(err);
+    ck_assert(!g_bytes_equal(blob, blob2));
+
+    /* Another key, another purpose, or any byte changed: refused. */
+    ck_assert_ptr_null(cm_aead_open(SECRET_B, copy, len, "naa", &err));
+    cm_assert_error(&err, CM_PROTO_ERROR_REFUSED);
+    ck_assert_ptr_null(cm_aead_open(SECRET_A, copy, len, "push", &err));
+    cm_assert_error(&err, CM_PROTO_ERROR_REFUSED);
+    ck_assert_ptr_null(cm_aead_open(SECRET_A, copy, len, NULL, &err));
+    cm_assert_error(&err, CM_PROTO_ERROR_REFUSED);
+    for (gsize i = 0; i < len; i += 5) {
+        copy[i] ^= 0x80;
+        ck_assert_ptr_null(cm_aead_open(SECRET_A, copy, len, "naa", &err));
+        cm_assert_error(&err, CM_PROTO_ERROR_REFUSED);
+        copy[i] ^= 0x80;
+    }
+    ck_assert_ptr_null(cm_aead_open(SECRET_A, copy, len - 1, "naa", &err));
+    ck_assert_ptr_nonnull(err);
+    g_clear_error(&err);
+    ck_assert_ptr_null(cm_aead_open(SECRET_A, copy, 27, "naa", &err));
+    cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
+    ck_assert_ptr_null(cm_aead_open(SECRET_A, copy, 0, "naa", &err));
+    cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
+
+    /* Empty secrets round-trip; oversized ones are refused. */
+    empty = cm_aead_seal(SECRET_A, "", 0, "naa", &err);
+    cm_assert_no_error(err);
+    empty_plain =
+        cm_aead_open(SECRET_A, g_bytes_get_data(empty, NULL), g_bytes_get_size(empty), "naa", &err);
+    cm_assert_no_error(err);
+    ck_assert_uint_eq(g_bytes_get_size(empty_plain), 0);
+    big = g_malloc0(CM_AEAD_MAX + 1);
+    ck_assert_ptr_null(cm_aead_seal(SECRET_A, big, CM_AEAD_MAX + 1, "naa", &err));
+    cm_assert_error(&err, CM_PROTO_ERROR_TOO_LARGE);
+    ck_assert_ptr_null(cm_aead_open(SECRET_A, big, CM_AEAD_MAX + 12 + 16 + 1, "naa", &err));
+    cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
+}
+END_TEST
+
 static Suite *
 key_suite(void)
 {
@@ -704,6 +773,7 @@ key_suite(void)
     tcase_add_test(tc, test_ksp_cloned_image);
     tcase_add_loop_test(tc, test_ksp_bad_blobs, 0, 2);
     tcase_add_test(tc, test_ksp_seal_is_randomized);
+    tcase_add_test(tc, test_aead);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,7 +13,7 @@
 #undef cm_assert_error
 #define cm_assert_error(errp, want)                                                                \
     do {                                                                                           \
-        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));          \
+        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));           \
         ck_assert_msg(g_error_matches(*(errp), CM_PROTO_ERROR, (want)),                            \
                       "expected error code %d, got %d: %s", (int)(want), (*(errp))->code,          \
                       (*(errp))->message);                                                         \
@@ -394,7 +394,7 @@ START_TEST(test_openssl_dgst_verify)
     bad[0] = '[';
     bad_path = cm_test_write(dir, "bad.bin", bad, strlen(bad));
     {
-        const char *argv[] = {cm_test_openssl(), "dgst", dgst_opt,   "-verify", pub_path,
+        const char *argv[] = {cm_test_openssl(), "dgst",   dgst_opt, "-verify", pub_path,
                               "-signature",      sig_path, msg_path, NULL};
         rc = cm_test_run(argv, &out, &errout);
         ck_assert_msg(rc == 0, "openssl dgst -verify failed (%d): %s%s", rc, out, errout);
@@ -403,7 +403,7 @@ START_TEST(test_openssl_dgst_verify)
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&errout, g_free);
     {
-        const char *argv[] = {cm_test_openssl(), "dgst", dgst_opt,   "-verify", pub_path,
+        const char *argv[] = {cm_test_openssl(), "dgst",   dgst_opt, "-verify", pub_path,
                               "-signature",      sig_path, bad_path, NULL};
         rc = cm_test_run(argv, &out, &errout);
         ck_assert_msg(rc != 0, "openssl dgst -verify accepted a tampered message: %s", out);
@@ -433,8 +433,8 @@ START_TEST(test_openssl_dgst_sign)
     msg_path = cm_test_write(dir, "msg.bin", MSG, strlen(MSG));
     sig_path = g_build_filename(dir, "sig.bin", NULL);
     {
-        const char *argv[] = {cm_test_openssl(), "dgst", dgst_opt, "-sign", key_path,
-                              "-out",            sig_path, msg_path, NULL};
+        const char *argv[] = {cm_test_openssl(), "dgst",   dgst_opt, "-sign", key_path, "-out",
+                              sig_path,          msg_path, NULL};
         rc = cm_test_run(argv, NULL, NULL);
         ck_assert_int_eq(rc, 0);
     }

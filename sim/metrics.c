@@ -1,0 +1,247 @@
+/* metrics.c - what a run measured: series sampled every `sample` of virtual
+ * time, the scalar metrics at the end, and the scenario's expectations
+ * checked against them.  Metric names are listed in docs/report-schema.md. */
+#include "world.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* The endpoints whose rate and latency are worth a chart. */
+static const CmEndpoint charted[] = {CM_EP_REGISTER, CM_EP_POLICY_ASSIGNMENTS, CM_EP_INVENTORY,
+                                     CM_EP_STATUS};
+
+static gboolean
+is_real_site(SimWorld *w, SimSite *s)
+{
+    for (guint i = 0; i < w->scn->sites->len; i++)
+        if (g_ptr_array_index(w->scn->sites, i) == s->scn)
+            return TRUE;
+    return FALSE;
+}
+
+static void
+ev_sample(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    double secs = (double)w->scn->sample / 1e6;
+    guint active = 0;
+
+    (void)arg;
+    w->samples++;
+    for (guint i = 0; i < w->sites->len; i++) {
+        SimSite *s = g_ptr_array_index(w->sites, i);
+        g_autofree char *name = g_strdup_printf("site.%s.backlog", s->scn->code);
+        if (!is_real_site(w, s))
+            continue;
+        g_array_append_val(cm_run_series(w->run, name, "requests")->values,
+                           (double){sim_server_backlog(&s->server)});
+    }
+    for (guint i = 0; i < w->mps->len; i++) {
+        SimMp *m = g_ptr_array_index(w->mps, i);
+        g_autofree char *name = g_strdup_printf("mp.%s.queue", m->scn->name);
+        if (m->rogue)
+            continue;
+        g_array_append_val(cm_run_series(w->run, name, "requests")->values,
+                           (double){sim_server_backlog(&m->server)});
+    }
+    for (size_t k = 0; k < G_N_ELEMENTS(charted); k++) {
+        CmEndpoint ep = charted[k];
+        g_autofree char *rate = g_strdup_printf("rate.%s", cm_ep_name(ep));
+        g_autofree char *lat = g_strdup_printf("latency.%s.p95", cm_ep_name(ep));
+        g_array_append_val(cm_run_series(w->run, rate, "per second")->values,
+                           (double){(double)w->sent_window[ep] / secs});
+        g_array_append_val(cm_run_series(w->run, lat, "seconds")->values,
+                           (double){sim_hist_quantile(&w->lat_window[ep], 0.95)});
+    }
+    for (guint i = 0; i < w->n_clients; i++)
+        active += w->clients[i].agent != NULL &&
+                  cm_agent_status(w->clients[i].agent)->state == CM_AGENT_ACTIVE;
+    g_array_append_val(cm_run_series(w->run, "clients.active", "clients")->values,
+                       (double){active});
+    memset(w->sent_window, 0, sizeof w->sent_window);
+    memset(w->lat_window, 0, sizeof w->lat_window);
+    if (cm_sim_now(e) + w->scn->sample <= w->scn->duration)
+        cm_sim_at(e, cm_sim_now(e) + w->scn->sample, ev_sample, w, 0);
+}
+
+void
+sim_metrics_start(SimWorld *w)
+{
+    cm_sim_at(w->engine, w->scn->sample, ev_sample, w, 0);
+}
+
+static void
+set(SimWorld *w, const char *name, double v)
+{
+    cm_run_set_metric(w->run, name, v);
+}
+
+static void
+setf(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+static void
+setf(SimWorld *w, double v, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *name = NULL;
+
+    va_start(ap, fmt);
+    name = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    cm_run_set_metric(w->run, name, v);
+}
+
+static void
+server_metrics(SimWorld *w, const char *prefix, SimServer *s, guint *max_backlog,
+               double *drain_s)
+{
+    CmTime end = cm_sim_now(w->engine);
+    gboolean drained = s->busy_since < 0;
+    CmTime drain = drained ? s->longest_busy : MAX(s->longest_busy, end - s->busy_since);
+
+    setf(w, (double)s->max_backlog, "%s.backlog.max", prefix);
+    setf(w, (double)s->max_len, "%s.queue.max", prefix);
+    setf(w, (double)s->served, "%s.served", prefix);
+    setf(w, (double)s->overloaded, "%s.overloaded", prefix);
+    setf(w, drained ? 1 : 0, "%s.backlog.drained", prefix);
+    setf(w, (double)drain / 1e6, "%s.backlog.drain_time", prefix);
+    if (max_backlog != NULL)
+        *max_backlog = MAX(*max_backlog, s->max_backlog);
+    if (drain_s != NULL)
+        *drain_s = MAX(*drain_s, (double)drain / 1e6);
+}
+
+static void
+check_expectations(SimWorld *w)
+{
+    for (guint i = 0; i < w->scn->expects->len; i++) {
+        CmScnExpect *x = g_ptr_array_index(w->scn->expects, i);
+        CmExpectResult *r = g_new0(CmExpectResult, 1);
+        const char *have =
+            x->when_variant ? g_hash_table_lookup(w->scn->variant, x->when_variant) : NULL;
+
+        r->name = g_strdup(x->name);
+        r->text = g_strdup(x->text);
+        r->applies = x->when_variant == NULL || g_strcmp0(have, x->when_value) == 0;
+        r->known = cm_run_metric(w->run, x->metric, &r->value);
+        r->passed = !r->applies || (r->known && cm_scn_compare(x->op, r->value, x->value));
+        g_ptr_array_add(w->run->expects, r);
+    }
+}
+
+void
+sim_metrics_finish(SimWorld *w)
+{
+    guint total = 0, active = 0, pending = 0, blocked = 0, failed = 0;
+    guint64 pol_ok = 0, pol_bad = 0, mp_refused = 0;
+    guint site_backlog_max = 0, mp_queue_max = 0;
+    double drain = 0;
+    CmCryptoCounters cc;
+    gint64 refusals[CM_REASON__COUNT] = {0};
+
+    for (guint i = 0; i < w->n_clients; i++) {
+        const CmAgentStatus *st;
+        if (w->clients[i].agent == NULL || w->clients[i].attacker)
+            continue;
+        st = cm_agent_status(w->clients[i].agent);
+        total++;
+        active += st->state == CM_AGENT_ACTIVE;
+        pending += st->state == CM_AGENT_PENDING;
+        blocked += st->state == CM_AGENT_BLOCKED;
+        failed += st->state == CM_AGENT_FAILED;
+        pol_ok += (guint64)st->policies_accepted;
+        pol_bad += (guint64)st->policies_refused;
+        mp_refused += (guint64)st->mp_refused;
+    }
+    for (guint i = 0; i < w->pops->len; i++) {
+        SimPop *p = g_ptr_array_index(w->pops, i);
+        guint counts[CM_AGENT_FAILED + 1] = {0};
+        for (guint k = 0; k < p->count; k++) {
+            SimClient *c = &w->clients[p->first + k];
+            if (c->agent != NULL)
+                counts[cm_agent_status(c->agent)->state]++;
+        }
+        setf(w, p->count, "pop.%s.clients", p->scn->name);
+        setf(w, counts[CM_AGENT_ACTIVE], "pop.%s.active", p->scn->name);
+        setf(w, counts[CM_AGENT_PENDING], "pop.%s.pending", p->scn->name);
+        setf(w, counts[CM_AGENT_BLOCKED], "pop.%s.blocked", p->scn->name);
+        setf(w, counts[CM_AGENT_FAILED], "pop.%s.failed", p->scn->name);
+        /* Ratios hold whatever --scale a run used. */
+        setf(w, p->count ? (double)counts[CM_AGENT_ACTIVE] / p->count : 0, "pop.%s.active_ratio",
+             p->scn->name);
+        setf(w, p->count ? (double)counts[CM_AGENT_PENDING] / p->count : 0,
+             "pop.%s.pending_ratio", p->scn->name);
+        setf(w, p->count ? (double)counts[CM_AGENT_BLOCKED] / p->count : 0,
+             "pop.%s.blocked_ratio", p->scn->name);
+    }
+    set(w, "clients.total", total);
+    set(w, "clients.active", active);
+    set(w, "clients.active_ratio", total ? (double)active / total : 0);
+    set(w, "clients.pending", pending);
+    set(w, "clients.blocked", blocked);
+    set(w, "clients.failed", failed);
+    set(w, "policies.accepted", (double)pol_ok);
+    set(w, "policies.refused", (double)pol_bad);
+    set(w, "clients.mp_refused", (double)mp_refused);
+    set(w, "registrations.needed", (double)w->regs_needed);
+    set(w, "registrations.completed", (double)w->regs_completed);
+    set(w, "registrations.completed_ratio",
+        w->regs_needed ? (double)w->regs_completed / (double)w->regs_needed : 1.0);
+    set(w, "registrations.mean_time",
+        w->regs_completed ? (double)w->reg_latency_sum / 1e6 / (double)w->regs_completed : 0);
+
+    for (guint i = 0; i < w->sites->len; i++) {
+        SimSite *s = g_ptr_array_index(w->sites, i);
+        g_autofree char *prefix = g_strdup_printf("site.%s", s->scn->code);
+        const CmSiteCounters *sc = cm_site_counters(s->site);
+        if (!is_real_site(w, s))
+            continue;
+        server_metrics(w, prefix, &s->server, &site_backlog_max, &drain);
+        setf(w, (double)sc->registrations, "%s.registrations", prefix);
+        setf(w, (double)sc->conflicts, "%s.conflicts", prefix);
+        setf(w, (double)sc->status_messages, "%s.status_messages", prefix);
+        setf(w, (double)sc->messages_accepted, "%s.messages_accepted", prefix);
+        setf(w, (double)cm_site_client_count(s->site, -1), "%s.records", prefix);
+    }
+    set(w, "site.backlog.max", site_backlog_max);
+    set(w, "site.backlog.drain_time", drain);
+    for (guint i = 0; i < w->mps->len; i++) {
+        SimMp *m = g_ptr_array_index(w->mps, i);
+        g_autofree char *prefix = g_strdup_printf("mp.%s", m->scn->name);
+        const CmMpCounters *mc = cm_mp_counters(m->mp);
+        if (m->rogue)
+            continue;
+        server_metrics(w, prefix, &m->server, NULL, NULL);
+        mp_queue_max = MAX(mp_queue_max, m->server.max_len);
+        /* What clients were told: the MP counts its own refusals and the
+         * site's answers it relayed. */
+        for (int r = 1; r < CM_REASON__COUNT; r++)
+            refusals[r] += mc->refusals[r];
+        setf(w, (double)mc->status_discarded, "%s.status_discarded", prefix);
+    }
+    set(w, "mp.queue.max", mp_queue_max);
+    for (int r = 1; r < CM_REASON__COUNT; r++)
+        if (refusals[r] > 0)
+            setf(w, (double)refusals[r], "refusals.%s", cm_reason_name(r));
+    set(w, "answers.busy", (double)w->busy_answers);
+    set(w, "transport.failures", (double)w->transport_failures);
+    for (int ep = 1; ep < CM_EP__COUNT; ep++) {
+        if (w->sent[ep] == 0)
+            continue;
+        setf(w, (double)w->sent[ep], "requests.%s", cm_ep_name(ep));
+        setf(w, sim_hist_quantile(&w->lat[ep], 0.50), "latency.%s.p50", cm_ep_name(ep));
+        setf(w, sim_hist_quantile(&w->lat[ep], 0.95), "latency.%s.p95", cm_ep_name(ep));
+        setf(w, sim_hist_quantile(&w->lat[ep], 0.99), "latency.%s.p99", cm_ep_name(ep));
+    }
+    cm_crypto_counters_get(&cc);
+    set(w, "crypto.keygen", (double)cc.keygen);
+    set(w, "crypto.sign", (double)cc.sign);
+    set(w, "crypto.verify", (double)cc.verify);
+    set(w, "crypto.cert_issue", (double)cc.cert_issue);
+    set(w, "crypto.cert_parse", (double)cc.cert_parse);
+    set(w, "crypto.key_parse", (double)cc.key_parse);
+    set(w, "crypto.cms_encrypt", (double)cc.cms_encrypt);
+    set(w, "crypto.cms_decrypt", (double)cc.cms_decrypt);
+    sim_attackers_report(w);
+    check_expectations(w);
+}

@@ -1,0 +1,153 @@
+/* sim.c - one run of one scenario variant: build the world, run the engine
+ * to the scenario's end (with a progress line for people watching), measure. */
+#include "world.h"
+
+#include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cmsim.h"
+
+/* Wall-clock rates of the crypto operations on this machine, measured once
+ * per process, to say what share of a run's wall time went to crypto (the
+ * terminal summary only: it varies by machine). */
+static double
+crypto_seconds(const CmCryptoCounters *cc)
+{
+    static double per_op[8];
+    static gboolean measured;
+
+    if (!measured) {
+        g_autoptr(CmKey) k = cm_key_generate(CM_KEY_EC_P256, NULL);
+        CmTime t = G_GINT64_CONSTANT(1767225600) * CM_USEC_PER_SEC;
+        CmCertSpec spec = {.profile = CM_CERT_ENCRYPTION, .subject_cn = "calibration", .serial = 1,
+                           .not_before = t, .not_after = t + CM_USEC_PER_DAY, .subject_key = k};
+        g_autoptr(CmCert) cert = cm_cert_issue(&spec, NULL);
+        g_autoptr(GBytes) der = cm_cert_to_der(cert);
+        g_autoptr(GBytes) pub = cm_key_public_der(k);
+        g_autoptr(GBytes) sig = cm_sig_sign(k, CM_HASH_SHA256, "x", 1, NULL);
+        g_autoptr(GBytes) env = cm_cms_encrypt(cert, CM_CIPHER_AES256_GCM, "x", 1, NULL);
+        const int n = 50;
+        gint64 t0;
+
+        t0 = g_get_monotonic_time();
+        for (int i = 0; i < n; i++)
+            cm_key_unref(cm_key_generate(CM_KEY_EC_P256, NULL));
+        per_op[0] = (double)(g_get_monotonic_time() - t0) / n / 1e6;
+        t0 = g_get_monotonic_time();
+        for (int i = 0; i < n; i++)
+            g_bytes_unref(cm_sig_sign(k, CM_HASH_SHA256, "x", 1, NULL));
+        per_op[1] = (double)(g_get_monotonic_time() - t0) / n / 1e6;
+        t0 = g_get_monotonic_time();
+        for (int i = 0; i < n; i++)
+            cm_sig_verify(k, CM_HASH_SHA256, "x", 1, g_bytes_get_data(sig, NULL),
+                          g_bytes_get_size(sig), NULL);
+        per_op[2] = (double)(g_get_monotonic_time() - t0) / n / 1e6;
+        t0 = g_get_monotonic_time();
+        for (int i = 0; i < n; i++)
+            cm_cert_unref(cm_cert_issue(&spec, NULL));
+        per_op[3] = (double)(g_get_monotonic_time() - t0) / n / 1e6;
+        t0 = g_get_monotonic_time();
+        for (int i = 0; i < n; i++)
+            cm_cert_unref(cm_cert_from_der(g_bytes_get_data(der, NULL), g_bytes_get_size(der), NULL));
+        per_op[4] = (double)(g_get_monotonic_time() - t0) / n / 1e6;
+        t0 = g_get_monotonic_time();
+        for (int i = 0; i < n; i++)
+            cm_key_unref(cm_key_public_from_der(g_bytes_get_data(pub, NULL), g_bytes_get_size(pub), NULL));
+        per_op[5] = (double)(g_get_monotonic_time() - t0) / n / 1e6;
+        t0 = g_get_monotonic_time();
+        for (int i = 0; i < n; i++)
+            g_bytes_unref(cm_cms_encrypt(cert, CM_CIPHER_AES256_GCM, "x", 1, NULL));
+        per_op[6] = (double)(g_get_monotonic_time() - t0) / n / 1e6;
+        t0 = g_get_monotonic_time();
+        for (int i = 0; i < n; i++)
+            g_bytes_unref(cm_cms_decrypt(cert, k, g_bytes_get_data(env, NULL),
+                                         g_bytes_get_size(env), 1024, NULL, NULL));
+        per_op[7] = (double)(g_get_monotonic_time() - t0) / n / 1e6;
+        measured = TRUE;
+    }
+    return cc->keygen * per_op[0] + cc->sign * per_op[1] + cc->verify * per_op[2] +
+           cc->cert_issue * per_op[3] + cc->cert_parse * per_op[4] + cc->key_parse * per_op[5] +
+           cc->cms_encrypt * per_op[6] + cc->cms_decrypt * per_op[7];
+}
+
+static gsize
+peak_rss_kib(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (gsize)ru.ru_maxrss : 0;
+}
+
+static void
+progress_line(SimWorld *w, double started, gboolean final)
+{
+    double wall = (double)g_get_monotonic_time() / 1e6 - started;
+    double done = (double)cm_sim_now(w->engine) / (double)w->scn->duration;
+    double eta = done > 0.001 ? wall / done - wall : 0;
+    g_autofree char *label = g_strdup_printf("%s%s%s", w->scn->name,
+                                             *w->scn->variant_label ? " " : "",
+                                             w->scn->variant_label);
+
+    fprintf(stderr, "\r%-40.40s virtual %6.1f%%  %9.0f events/s  %6.1fs elapsed  ETA %5.0fs%s",
+            label, done * 100, wall > 0 ? cm_sim_events(w->engine) / wall : 0, wall,
+            final ? 0.0 : eta, final ? "\n" : "");
+    fflush(stderr);
+}
+
+CmRun *
+cm_sim_run_scenario(CmScenario *scn, const CmSimOptions *options, GError **error)
+{
+    SimCosts costs;
+    SimWorld *w;
+    CmRun *run;
+    CmCryptoCounters before, after;
+    double started = (double)g_get_monotonic_time() / 1e6, last = started;
+    gboolean tty = options != NULL && options->progress && isatty(STDERR_FILENO);
+
+    sim_costs_default(&costs);
+    if (options != NULL && options->costs_path != NULL &&
+        !sim_costs_load(&costs, options->costs_path, error))
+        return NULL;
+    cm_crypto_counters_reset();
+    cm_crypto_counters_get(&before);
+    w = sim_world_new(scn, &costs, error);
+    if (w == NULL)
+        return NULL;
+    /* Run in slices so the progress line can move. */
+    for (CmTime t = 0; t < scn->duration;) {
+        t = MIN(scn->duration, t + MAX(scn->duration / 1000, CM_USEC_PER_SEC));
+        cm_sim_run_until(w->engine, t);
+        if (tty && (double)g_get_monotonic_time() / 1e6 - last > 0.5) {
+            last = (double)g_get_monotonic_time() / 1e6;
+            progress_line(w, started, FALSE);
+        }
+    }
+    if (tty)
+        progress_line(w, started, TRUE);
+    sim_metrics_finish(w);
+    cm_crypto_counters_get(&after);
+    run = w->run;
+    w->run = NULL;
+    run->scenario = g_strdup(scn->name);
+    run->description = g_strdup(scn->description ? scn->description : "");
+    run->variant_label = g_strdup(scn->variant_label ? scn->variant_label : "");
+    run->full_size = g_strdup(scn->full_size ? scn->full_size : "");
+    run->seed = scn->seed;
+    run->duration = scn->duration;
+    run->sample = scn->sample;
+    run->model_crypto = scn->model_crypto;
+    run->events = cm_sim_events(w->engine);
+    sim_world_free(w);
+    run->wall_seconds = (double)g_get_monotonic_time() / 1e6 - started;
+    {
+        CmCryptoCounters d = {after.keygen - before.keygen, after.sign - before.sign,
+                              after.verify - before.verify, after.cert_issue - before.cert_issue,
+                              after.cert_parse - before.cert_parse,
+                              after.key_parse - before.key_parse,
+                              after.cms_encrypt - before.cms_encrypt,
+                              after.cms_decrypt - before.cms_decrypt};
+        run->crypto_seconds = crypto_seconds(&d);
+    }
+    run->peak_rss_kib = peak_rss_kib();
+    return run;
+}

@@ -1,0 +1,472 @@
+/* traffic.c - requests on their way: a client's agent sends, the network
+ * carries the bytes, the MP's workers take it from their queue and run the
+ * real MP code, a forwarded request crosses to the site and its queue, the
+ * real site code answers, and the answer travels back to the agent.
+ *
+ * A full queue answers 503 with Retry-After at once, as IIS does when its
+ * request queue is full; agents honour it.  Role code runs at the end of
+ * its service time, so what it commits lands at the virtual time the work
+ * would finish. */
+#include "world.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------------- histograms */
+
+#define HIST_BASE_US 10.0
+#define HIST_STEPS   16.0 /* buckets per doubling */
+
+void
+sim_hist_add(SimHist *h, CmTime latency)
+{
+    double us = latency < 1 ? 1 : (double)latency;
+    int b = us <= HIST_BASE_US ? 0 : (int)(log2(us / HIST_BASE_US) * HIST_STEPS) + 1;
+
+    h->counts[MIN(b, SIM_HIST_BUCKETS - 1)]++;
+    h->n++;
+}
+
+double
+sim_hist_quantile(const SimHist *h, double p)
+{
+    guint64 want, seen = 0;
+
+    if (h->n == 0)
+        return 0;
+    want = (guint64)ceil(p * (double)h->n);
+    if (want == 0)
+        want = 1;
+    for (int b = 0; b < SIM_HIST_BUCKETS; b++) {
+        seen += h->counts[b];
+        if (seen >= want) {
+            /* The bucket's upper edge, in seconds. */
+            double us = b == 0 ? HIST_BASE_US : HIST_BASE_US * exp2((double)b / HIST_STEPS);
+            return us / 1e6;
+        }
+    }
+    return HIST_BASE_US * exp2(SIM_HIST_BUCKETS / HIST_STEPS) / 1e6;
+}
+
+/* ------------------------------------------------------------- servers */
+
+void
+sim_server_init(SimServer *s, const char *name, int workers, guint limit)
+{
+    memset(s, 0, sizeof *s);
+    s->name = g_strdup(name);
+    s->workers = MAX(workers, 1);
+    s->queue_limit = limit;
+    s->ring_cap = 64;
+    s->ring = g_new(SimJob *, s->ring_cap);
+    s->retry_after = 60 * CM_USEC_PER_SEC;
+    s->busy_since = -1;
+}
+
+void
+sim_server_clear(SimServer *s)
+{
+    /* Jobs still queued at the end of a run belong to no one else. */
+    for (guint i = 0; i < s->len; i++)
+        sim_job_free(s->ring[(s->head + i) % s->ring_cap]);
+    g_free(s->ring);
+    g_free(s->name);
+}
+
+guint
+sim_server_backlog(const SimServer *s)
+{
+    return s->len + (guint)s->busy;
+}
+
+static void
+ring_push(SimServer *s, SimJob *job)
+{
+    if (s->len == s->ring_cap) {
+        SimJob **bigger = g_new(SimJob *, s->ring_cap * 2);
+        for (guint i = 0; i < s->len; i++)
+            bigger[i] = s->ring[(s->head + i) % s->ring_cap];
+        g_free(s->ring);
+        s->ring = bigger;
+        s->head = 0;
+        s->ring_cap *= 2;
+    }
+    s->ring[(s->head + s->len++) % s->ring_cap] = job;
+    s->max_len = MAX(s->max_len, s->len);
+}
+
+static SimJob *
+ring_pop(SimServer *s)
+{
+    SimJob *job = s->ring[s->head];
+
+    s->head = (s->head + 1) % s->ring_cap;
+    s->len--;
+    return job;
+}
+
+static void
+backlog_changed(SimServer *s, CmTime now)
+{
+    guint b = sim_server_backlog(s);
+
+    s->max_backlog = MAX(s->max_backlog, b);
+    if (b > 0 && s->busy_since < 0) {
+        s->busy_since = now;
+    } else if (b == 0 && s->busy_since >= 0) {
+        s->longest_busy = MAX(s->longest_busy, now - s->busy_since);
+        s->busy_since = -1;
+    }
+}
+
+/* ------------------------------------------------------------- jobs */
+
+void
+sim_job_free(SimJob *job)
+{
+    if (job == NULL)
+        return;
+    if (job->send != NULL) {
+        g_bytes_unref(job->send->body);
+        g_free(job->send);
+    }
+    if (job->body != NULL)
+        g_bytes_unref(job->body);
+    cm_response_clear(&job->resp);
+    g_free(job);
+}
+
+static gsize
+body_size(const GBytes *b)
+{
+    return b != NULL ? g_bytes_get_size((GBytes *)b) : 0;
+}
+
+/* Roughly what the HTTP headers add to each message. */
+#define HEADER_BYTES 400
+
+static void ev_client_response(CmSimEngine *e, void *ctx, guint64 arg);
+static void ev_mp_arrive(CmSimEngine *e, void *ctx, guint64 arg);
+static void ev_mp_done(CmSimEngine *e, void *ctx, guint64 arg);
+static void ev_site_arrive(CmSimEngine *e, void *ctx, guint64 arg);
+static void ev_site_done(CmSimEngine *e, void *ctx, guint64 arg);
+static void ev_mp_relay(CmSimEngine *e, void *ctx, guint64 arg);
+
+static void
+reply_to_client(SimWorld *w, SimJob *job, guint client_seg)
+{
+    CmTime d = sim_net_delay(w, job->mp->seg, client_seg,
+                             body_size(job->resp.body) + HEADER_BYTES);
+    cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_client_response, w,
+              GPOINTER_TO_SIZE(job));
+}
+
+static void
+overload_answer(SimServer *s, CmResponse *resp)
+{
+    cm_response_refuse(resp, CM_REASON_BUSY, "%s is busy: its request queue is full (%u)",
+                       s->name, s->queue_limit);
+    resp->retry_after = s->retry_after;
+}
+
+/* A job reaches a server: a free worker takes it, or it waits, or the full
+ * queue turns it away.  Returns FALSE when turned away. */
+static gboolean
+server_arrive(SimWorld *w, SimServer *s, SimJob *job, CmTime cost, CmSimFn done)
+{
+    CmTime now = cm_sim_now(w->engine);
+
+    if (s->busy < s->workers) {
+        s->busy++;
+        cm_sim_at(w->engine, now + cost, done, w, GPOINTER_TO_SIZE(job));
+    } else if (s->len < s->queue_limit) {
+        ring_push(s, job);
+    } else {
+        s->overloaded++;
+        w->busy_answers++;
+        return FALSE;
+    }
+    backlog_changed(s, now);
+    return TRUE;
+}
+
+/* A worker finished: it takes the next job, if any. */
+static void
+server_next(SimWorld *w, SimServer *s, CmTime (*cost_of)(SimWorld *, SimJob *), CmSimFn done)
+{
+    CmTime now = cm_sim_now(w->engine);
+
+    if (s->len > 0) {
+        SimJob *next = ring_pop(s);
+        cm_sim_at(w->engine, now + cost_of(w, next), done, w, GPOINTER_TO_SIZE(next));
+    } else {
+        s->busy--;
+    }
+    backlog_changed(s, now);
+}
+
+static CmTime
+mp_cost(SimWorld *w, SimJob *job)
+{
+    return w->costs.mp[job->req.ep < CM_EP__COUNT ? job->req.ep : 0];
+}
+
+static CmTime
+site_cost(SimWorld *w, SimJob *job)
+{
+    return w->costs.site[job->req.ep < CM_EP__COUNT ? job->req.ep : 0];
+}
+
+/* ------------------------------------------------------------- the path */
+
+static guint
+origin_seg(SimJob *job)
+{
+    return job->seg;
+}
+
+static void
+ev_mp_arrive(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    SimJob *job = GSIZE_TO_POINTER(arg);
+    SimMp *mp = job->mp;
+
+    (void)e;
+    /* Over HTTPS the client checks the MP's server certificate against the
+     * enterprise PKI; a rogue MP has none (REQ TRUST-07). */
+    if (job->req.transport == CM_TRANSPORT_HTTPS && mp->rogue) {
+        cm_response_refuse(&job->resp, CM_REASON_UNTRUSTED,
+                           "TLS handshake: the server certificate does not chain to the PKI");
+        job->resp.status = 0;
+        reply_to_client(w, job, origin_seg(job));
+        return;
+    }
+    /* A PKI client's TLS handshake checks its certificate against the
+     * site's trust store, CRL included (REQ TRUST-14, REG-04). */
+    if (job->req.peer.kind == CM_AUTH_PKI && job->req.peer.client_cert != NULL) {
+        GError *error = NULL;
+        if (!cm_trust_verify(cm_site_pki_trust(mp->site->site), job->req.peer.client_cert, NULL,
+                             sim_now(w), CM_PURPOSE_CLIENT_AUTH, NULL, &error)) {
+            cm_response_refuse(&job->resp, cm_reason_from_error(error), "TLS handshake: %s",
+                               error->message);
+            g_error_free(error);
+            job->resp.status = 0; /* a failed handshake is a transport failure */
+            reply_to_client(w, job, origin_seg(job));
+            return;
+        }
+    }
+    if (!server_arrive(w, &mp->server, job, mp_cost(w, job), ev_mp_done)) {
+        overload_answer(&mp->server, &job->resp);
+        reply_to_client(w, job, origin_seg(job));
+    }
+}
+
+static void
+ev_mp_done(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    SimJob *job = GSIZE_TO_POINTER(arg);
+    SimMp *mp = job->mp;
+
+    (void)e;
+    mp->server.served++;
+    mp->server.served_ep[job->req.ep]++;
+    if (cm_mp_handle(mp->mp, &job->req, sim_now(w), &job->resp) == CM_MP_FORWARD) {
+        CmTime d = sim_net_delay(w, mp->seg, mp->site->seg, job->req.body_len + HEADER_BYTES);
+        cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_site_arrive, w,
+                  GPOINTER_TO_SIZE(job));
+    } else {
+        if (mp->compromised)
+            sim_mp_tamper(w, mp, job);
+        reply_to_client(w, job, origin_seg(job));
+    }
+    server_next(w, &mp->server, mp_cost, ev_mp_done);
+}
+
+static void
+ev_site_arrive(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    SimJob *job = GSIZE_TO_POINTER(arg);
+    SimSite *site = job->mp->site;
+
+    (void)e;
+    if (!server_arrive(w, &site->server, job, site_cost(w, job), ev_site_done)) {
+        CmTime d = sim_net_delay(w, site->seg, job->mp->seg, HEADER_BYTES);
+        overload_answer(&site->server, &job->resp);
+        cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_mp_relay, w,
+                  GPOINTER_TO_SIZE(job));
+    }
+}
+
+static void
+ev_site_done(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    SimJob *job = GSIZE_TO_POINTER(arg);
+    SimSite *site = job->mp->site;
+    CmTime d;
+
+    (void)e;
+    site->server.served++;
+    site->server.served_ep[job->req.ep]++;
+    cm_site_handle(site->site, &job->req, sim_now(w), &job->resp);
+    d = sim_net_delay(w, site->seg, job->mp->seg, body_size(job->resp.body) + HEADER_BYTES);
+    cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_mp_relay, w,
+              GPOINTER_TO_SIZE(job));
+    server_next(w, &site->server, site_cost, ev_site_done);
+}
+
+static void
+ev_mp_relay(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    SimJob *job = GSIZE_TO_POINTER(arg);
+
+    (void)e;
+    cm_mp_forwarded(job->mp->mp, &job->req, &job->resp, sim_now(w));
+    if (job->mp->compromised)
+        sim_mp_tamper(w, job->mp, job);
+    reply_to_client(w, job, origin_seg(job));
+}
+
+static void
+ev_client_response(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    SimJob *job = GSIZE_TO_POINTER(arg);
+    CmTime now = cm_sim_now(e);
+    CmAgentActions act;
+    SimClient *c = job->client;
+    gboolean transport_ok = job->resp.status != 0;
+
+    sim_hist_add(&w->lat[job->req.ep], now - job->sent_at);
+    sim_hist_add(&w->lat_window[job->req.ep], now - job->sent_at);
+    if (job->kind == JOB_ATTACK) {
+        if (job->on_done != NULL)
+            job->on_done(w, job);
+        sim_job_free(job);
+        return;
+    }
+    if (!transport_ok)
+        w->transport_failures++;
+    cm_agent_actions_init(&act);
+    cm_agent_on_response(c->agent, job->send_id, transport_ok ? &job->resp : NULL, sim_now(w),
+                         &act);
+    sim_job_free(job);
+    sim_client_actions(w, c, &act);
+    cm_agent_actions_clear(&act);
+}
+
+static void
+ev_transport_failed(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimJob *job = GSIZE_TO_POINTER(arg);
+
+    job->resp.status = 0;
+    ev_client_response(e, ctx, arg);
+}
+
+void
+sim_job_send(SimWorld *w, SimJob *job, guint seg)
+{
+    CmTime d;
+    gsize bytes = job->req.body_len + HEADER_BYTES;
+
+    job->sent_at = cm_sim_now(w->engine);
+    job->seg = seg;
+    w->sent[job->req.ep]++;
+    w->sent_window[job->req.ep]++;
+    d = job->mp != NULL ? sim_net_delay(w, seg, job->mp->seg, bytes) : -1;
+    if (d < 0) {
+        /* No route, or no such host: the connection times out. */
+        cm_sim_at(w->engine, job->sent_at + w->connect_timeout, ev_transport_failed, w,
+                  GPOINTER_TO_SIZE(job));
+        return;
+    }
+    cm_sim_at(w->engine, job->sent_at + d, ev_mp_arrive, w, GPOINTER_TO_SIZE(job));
+}
+
+/* ------------------------------------------------------------- clients */
+
+static void
+ev_client_timer(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimClient *c = ctx;
+    SimWorld *w = c->world;
+    guint32 gen = (guint32)arg;
+    CmAgentActions act;
+
+    (void)e;
+    if (gen != c->timer_gen || c->agent == NULL)
+        return; /* replaced by a later timer */
+    c->timer_at = 0;
+    cm_agent_actions_init(&act);
+    cm_agent_on_timer(c->agent, sim_now(w), &act);
+    sim_client_actions(w, c, &act);
+    cm_agent_actions_clear(&act);
+}
+
+void
+sim_client_actions(SimWorld *w, SimClient *c, CmAgentActions *act)
+{
+    const CmAgentStatus *st = cm_agent_status(c->agent);
+    SimPop *p = g_ptr_array_index(w->pops, c->pop);
+
+    /* Registration completes when the agent first turns active after it
+     * needed to register. */
+    if (c->needs_reg && st->state == CM_AGENT_ACTIVE) {
+        CmTime now = cm_sim_now(w->engine);
+        w->regs_completed++;
+        w->reg_latency_sum += now - c->need_since;
+        c->needs_reg = FALSE;
+    }
+    for (guint i = 0; i < act->sends->len; i++) {
+        CmAgentSend *send = g_ptr_array_index(act->sends, i);
+        SimJob *job = g_new0(SimJob, 1);
+        job->kind = JOB_AGENT;
+        job->client = c;
+        job->send_id = send->id;
+        job->send = send;
+        act->sends->pdata[i] = NULL; /* the job owns it now */
+        cm_agent_send_request(send, &job->req);
+        job->mp = sim_world_mp(w, send->mp);
+        /* The transport's authentication: Kerberos for domain members that
+         * register, the PKI certificate in TLS. */
+        if (send->use_pki && c->pki_cert != NULL) {
+            job->req.peer.kind = CM_AUTH_PKI;
+            job->req.peer.client_cert = c->pki_cert;
+        } else if (send->ep == CM_EP_REGISTER && p->scn->kerberos && p->scn->domain != NULL &&
+                   p->scn->domain[0] != '\0') {
+            job->req.peer.kind = CM_AUTH_KERBEROS;
+            g_strlcpy(job->req.peer.domain, p->scn->domain, sizeof job->req.peer.domain);
+        }
+        sim_job_send(w, job, c->seg);
+    }
+    g_ptr_array_set_size(act->sends, 0);
+    if (act->wake_at == 0 && c->timer_at != 0) {
+        c->timer_gen++; /* no timer wanted: the pending one must not fire */
+        c->timer_at = 0;
+    } else if (act->wake_at > 0 && act->wake_at != w->epoch + c->timer_at) {
+        c->timer_gen++;
+        c->timer_at = act->wake_at - w->epoch;
+        cm_sim_at(w->engine, c->timer_at, ev_client_timer, c, c->timer_gen);
+    }
+}
+
+void
+sim_client_start(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    SimClient *c = &w->clients[arg];
+    CmAgentActions act;
+
+    (void)e;
+    if (c->agent == NULL)
+        return;
+    cm_agent_actions_init(&act);
+    cm_agent_start(c->agent, sim_now(w), &act);
+    sim_client_actions(w, c, &act);
+    cm_agent_actions_clear(&act);
+}

@@ -1,0 +1,227 @@
+/* world.h - the simulated world (internal to sim/): segments, servers with
+ * worker pools and bounded queues, virtual clients running the real agent,
+ * and the jobs that carry a request from a client to an MP, on to the site
+ * and back.  Everything here runs on the engine's virtual time. */
+#ifndef CM_SIM_WORLD_H
+#define CM_SIM_WORLD_H
+
+#include "cmagent.h"
+#include "cmmp.h"
+#include "cmsite.h"
+#include "engine.h"
+#include "report.h"
+#include "scenario.h"
+
+typedef struct SimWorld SimWorld;
+typedef struct SimJob SimJob;
+
+/* Service costs in virtual time, per role and endpoint (sim/costs.c). */
+typedef struct {
+    CmTime site[CM_EP__COUNT];
+    CmTime mp[CM_EP__COUNT];
+    CmTime site_refusal; /* a request the site refuses early (blocked, unsigned) */
+    CmTime mp_refusal;
+} SimCosts;
+
+void sim_costs_default(SimCosts *c);
+/* Applies "site.register = 2ms" style overrides. */
+gboolean sim_costs_apply(SimCosts *c, GHashTable *overrides, GError **error);
+gboolean sim_costs_load(SimCosts *c, const char *path, GError **error);
+char *sim_costs_to_keyfile(const SimCosts *c);
+
+/* A server: a pool of workers in front of a FIFO queue with a bound; past
+ * the bound it answers 503 with Retry-After. */
+typedef struct {
+    char *name;
+    int workers;
+    int busy;
+    guint queue_limit;
+    SimJob **ring;        /* the queue, a ring buffer */
+    guint ring_cap, head, len;
+    guint max_len;
+    guint max_backlog;    /* queued + in service, at its highest */
+    CmTime retry_after;
+    /* metrics */
+    guint64 served, overloaded;
+    guint64 served_ep[CM_EP__COUNT];
+    /* Busy periods: from the backlog leaving 0 to its return to 0.  The
+     * longest is a storm's time to drain. */
+    CmTime busy_since;    /* start of the current busy period, -1 when idle */
+    CmTime longest_busy;
+} SimServer;
+
+typedef struct {
+    CmScnSite *scn;
+    CmSite *site;
+    SimServer server;
+    guint seg;
+} SimSite;
+
+typedef struct {
+    CmScnMp *scn;
+    CmMp *mp;
+    SimSite *site;
+    SimServer server;
+    guint seg;
+    CmCert *cert;
+    gboolean compromised;  /* alters what it serves (take-over-mp, compromised-mp) */
+    gboolean rogue;        /* belongs to an attacker's own site */
+} SimMp;
+
+typedef struct {
+    SimWorld *world;
+    CmAgent *agent;
+    guint32 pop;           /* index into world->pops */
+    guint32 seg;
+    guint32 timer_gen;
+    CmTime timer_at;       /* 0: none pending */
+    gboolean needs_reg;    /* it has to (re-)register, since need_since */
+    CmTime need_since;
+    gboolean counted;      /* registration completion counted */
+    gboolean attacker;     /* run by an attacker strategy */
+    gboolean revoked;      /* its PKI certificate is on the CRL */
+    CmCert *pki_cert;
+    CmKey *pki_key;
+} SimClient;
+
+typedef struct {
+    CmScnPopulation *scn;
+    guint first, count;    /* clients[first .. first+count) */
+    CmDirectoryInfo dir;
+    gboolean dir_ok;
+    char *trk_hex;
+    char **dns;            /* MP names by DNS publishing, NULL-terminated */
+} SimPop;
+
+typedef enum {
+    JOB_AGENT,    /* a request of a client's agent */
+    JOB_ATTACK,   /* a request an attacker made up */
+} SimJobKind;
+
+struct SimJob {
+    SimJobKind kind;
+    SimClient *client;
+    guint64 send_id;
+    CmAgentSend *send;     /* owned: keeps the body alive */
+    GBytes *body;          /* attacker jobs: owned body */
+    CmRequest req;
+    CmResponse resp;
+    SimMp *mp;
+    CmTime sent_at;
+    guint seg;             /* the sender's segment */
+    void (*on_done)(SimWorld *w, SimJob *job); /* attacker jobs */
+    void *attack;          /* the attacker's state */
+};
+
+/* Per-endpoint latency histograms: log-spaced buckets of 1/16 octave from
+ * 10 us, so percentiles come out within about 4%. */
+#define SIM_HIST_BUCKETS 512
+typedef struct {
+    guint32 counts[SIM_HIST_BUCKETS];
+    guint64 n;
+} SimHist;
+
+void sim_hist_add(SimHist *h, CmTime latency);
+/* The p-quantile (0..1) in seconds, 0 when empty. */
+double sim_hist_quantile(const SimHist *h, double p);
+
+struct SimWorld {
+    CmScenario *scn;
+    CmSimEngine *engine;
+    SimCosts costs;
+    CmRun *run;
+    CmRng rng;             /* the world's own decisions (events, attackers) */
+    guint8 master_key[32];
+    CmTime epoch;          /* virtual time 0 as a CmTime the roles see */
+
+    /* network: segments x segments */
+    guint n_segs;
+    CmTime *latency;       /* [a * n + b], -1 unreachable */
+    double *bandwidth;
+    CmTime connect_timeout;
+
+    GPtrArray *sites;      /* SimSite* */
+    GPtrArray *mps;        /* SimMp* */
+    GPtrArray *pops;       /* SimPop* */
+    SimClient *clients;
+    guint n_clients;
+    GPtrArray *attackers;  /* attacker state (sim/attack.c) */
+
+    /* PKI: an enterprise test CA issuing client certificates */
+    CmKey *ca_key;
+    CmCert *ca_cert;
+    GArray *revoked;       /* CmCrlEntry */
+    CmCrl *crl;
+    guint64 ca_serial;
+
+    /* metrics */
+    SimHist lat[CM_EP__COUNT];
+    SimHist lat_window[CM_EP__COUNT];  /* the current sample window */
+    guint64 sent[CM_EP__COUNT];
+    guint64 sent_window[CM_EP__COUNT];
+    guint64 transport_failures;
+    guint64 busy_answers;
+    guint64 regs_needed, regs_completed;
+    CmTime reg_latency_sum;
+    guint64 policies_malicious_accepted;
+    guint64 status_flood_sent;
+    guint samples;
+    gboolean progress;
+    double wall_start;
+};
+
+/* world.c */
+SimWorld *sim_world_new(CmScenario *scn, const SimCosts *costs, GError **error);
+void sim_world_free(SimWorld *w);
+SimSite *sim_world_site(SimWorld *w, const char *code);
+SimMp *sim_world_mp(SimWorld *w, const char *name);
+SimPop *sim_world_pop(SimWorld *w, const char *name);
+guint sim_world_seg(SimWorld *w, const char *name);
+/* Adds an MP to its site: a real certificate signed with the site's TRK. */
+SimMp *sim_world_add_mp(SimWorld *w, CmScnMp *scn, SimSite *site, GError **error);
+/* Every MP of site learns the site's current information. */
+void sim_world_refresh_mps(SimWorld *w, SimSite *site);
+/* The agent configuration a client of p installs with. */
+void sim_client_config(SimWorld *w, SimPop *p, SimClient *c, CmAgentConfig *cfg,
+                       guint8 secret[32]);
+/* (Re)installs client index of p: its PKI certificate when it has one, and
+ * a new agent. */
+gboolean sim_client_install(SimWorld *w, SimPop *p, SimClient *c, guint index, GError **error);
+/* Virtual time as the roles see it. */
+static inline CmTime
+sim_now(SimWorld *w)
+{
+    return w->epoch + cm_sim_now(w->engine);
+}
+
+/* traffic.c */
+/* Hands a client's agent actions to the world: sends and its timer. */
+void sim_client_actions(SimWorld *w, SimClient *c, CmAgentActions *act);
+void sim_client_start(CmSimEngine *e, void *ctx, guint64 arg);
+/* Sends an attacker's job from segment seg to job->mp. */
+void sim_job_send(SimWorld *w, SimJob *job, guint seg);
+void sim_job_free(SimJob *job);
+/* One-way delay of bytes from segment a to b; -1 when unreachable. */
+CmTime sim_net_delay(SimWorld *w, guint a, guint b, gsize bytes);
+void sim_server_init(SimServer *s, const char *name, int workers, guint limit);
+void sim_server_clear(SimServer *s);
+guint sim_server_backlog(const SimServer *s);
+
+/* events.c */
+gboolean sim_events_schedule(SimWorld *w, GError **error);
+
+/* attack.c */
+gboolean sim_attackers_start(SimWorld *w, GError **error);
+void sim_attackers_report(SimWorld *w);
+/* The rogue MPs a population's DNS answers name first (DNS spoofing), a
+ * new NULL-terminated array of borrowed names. */
+char **sim_attackers_dns(SimWorld *w, const char *population);
+void sim_attackers_free(SimWorld *w);
+/* Lets a compromised MP alter a response before it leaves (attack.c). */
+void sim_mp_tamper(SimWorld *w, SimMp *mp, SimJob *job);
+
+/* metrics.c */
+void sim_metrics_start(SimWorld *w);
+void sim_metrics_finish(SimWorld *w);
+
+#endif
