@@ -149,6 +149,8 @@ cm_cert_from_der(const guint8 *der, size_t len, GError **error)
                     "certificate of %zu bytes refused: at most %d", len, CM_CERT_MAX_DER);
         return NULL;
     }
+    if ((cert = cm_parse_cache_cert(der, len)) != NULL)
+        return cert;
     CM_COUNT(cert_parse);
     x509 = d2i_X509(NULL, &p, (long)len);
     if (x509 == NULL) {
@@ -163,6 +165,8 @@ cm_cert_from_der(const guint8 *der, size_t len, GError **error)
     }
     cert = cert_wrap(x509, error);
     X509_free(x509);
+    if (cert != NULL)
+        cm_parse_cache_cert_put(der, len, cert);
     return cert;
 }
 

@@ -133,6 +133,12 @@ typedef struct {
 void cm_crypto_counters_get(CmCryptoCounters *out);
 void cm_crypto_counters_reset(void);
 
+/* A process-wide cache of parsed certificates and public keys by their
+ * exact bytes: equal bytes share one immutable parsed object.  For the
+ * simulator, where thousands of clients parse the same site certificates;
+ * off by default (the counters above count only real parses). */
+void cm_parse_cache_enable(gboolean on);
+
 /* ------------------------------------------------------------- hashes */
 
 typedef enum {

@@ -36,4 +36,10 @@ void cm_key_give_ctx(const CmKey *key, gboolean sign, CmHashAlg hash, EVP_PKEY_C
 extern CmCryptoCounters cm_crypto_counters_;
 #define CM_COUNT(field) __atomic_fetch_add(&cm_crypto_counters_.field, 1, __ATOMIC_RELAXED)
 
+/* parsecache.c: a hit is a new reference; put takes its own reference. */
+CmCert *cm_parse_cache_cert(const guint8 *der, size_t len);
+void cm_parse_cache_cert_put(const guint8 *der, size_t len, CmCert *cert);
+CmKey *cm_parse_cache_key(const guint8 *der, size_t len);
+void cm_parse_cache_key_put(const guint8 *der, size_t len, CmKey *key);
+
 #endif

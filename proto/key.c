@@ -259,6 +259,11 @@ cm_key_public_from_der(const guint8 *der, size_t len, GError **error)
                     "public key of %zu bytes refused: at most %d", len, KEY_MAX_DER);
         return NULL;
     }
+    {
+        CmKey *hit = cm_parse_cache_key(der, len);
+        if (hit != NULL)
+            return hit;
+    }
     CM_COUNT(key_parse);
     pkey = d2i_PUBKEY(NULL, &p, (long)len);
     if (pkey == NULL) {
@@ -274,7 +279,12 @@ cm_key_public_from_der(const guint8 *der, size_t len, GError **error)
     }
     /* Not the hash of der: OpenSSL also takes BER (long-form lengths), and
      * the key ID is the hash of the DER encoding, computed on first use. */
-    return cm_key_wrap(pkey, CM_KEY_WRAP_PUBLIC, error);
+    {
+        CmKey *key = cm_key_wrap(pkey, CM_KEY_WRAP_PUBLIC, error);
+        if (key != NULL)
+            cm_parse_cache_key_put(der, len, key);
+        return key;
+    }
 }
 
 CmKey *

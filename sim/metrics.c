@@ -204,6 +204,7 @@ sim_metrics_finish(SimWorld *w)
         setf(w, (double)cm_site_client_count(s->site, -1), "%s.records", prefix);
     }
     set(w, "site.backlog.max", site_backlog_max);
+    set(w, "site.backlog.max_ratio", total ? (double)site_backlog_max / total : 0);
     set(w, "site.backlog.drain_time", drain);
     for (guint i = 0; i < w->mps->len; i++) {
         SimMp *m = g_ptr_array_index(w->mps, i);
