@@ -180,8 +180,10 @@ ev_compromise(CmSimEngine *e, void *ctx, guint64 arg)
             g_autoptr(GBytes) bytes = cm_json_b64(a->replay_answer, "policy", 1 << 20, NULL);
             guint8 h[32];
             if (bytes != NULL) {
+                g_autofree char *upper = NULL;
                 cm_hash(CM_HASH_SHA256, g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes), h);
-                a->replay_hash = g_ascii_strdown(cm_enc_hex(h, 32), -1);
+                upper = cm_enc_hex(h, 32);
+                a->replay_hash = g_ascii_strdown(upper, -1);
             }
         }
     }
@@ -202,7 +204,7 @@ evil_policy(Attacker *a, const json_t *answer, char hash_out[65])
 {
     g_autoptr(GBytes) bytes = cm_json_b64(answer, "policy", 1 << 20, NULL);
     g_autoptr(json_t) policy = NULL;
-    g_autofree char *dump = NULL, *b64 = NULL, *sighdr = NULL, *hex = NULL;
+    g_autofree char *dump = NULL, *b64 = NULL, *sighdr = NULL, *hex = NULL, *upper = NULL;
     g_autoptr(GBytes) sig = NULL;
     guint8 h[32];
 
@@ -218,7 +220,8 @@ evil_policy(Attacker *a, const json_t *answer, char hash_out[65])
     dump = cm_json_dump(policy);
     sig = cm_sig_sign(a->evil_key, CM_HASH_SHA256, dump, strlen(dump), NULL);
     cm_hash(CM_HASH_SHA256, dump, strlen(dump), h);
-    hex = g_ascii_strdown(cm_enc_hex(h, 32), -1);
+    upper = cm_enc_hex(h, 32);
+    hex = g_ascii_strdown(upper, -1);
     if (hash_out != NULL)
         g_strlcpy(hash_out, hex, 65);
     b64 = cm_enc_b64((const guint8 *)dump, strlen(dump));

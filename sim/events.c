@@ -217,6 +217,22 @@ do_set(SimWorld *w, CmScnEvent *ev)
             s.encrypt = strcmp(v, "true") == 0;
         else if (strcmp(k, "crl_check") == 0)
             s.crl_check = strcmp(v, "true") == 0;
+        else if (strcmp(k, "allow_3des") == 0)
+            s.allow_3des = strcmp(v, "true") == 0;
+        else if (strcmp(k, "discovery_retention") == 0 || strcmp(k, "client_status_retention") == 0 ||
+                 strcmp(k, "client_token_lifetime") == 0) {
+            CmTime t = 0;
+            if (!cm_scn_parse_duration(v, &t, NULL))
+                continue; /* checked when the scenario loaded */
+            if (strcmp(k, "discovery_retention") == 0)
+                s.discovery_retention_days = (int)MAX(1, t / CM_USEC_PER_DAY);
+            else if (strcmp(k, "client_status_retention") == 0)
+                s.client_status_retention_days = (int)MAX(1, t / CM_USEC_PER_DAY);
+            else
+                s.client_token_lifetime = t;
+        }
+        /* key_alg: the site's keys exist already; cm_site_set_settings
+         * keeps the algorithm they were made with. */
     }
     (void)cm_site_set_settings(site->site, &s, ADMIN, sim_now(w), NULL);
     sim_world_refresh_mps(w, site);

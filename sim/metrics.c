@@ -201,7 +201,14 @@ sim_metrics_finish(SimWorld *w)
         setf(w, (double)sc->conflicts, "%s.conflicts", prefix);
         setf(w, (double)sc->status_messages, "%s.status_messages", prefix);
         setf(w, (double)sc->messages_accepted, "%s.messages_accepted", prefix);
-        setf(w, (double)cm_site_client_count(s->site, -1), "%s.records", prefix);
+        {
+            gint64 records = cm_site_client_count(s->site, -1);
+            gint64 blocked_records = cm_site_client_count(s->site, CM_CLIENT_BLOCKED);
+            setf(w, (double)records, "%s.records", prefix);
+            setf(w, (double)blocked_records, "%s.records.blocked", prefix);
+            setf(w, records > 0 ? (double)blocked_records / (double)records : 0,
+                 "%s.records.blocked_ratio", prefix);
+        }
     }
     set(w, "site.backlog.max", site_backlog_max);
     set(w, "site.backlog.max_ratio", total ? (double)site_backlog_max / total : 0);

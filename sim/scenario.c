@@ -24,7 +24,11 @@
 #include <stdio.h>
 #include <string.h>
 
-G_DEFINE_QUARK(cm-scenario-error-quark, cm_scenario_error)
+GQuark
+cm_scenario_error_quark(void)
+{
+    return g_quark_from_static_string("cm-scenario-error-quark");
+}
 
 /* Bounds beyond the header's: each keeps a run or its report finite. */
 #define MAX_DURATION (3650 * CM_USEC_PER_DAY) /* ten years of virtual time */
@@ -67,7 +71,7 @@ static const char *const strategy_names[] = {
 };
 
 static const char *const cmp_names[] = {
-    [CM_CMP_LT] = "<", [CM_CMP_LE] = "<=", [CM_CMP_GT] = ">",
+    [CM_CMP_LT] = "<",  [CM_CMP_LE] = "<=", [CM_CMP_GT] = ">",
     [CM_CMP_GE] = ">=", [CM_CMP_EQ] = "==", [CM_CMP_NE] = "!=",
 };
 
@@ -78,8 +82,8 @@ static const char *const source_names[] = {
     [CM_SCN_SOURCE_PROPERTY] = "property",
 };
 
-/* key_storage: the index is the TPM version. */
-static const char *const storage_names[] = {"software", "tpm1", "tpm2"};
+/* key_storage: the TPM version is 2 - index. */
+static const char *const storage_names[] = {"tpm2", "tpm1", "software"};
 static const char *const trust_names[] = {
     [CM_TRUST_NONE] = "none", [CM_TRUST_ONE_WAY] = "one-way", [CM_TRUST_TWO_WAY] = "two-way"};
 static const char *const crypto_names[] = {"real", "model"};
@@ -323,44 +327,57 @@ typedef struct {
 typedef struct {
     const char *file;
     const char *label; /* the variant label, "" without variants */
+    /* Messages name the combination when it can matter: after the first
+     * combination parsed cleanly, or for a value that had a reference. */
+    gboolean label_always;
+    GHashTable *substituted; /* "title\nkey" of values with ${variant.NAME} */
     const Variants *vars;
     double scale;
     GKeyFile *kf;
     CmScenario *s;
     GHashTable *segments, *forests, *domains, *sites, *mps, *populations, *events;
-    GHashTable *attackers, *collections, *links, *trusts;
-    guint64 devices;      /* clients and attacking devices so far, scaled */
-    CmScnSite *top;       /* the site that said top_level = true */
-    gboolean top_said;    /* some site set top_level (true or false) */
+    GHashTable *attackers, *links, *trusts;
+    GHashTable *collections;      /* "SITE\nname" -> the create-collection event */
+    GHashTable *collection_names; /* name -> the same, on whichever site */
+    guint64 devices;              /* clients and attacking devices so far, scaled */
+    CmScnSite *top;               /* the site that said top_level = true */
+    gboolean top_said;            /* some site set top_level (true or false) */
 } Loader;
 
 typedef struct {
     Loader *ld;
     const char *title; /* as written between the brackets */
     GroupKind kind;
-    char **args;       /* the names after the first word */
+    char **args; /* the names after the first word */
 } Group;
 
-/* Appends v to a message the user reads: quoted, control characters
- * escaped, cut at 60 characters (UTF-8 input was validated). */
+/* Appends v to a message the user reads: quoted, control characters and
+ * bytes that are not UTF-8 escaped (cm_scn_parse_duration takes any
+ * string), cut at 60 characters. */
 static void
 append_quoted(GString *m, const char *v)
 {
     glong n = 0;
+    const char *p = v;
 
     g_string_append_c(m, '"');
-    for (const char *p = v; *p != '\0'; p = g_utf8_next_char(p), n++) {
+    while (*p != '\0') {
+        gunichar u = g_utf8_get_char_validated(p, -1);
         guchar c = (guchar)*p;
-        if (n == 60) {
+        if (n++ == 60) {
             g_string_append(m, "...");
             break;
         }
-        if (c == '"' || c == '\\')
+        if (c == '"' || c == '\\') {
             g_string_append_printf(m, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
+        } else if (c < 0x20 || c == 0x7f || u == (gunichar)-1 || u == (gunichar)-2) {
             g_string_append_printf(m, "\\x%02x", c);
-        else
-            g_string_append_len(m, p, g_utf8_next_char(p) - p);
+        } else {
+            g_string_append_unichar(m, u);
+            p = g_utf8_next_char(p);
+            continue;
+        }
+        p++;
     }
     g_string_append_c(m, '"');
 }
@@ -373,12 +390,20 @@ quote(const char *v)
     return g_string_free(m, FALSE);
 }
 
+static void set_error_va(GError **error, int code, const Loader *ld, const char *title,
+                         const char *key, const char *fmt, va_list ap) G_GNUC_PRINTF(6, 0);
+static gboolean fail(const Group *g, const char *key, GError **error, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+static gboolean fail_file(const Loader *ld, GError **error, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
 static void
-set_error_va(GError **error, int code, const char *file, const char *title, const char *key,
-             const char *label, const char *fmt, va_list ap)
+set_error_va(GError **error, int code, const Loader *ld, const char *title, const char *key,
+             const char *fmt, va_list ap)
 {
     g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    GString *m = g_string_new(file);
+    GString *m = g_string_new(ld->file);
+    gboolean label = *ld->label != '\0' && ld->label_always;
 
     g_string_append(m, ": ");
     if (title != NULL) {
@@ -388,35 +413,37 @@ set_error_va(GError **error, int code, const char *file, const char *title, cons
         g_string_append(m, ": ");
     }
     g_string_append(m, msg);
-    /* Only one combination is parsed when the error shows, so say which. */
-    if (label != NULL && *label != '\0')
-        g_string_append_printf(m, " (in variant %s)", label);
+    if (!label && *ld->label != '\0' && title != NULL && key != NULL && ld->substituted != NULL) {
+        g_autofree char *k = g_strconcat(title, "\n", key, NULL);
+        label = g_hash_table_contains(ld->substituted, k);
+    }
+    if (label)
+        g_string_append_printf(m, " (in variant %s)", ld->label);
     g_set_error_literal(error, CM_SCENARIO_ERROR, code, m->str);
     g_string_free(m, TRUE);
 }
 
 /* Fails with "file: [group] key: message"; key may be NULL.  Returns FALSE
  * so that callers can return it. */
-static gboolean G_GNUC_PRINTF(4, 5)
+static gboolean
 fail(const Group *g, const char *key, GError **error, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    set_error_va(error, CM_SCENARIO_ERROR_INVALID, g->ld->file, g->title, key, g->ld->label, fmt,
-                 ap);
+    set_error_va(error, CM_SCENARIO_ERROR_INVALID, g->ld, g->title, key, fmt, ap);
     va_end(ap);
     return FALSE;
 }
 
 /* Fails with "file: message", for what belongs to no one group. */
-static gboolean G_GNUC_PRINTF(3, 4)
+static gboolean
 fail_file(const Loader *ld, GError **error, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    set_error_va(error, CM_SCENARIO_ERROR_INVALID, ld->file, NULL, NULL, ld->label, fmt, ap);
+    set_error_va(error, CM_SCENARIO_ERROR_INVALID, ld, NULL, NULL, fmt, ap);
     va_end(ap);
     return FALSE;
 }
@@ -617,8 +644,7 @@ cm_scn_parse_duration(const char *text, CmTime *out, GError **error)
     *out = (CmTime)(whole * (guint64)unit + frac * (guint64)unit / scale);
     return TRUE;
 overflow:
-    g_set_error(error, CM_SCENARIO_ERROR, CM_SCENARIO_ERROR_INVALID,
-                "duration %s is too large", q);
+    g_set_error(error, CM_SCENARIO_ERROR, CM_SCENARIO_ERROR_INVALID, "duration %s is too large", q);
     return FALSE;
 bad:
     g_set_error(error, CM_SCENARIO_ERROR, CM_SCENARIO_ERROR_INVALID,
@@ -645,8 +671,8 @@ parse_bandwidth(const char *v, double *out)
     static const struct {
         const char *unit;
         double bps;
-    } units[] = {{"bps", 1},     {"kbps", 1e3},  {"Kbps", 1e3},
-                 {"Mbps", 1e6},  {"Gbps", 1e9},  {"Tbps", 1e12}};
+    } units[] = {{"bps", 1},    {"kbps", 1e3}, {"Kbps", 1e3},
+                 {"Mbps", 1e6}, {"Gbps", 1e9}, {"Tbps", 1e12}};
     double n;
     const char *p = scan_number(v, FALSE, &n);
 
@@ -763,12 +789,21 @@ get_enum(const Group *g, const char *key, const char *const *names, size_t n, in
 static gboolean
 get_bool(const Group *g, const char *key, gboolean def, gboolean *out, GError **error)
 {
-    int v;
+    g_autofree char *v = NULL, *q = NULL;
+    int i;
 
-    if (!get_enum(g, key, bool_names, G_N_ELEMENTS(bool_names), def ? 1 : 0, &v, error))
+    if (!get_raw(g, key, &v, error))
         return FALSE;
-    *out = v == 1;
-    return TRUE;
+    if (v == NULL) {
+        *out = def;
+        return TRUE;
+    }
+    if ((i = enum_match(bool_names, G_N_ELEMENTS(bool_names), v)) >= 0) {
+        *out = i == 1;
+        return TRUE;
+    }
+    q = quote(v);
+    return fail(g, key, error, "expected true or false, got %s", q);
 }
 
 static gboolean
@@ -1024,8 +1059,7 @@ declare(const Group *g, GHashTable *table, const char *what, const char *name, g
         GError **error)
 {
     if (g_hash_table_contains(table, name))
-        return fail(g, NULL, error, "a second [%s %s]; each %s is declared once", what, name,
-                    what);
+        return fail(g, NULL, error, "a second [%s %s]; each %s is declared once", what, name, what);
     g_hash_table_insert(table, g_strdup(name), obj);
     return TRUE;
 }
@@ -1082,11 +1116,19 @@ get_count(const Group *g, const char *key, gboolean required, guint64 *out, GErr
 
 /* ------------------------------------------------------------ site settings */
 
-static const char *const setting_keys[] = {
-    "communication", "approval",  "conflicts",           "key_alg",
-    "require_signing", "require_sha256", "encrypt",      "allow_3des",
-    "crl_check",     "discovery_retention", "client_status_retention", "client_token_lifetime",
-    NULL};
+static const char *const setting_keys[] = {"communication",
+                                           "approval",
+                                           "conflicts",
+                                           "key_alg",
+                                           "require_signing",
+                                           "require_sha256",
+                                           "encrypt",
+                                           "allow_3des",
+                                           "crl_check",
+                                           "discovery_retention",
+                                           "client_status_retention",
+                                           "client_token_lifetime",
+                                           NULL};
 
 /* Applies one site setting; returns -1 for a key that is no setting, 0
  * with *why for a bad value, 1 when applied. */
@@ -1236,8 +1278,8 @@ parse_segment(Loader *ld, const Group *g, GError **error)
 static gboolean
 declare_pair(const Group *g, GHashTable *table, const char *a, const char *b, GError **error)
 {
-    g_autofree char *k = strcmp(a, b) < 0 ? g_strconcat(a, "\n", b, NULL)
-                                          : g_strconcat(b, "\n", a, NULL);
+    g_autofree char *k =
+        strcmp(a, b) < 0 ? g_strconcat(a, "\n", b, NULL) : g_strconcat(b, "\n", a, NULL);
 
     if (strcmp(a, b) == 0)
         return fail(g, NULL, error, "names %s twice; expected two different names", a);
@@ -1353,11 +1395,25 @@ get_forest_ref(const Group *g, const char *key, char **out, GError **error)
 static gboolean
 parse_site(Loader *ld, const Group *g, GError **error)
 {
-    static const char *const keys[] = {
-        "top_level",     "segment",   "forest",          "publish_to",     "workers",
-        "queue_limit",   "communication", "approval",    "conflicts",      "key_alg",
-        "require_signing", "require_sha256", "encrypt",  "allow_3des",     "crl_check",
-        "discovery_retention", "client_status_retention", "client_token_lifetime", NULL};
+    static const char *const keys[] = {"top_level",
+                                       "segment",
+                                       "forest",
+                                       "publish_to",
+                                       "workers",
+                                       "queue_limit",
+                                       "communication",
+                                       "approval",
+                                       "conflicts",
+                                       "key_alg",
+                                       "require_signing",
+                                       "require_sha256",
+                                       "encrypt",
+                                       "allow_3des",
+                                       "crl_check",
+                                       "discovery_retention",
+                                       "client_status_retention",
+                                       "client_token_lifetime",
+                                       NULL};
     CmScnSite *site;
     GError *cause = NULL;
     char code[4];
@@ -1393,7 +1449,8 @@ parse_site(Loader *ld, const Group *g, GError **error)
     if (site->top_level) {
         if (ld->top != NULL)
             return fail(g, "top_level", error,
-                        "site %s is already the top-level site; a hierarchy has one", ld->top->code);
+                        "site %s is already the top-level site; a hierarchy has one",
+                        ld->top->code);
         ld->top = site;
     }
     if (has_key(g, "forest")) {
@@ -1415,8 +1472,8 @@ parse_site(Loader *ld, const Group *g, GError **error)
 static gboolean
 parse_mp(Loader *ld, const Group *g, GError **error)
 {
-    static const char *const keys[] = {"site", "segment", "internet", "workers", "queue_limit",
-                                       NULL};
+    static const char *const keys[] = {"site",    "segment",     "internet",
+                                       "workers", "queue_limit", NULL};
     CmScnMp *mp;
     CmScnSite *site;
 
@@ -1466,16 +1523,31 @@ get_source(const Group *g, const char *key, CmScnTrustSource def, CmScnTrustSour
 static gboolean
 parse_population(Loader *ld, const Group *g, GError **error)
 {
-    static const char *const keys[] = {
-        "count",          "segment",         "forest",          "workgroup",
-        "domain",         "site_code",       "trk",             "signcert",
-        "key_storage",    "pki",             "kerberos",        "install",
-        "mp",             "start",           "start_window",    "policy_interval",
-        "inventory_interval", "key_alg",     "media",           "maintenance_start",
-        "maintenance_window", NULL};
+    static const char *const keys[] = {"count",
+                                       "segment",
+                                       "forest",
+                                       "workgroup",
+                                       "domain",
+                                       "site_code",
+                                       "trk",
+                                       "signcert",
+                                       "key_storage",
+                                       "pki",
+                                       "kerberos",
+                                       "install",
+                                       "mp",
+                                       "start",
+                                       "start_window",
+                                       "policy_interval",
+                                       "inventory_interval",
+                                       "key_alg",
+                                       "media",
+                                       "maintenance_start",
+                                       "maintenance_window",
+                                       NULL};
     CmScenario *s = ld->s;
     CmScnPopulation *p;
-    g_autofree char *v = NULL, *q = NULL;
+    g_autofree char *v = NULL;
     g_auto(GStrv) have = NULL;
     gboolean workgroup;
     int storage;
@@ -1497,8 +1569,9 @@ parse_population(Loader *ld, const Group *g, GError **error)
     /* Forest and domain: a workgroup has neither; otherwise the forest
      * defaults to the only one, and no forest at all means workgroup. */
     if (workgroup && p->forest != NULL)
-        return fail(g, "forest", error, "a workgroup population has no forest; remove forest or "
-                                        "workgroup = true");
+        return fail(g, "forest", error,
+                    "a workgroup population has no forest; remove forest or "
+                    "workgroup = true");
     if (!workgroup && p->forest == NULL) {
         if (s->forests->len == 1)
             p->forest = g_strdup(((CmScnForest *)g_ptr_array_index(s->forests, 0))->name);
@@ -1520,7 +1593,7 @@ parse_population(Loader *ld, const Group *g, GError **error)
         p->domain = g_strdup(p->forest);
     } else {
         const char *of = g_hash_table_lookup(ld->domains, v);
-        q = quote(v);
+        g_autofree char *q = quote(v);
         if (of == NULL || strcmp(of, p->forest) != 0)
             return fail(g, "domain", error, "%s is not a domain of forest %s (see its domains)", q,
                         p->forest);
@@ -1544,13 +1617,16 @@ parse_population(Loader *ld, const Group *g, GError **error)
     g_clear_pointer(&v, g_free);
 
     {
-        const char *names[] = {"manual", "push", "gpo", "sup", "image"};
-        g_autofree char *all = name_list(names, G_N_ELEMENTS(names));
+        const char *names[CM_INSTALL_IMAGE + 1];
+        g_autofree char *all = NULL;
+        for (int i = 0; i <= CM_INSTALL_IMAGE; i++)
+            names[i] = cm_install_method_name((CmInstallMethod)i);
+        all = name_list(names, G_N_ELEMENTS(names));
         if (!get_raw(g, "install", &v, error))
             return FALSE;
         p->install = CM_INSTALL_MANUAL;
         if (v != NULL && !cm_install_method_parse(v, &p->install, NULL)) {
-            q = quote(v);
+            g_autofree char *q = quote(v);
             return fail(g, "install", error, "expected %s, got %s", all, q);
         }
         g_clear_pointer(&v, g_free);
@@ -1567,15 +1643,13 @@ parse_population(Loader *ld, const Group *g, GError **error)
         p->install != CM_INSTALL_PUSH)
         return fail(g, p->trk == CM_SCN_SOURCE_PUSH ? "trk" : "signcert", error,
                     "push needs install = push: only a client push installation carries it");
-    if ((p->trk == CM_SCN_SOURCE_DIRECTORY || p->signcert == CM_SCN_SOURCE_DIRECTORY) &&
-        workgroup)
+    if ((p->trk == CM_SCN_SOURCE_DIRECTORY || p->signcert == CM_SCN_SOURCE_DIRECTORY) && workgroup)
         return fail(g, p->trk == CM_SCN_SOURCE_DIRECTORY ? "trk" : "signcert", error,
                     "directory publishing needs a forest, and this population is a workgroup");
 
-    if (!get_enum(g, "key_storage", storage_names, G_N_ELEMENTS(storage_names), 2, &storage,
-                  error))
+    if (!get_enum(g, "key_storage", storage_names, G_N_ELEMENTS(storage_names), 0, &storage, error))
         return FALSE;
-    p->tpm_version = storage;
+    p->tpm_version = 2 - storage;
     if (!get_bool(g, "pki", FALSE, &p->pki, error) ||
         !get_bool(g, "kerberos", !workgroup, &p->kerberos, error) ||
         !get_bool(g, "media", FALSE, &p->media, error))
@@ -1608,7 +1682,7 @@ parse_population(Loader *ld, const Group *g, GError **error)
         return FALSE;
     p->key_alg = CM_KEY_EC_P256;
     if (v != NULL && !cm_key_alg_parse(v, &p->key_alg, NULL)) {
-        q = quote(v);
+        g_autofree char *q = quote(v);
         return fail(g, "key_alg", error, "expected p256 or rsa2048, got %s", q);
     }
     g_clear_pointer(&v, g_free);
@@ -1634,17 +1708,17 @@ typedef enum {
     TGT_POPULATION,
     TGT_MP,
     TGT_FOREST,
-    TGT_COLLECTION,
 } TargetKind;
 
-static const char *const target_kinds[] = {
-    [TGT_NONE] = "nothing", [TGT_POPULATION] = "population", [TGT_MP] = "mp",
-    [TGT_FOREST] = "forest", [TGT_COLLECTION] = "collection"};
+static const char *const target_kinds[] = {[TGT_NONE] = "nothing",
+                                           [TGT_POPULATION] = "population",
+                                           [TGT_MP] = "mp",
+                                           [TGT_FOREST] = "forest"};
 
 /* What each action reads beyond at and action. */
 static const struct {
     TargetKind target;
-    gboolean at_site;   /* acts at a site: site names it, default the only site */
+    gboolean at_site; /* acts at a site: site names it, default the only site */
     const char *const keys[6];
 } action_specs[] = {
     [CM_SCN_ACT_UPGRADE_CLIENT] = {TGT_POPULATION, FALSE, {"target", "fraction", "randomize_over"}},
@@ -1686,8 +1760,7 @@ get_target(const Group *g, TargetKind kind, char **out, GError **error)
     if (!get_name(g, "target", &v, error))
         return FALSE;
     if (v == NULL)
-        return fail(g, "target", error, "missing; expected the name of a [%s]",
-                    target_kinds[kind]);
+        return fail(g, "target", error, "missing; expected the name of a [%s]", target_kinds[kind]);
     if (lookup(g, "target", table, target_kinds[kind], v, error) == NULL)
         return FALSE;
     *out = g_steal_pointer(&v);
@@ -1772,9 +1845,9 @@ parse_rules(const Group *g, CmScnEvent *ev, GError **error)
 static gboolean
 parse_event(Loader *ld, const Group *g, GError **error)
 {
-    static const char *const keys[] = {"at",       "action",     "target",     "site",
-                                       "randomize_over", "fraction", "collection", "required",
-                                       "max_runtime", "rules",   "settings",   NULL};
+    static const char *const keys[] = {
+        "at",         "action",   "target",      "site",  "randomize_over", "fraction",
+        "collection", "required", "max_runtime", "rules", "settings",       NULL};
     CmScnEvent *ev;
     int action;
     g_auto(GStrv) have = NULL;
@@ -1803,8 +1876,7 @@ parse_event(Loader *ld, const Group *g, GError **error)
     have = group_keys(g);
     for (char **k = have; *k != NULL; k++) {
         const char *const *takes = action_specs[action].keys;
-        if (strcmp(*k, "at") == 0 || strcmp(*k, "action") == 0 ||
-            g_strv_contains(takes, *k))
+        if (strcmp(*k, "at") == 0 || strcmp(*k, "action") == 0 || g_strv_contains(takes, *k))
             continue;
         {
             g_autofree char *all = name_list(takes, g_strv_length((char **)takes));
@@ -1828,14 +1900,9 @@ parse_event(Loader *ld, const Group *g, GError **error)
         !get_duration(g, "max_runtime", 0, 0, MAX_DURATION, &ev->max_runtime, error))
         return FALSE;
 
+    /* revoke on a population without PKI is allowed: with pki as a
+     * variant, the same timeline serves both sides and does nothing there. */
     switch (ev->action) {
-    case CM_SCN_ACT_REVOKE: {
-        CmScnPopulation *p = g_hash_table_lookup(ld->populations, ev->target);
-        if (!p->pki)
-            return fail(g, "target", error,
-                        "population %s has no PKI certificates to revoke (pki = false)", p->name);
-        break;
-    }
     case CM_SCN_ACT_DEPLOY:
     case CM_SCN_ACT_CREATE_COLLECTION: {
         g_autofree char *q = NULL;
@@ -1857,10 +1924,10 @@ parse_event(Loader *ld, const Group *g, GError **error)
             g_autofree char *k = collection_key(ev->site, ev->collection);
             if (strcmp(ev->collection, ALL_SYSTEMS) == 0 ||
                 g_hash_table_contains(ld->collections, k))
-                return fail(g, "collection", error,
-                            "site %s already has a collection named %s", ev->site,
-                            ev->collection);
+                return fail(g, "collection", error, "site %s already has a collection named %s",
+                            ev->site, ev->collection);
             g_hash_table_insert(ld->collections, g_steal_pointer(&k), ev);
+            g_hash_table_insert(ld->collection_names, g_strdup(ev->collection), ev);
             if (!parse_rules(g, ev, error))
                 return FALSE;
         }
@@ -1923,54 +1990,111 @@ events_finish(Loader *ld, GError **error)
 /* ------------------------------------------------------------ [attacker] */
 
 typedef enum {
-    MP_NONE,     /* the strategy talks to no MP */
-    MP_OPTIONAL, /* the MP it impersonates, if any */
-    MP_NEEDED,   /* the MP it uses: defaults to the only one */
+    MP_NONE,   /* its devices are clients of their population's MP, or of none */
+    MP_OWN,    /* the host name of its own, rogue MP: a new name */
+    MP_NEEDED, /* the declared MP it abuses: defaults to the only one */
 } MpUse;
 
+/* What each strategy reads.  sim/attack.c is the consumer: these follow
+ * what it does with target, mp and its parameters. */
 static const struct {
-    TargetKind target;
+    gboolean target; /* target names a population */
     gboolean target_required;
     MpUse mp;
     gboolean rate_required;
 } strategy_specs[] = {
-    [CM_SCN_ATK_ROGUE_MP] = {TGT_POPULATION, FALSE, MP_OPTIONAL, FALSE},
-    [CM_SCN_ATK_COMPROMISED_MP] = {TGT_POPULATION, FALSE, MP_NEEDED, FALSE},
-    [CM_SCN_ATK_STATUS_FLOOD] = {TGT_NONE, FALSE, MP_NEEDED, TRUE},
-    [CM_SCN_ATK_BOGUS_STATUS] = {TGT_POPULATION, TRUE, MP_NEEDED, FALSE},
-    [CM_SCN_ATK_FALSE_INVENTORY] = {TGT_COLLECTION, FALSE, MP_NEEDED, FALSE},
-    [CM_SCN_ATK_BLOCKED_REJOIN] = {TGT_POPULATION, FALSE, MP_NEEDED, FALSE},
-    [CM_SCN_ATK_CLONED_IMAGE] = {TGT_POPULATION, TRUE, MP_NEEDED, FALSE},
-    [CM_SCN_ATK_ENROLLMENT_FLOOD] = {TGT_NONE, FALSE, MP_NONE, TRUE},
-    [CM_SCN_ATK_POLICY_REPLAY] = {TGT_POPULATION, TRUE, MP_NEEDED, FALSE},
-    [CM_SCN_ATK_ROGUE_UPGRADE] = {TGT_POPULATION, FALSE, MP_OPTIONAL, FALSE},
+    [CM_SCN_ATK_ROGUE_MP] = {TRUE, TRUE, MP_OWN, FALSE},
+    [CM_SCN_ATK_COMPROMISED_MP] = {TRUE, FALSE, MP_NEEDED, FALSE},
+    [CM_SCN_ATK_STATUS_FLOOD] = {FALSE, FALSE, MP_NEEDED, TRUE},
+    [CM_SCN_ATK_BOGUS_STATUS] = {TRUE, TRUE, MP_NEEDED, FALSE},
+    [CM_SCN_ATK_FALSE_INVENTORY] = {TRUE, TRUE, MP_NONE, FALSE},
+    [CM_SCN_ATK_BLOCKED_REJOIN] = {TRUE, TRUE, MP_NONE, FALSE},
+    [CM_SCN_ATK_CLONED_IMAGE] = {TRUE, TRUE, MP_NONE, FALSE},
+    [CM_SCN_ATK_ENROLLMENT_FLOOD] = {FALSE, FALSE, MP_NONE, TRUE},
+    [CM_SCN_ATK_POLICY_REPLAY] = {TRUE, FALSE, MP_NEEDED, FALSE},
+    [CM_SCN_ATK_ROGUE_UPGRADE] = {TRUE, FALSE, MP_OWN, FALSE},
 };
 
 /* Whether any site has or will have a collection of that name. */
 static gboolean
 collection_known(Loader *ld, const char *name)
 {
-    GHashTableIter it;
-    gpointer k;
+    return strcmp(name, ALL_SYSTEMS) == 0 || g_hash_table_contains(ld->collection_names, name);
+}
 
-    if (strcmp(name, ALL_SYSTEMS) == 0)
+static gboolean
+attacker_mp(const Group *g, CmScnAttacker *a, GError **error)
+{
+    Loader *ld = g->ld;
+    const char *what = strategy_names[a->strategy];
+    g_autofree char *v = NULL;
+
+    if (!get_name(g, "mp", &v, error))
+        return FALSE;
+    switch (strategy_specs[a->strategy].mp) {
+    case MP_NONE:
+        if (v != NULL)
+            return fail(g, "mp", error,
+                        "not used by strategy %s (its devices use their population's MP)", what);
         return TRUE;
-    g_hash_table_iter_init(&it, ld->collections);
-    while (g_hash_table_iter_next(&it, &k, NULL))
-        if (strcmp(strchr(k, '\n') + 1, name) == 0)
-            return TRUE;
-    return FALSE;
+    case MP_OWN:
+        if (v == NULL)
+            return fail(g, "mp", error,
+                        "missing; %s needs the host name of its own MP, such as "
+                        "evil.corp.example",
+                        what);
+        if (g_hash_table_contains(ld->mps, v))
+            return fail(g, "mp", error,
+                        "%s is a declared [mp]; name the rogue MP with a host name of its own", v);
+        break;
+    case MP_NEEDED:
+        if (v == NULL) {
+            CmScnMp *mp = only_one(g, "mp", ld->s->mps, "mp", error);
+            if (mp == NULL)
+                return FALSE;
+            v = g_strdup(mp->name);
+        } else if (lookup(g, "mp", ld->mps, "mp", v, error) == NULL) {
+            return FALSE;
+        }
+        break;
+    }
+    a->mp = g_steal_pointer(&v);
+    return TRUE;
+}
+
+/* The parameters the simulator reads that name something. */
+static gboolean
+attacker_params(const Group *g, CmScnAttacker *a, GError **error)
+{
+    const char *coll = g_hash_table_lookup(a->params, "collection");
+    const char *dep = g_hash_table_lookup(a->params, "deployment");
+
+    if (coll != NULL && !collection_known(g->ld, coll)) {
+        g_autofree char *q = quote(coll);
+        return fail(g, "collection", error,
+                    "no create-collection event makes collection %s; expected one, or "
+                    "\"" ALL_SYSTEMS "\"",
+                    q);
+    }
+    if (dep != NULL) {
+        CmScnEvent *ev = g_hash_table_lookup(g->ld->events, dep);
+        if (ev == NULL || ev->action != CM_SCN_ACT_DEPLOY) {
+            g_autofree char *q = quote(dep);
+            return fail(g, "deployment", error, "expected the name of a deploy [event], got %s", q);
+        }
+    }
+    return TRUE;
 }
 
 static gboolean
 parse_attacker(Loader *ld, const Group *g, GError **error)
 {
-    static const char *const known[] = {"strategy", "start", "stop",  "segment",
-                                        "target",   "count", "rate",  "mp", NULL};
+    static const char *const known[] = {"strategy", "start", "stop", "segment", "target",
+                                        "count",    "rate",  "mp",   NULL};
     CmScnAttacker *a;
     int strategy;
     g_auto(GStrv) have = NULL;
-    g_autofree char *v = NULL, *q = NULL;
+    g_autofree char *v = NULL;
 
     if (!check_name_arg(g, g->args[0], error))
         return FALSE;
@@ -1984,8 +2108,7 @@ parse_attacker(Loader *ld, const Group *g, GError **error)
         g_autofree char *all = name_list(strategy_names, G_N_ELEMENTS(strategy_names));
         return fail(g, "strategy", error, "missing; expected %s", all);
     }
-    if (!get_enum(g, "strategy", strategy_names, G_N_ELEMENTS(strategy_names), 0, &strategy,
-                  error))
+    if (!get_enum(g, "strategy", strategy_names, G_N_ELEMENTS(strategy_names), 0, &strategy, error))
         return FALSE;
     a->strategy = (CmScnStrategy)strategy;
 
@@ -2005,49 +2128,19 @@ parse_attacker(Loader *ld, const Group *g, GError **error)
     if (strategy_specs[strategy].rate_required && a->rate <= 0)
         return fail(g, "rate", error, "expected a rate above 0 for %s", strategy_names[strategy]);
 
-    /* target */
-    if (!get_raw(g, "target", &v, error))
+    /* target: a population, where the strategy has one */
+    if (!get_name(g, "target", &v, error))
         return FALSE;
-    switch (strategy_specs[strategy].target) {
-    case TGT_NONE:
-        if (v != NULL)
-            return fail(g, "target", error, "not used by strategy %s", strategy_names[strategy]);
-        break;
-    case TGT_COLLECTION:
-        if (v != NULL && !collection_known(ld, v)) {
-            q = quote(v);
-            return fail(g, "target", error,
-                        "no create-collection event makes collection %s; expected one, or "
-                        "\"" ALL_SYSTEMS "\"",
-                        q);
-        }
-        a->target = g_steal_pointer(&v);
-        break;
-    default:
-        if (v == NULL && strategy_specs[strategy].target_required)
-            return fail(g, "target", error, "missing; %s needs the [population] it aims at",
-                        strategy_names[strategy]);
-        if (v != NULL && lookup(g, "target", ld->populations, "population", v, error) == NULL)
-            return FALSE;
-        a->target = g_steal_pointer(&v);
-        break;
-    }
-
-    /* mp */
-    if (!get_name(g, "mp", &v, error))
+    if (!strategy_specs[strategy].target && v != NULL)
+        return fail(g, "target", error, "not used by strategy %s", strategy_names[strategy]);
+    if (v == NULL && strategy_specs[strategy].target_required)
+        return fail(g, "target", error, "missing; %s needs the [population] it works on",
+                    strategy_names[strategy]);
+    if (v != NULL && lookup(g, "target", ld->populations, "population", v, error) == NULL)
         return FALSE;
-    if (strategy_specs[strategy].mp == MP_NONE && v != NULL)
-        return fail(g, "mp", error, "not used by strategy %s", strategy_names[strategy]);
-    if (v != NULL) {
-        if (lookup(g, "mp", ld->mps, "mp", v, error) == NULL)
-            return FALSE;
-        a->mp = g_steal_pointer(&v);
-    } else if (strategy_specs[strategy].mp == MP_NEEDED) {
-        CmScnMp *mp = only_one(g, "mp", ld->s->mps, "mp", error);
-        if (mp == NULL)
-            return FALSE;
-        a->mp = g_strdup(mp->name);
-    }
+    a->target = g_steal_pointer(&v);
+    if (!attacker_mp(g, a, error))
+        return FALSE;
 
     /* Everything else is the strategy's own (docs/scenarios.md). */
     have = group_keys(g);
@@ -2060,7 +2153,7 @@ parse_attacker(Loader *ld, const Group *g, GError **error)
             return FALSE;
         g_hash_table_insert(a->params, g_strdup(*k), g_steal_pointer(&v));
     }
-    return TRUE;
+    return attacker_params(g, a, error);
 }
 
 /* ------------------------------------------------------------ [expect] */
@@ -2068,8 +2161,7 @@ parse_attacker(Loader *ld, const Group *g, GError **error)
 #define EXPECT_FORM "\"METRIC OP NUMBER [when VARIANT = VALUE]\" with OP one of < <= > >= == !="
 
 static gboolean
-parse_expectation(const Group *g, const char *key, const char *text, CmScnExpect *x,
-                  GError **error)
+parse_expectation(const Group *g, const char *key, const char *text, CmScnExpect *x, GError **error)
 {
     const Variants *vars = g->ld->vars;
     g_autofree char *q = quote(text), *metric = NULL;
@@ -2126,8 +2218,9 @@ parse_expectation(const Group *g, const char *key, const char *text, CmScnExpect
 
     /* when VARIANT = VALUE */
     if (!g_str_has_prefix(rest, "when") || !g_ascii_isspace(rest[4]))
-        return fail(g, key, error, "expected \"when VARIANT = VALUE\" or nothing after the number, "
-                                   "got %s",
+        return fail(g, key, error,
+                    "expected \"when VARIANT = VALUE\" or nothing after the number, "
+                    "got %s",
                     q);
     {
         const char *w = rest + 4, *eq = strchr(w, '=');
@@ -2147,14 +2240,14 @@ parse_expectation(const Group *g, const char *key, const char *text, CmScnExpect
             if (vars->names->len == 0)
                 return fail(g, key, error, "when names variant %s, but the file has no [variant]",
                             qn);
-            return fail(g, key, error, "when names variant %s, but [variant] declares %s", qn,
-                        all);
+            return fail(g, key, error, "when names variant %s, but [variant] declares %s", qn, all);
         }
         {
             char **values = g_ptr_array_index(vars->values, i);
             if (!g_strv_contains((const char *const *)values, val)) {
                 g_autofree char *qv = quote(val);
-                g_autofree char *all = name_list((const char *const *)values, g_strv_length(values));
+                g_autofree char *all =
+                    name_list((const char *const *)values, g_strv_length(values));
                 return fail(g, key, error, "variant %s has no value %s; its values are %s", name,
                             qv, all);
             }
@@ -2202,15 +2295,18 @@ parse_costs(Loader *ld, const Group *g, GError **error)
         g_autofree char *role = dot != NULL ? g_strndup(*k, (gsize)(dot - *k)) : NULL;
         CmTime t;
 
+        /* "refusal": what answering a refused request costs (sim/costs.c) */
         if (role == NULL || (strcmp(role, "site") != 0 && strcmp(role, "mp") != 0) ||
-            cm_ep_from_name(dot + 1) == CM_EP_NONE) {
+            (cm_ep_from_name(dot + 1) == CM_EP_NONE && strcmp(dot + 1, "refusal") != 0)) {
             const char *eps[CM_EP__COUNT];
             g_autofree char *all = NULL;
             for (int e = 1; e < CM_EP__COUNT; e++)
                 eps[e - 1] = cm_ep_name((CmEndpoint)e);
-            all = name_list(eps, CM_EP__COUNT - 1);
-            return fail(g, *k, error, "expected a key ROLE.ENDPOINT with ROLE site or mp and "
-                                      "ENDPOINT one of %s",
+            eps[CM_EP__COUNT - 1] = "refusal";
+            all = name_list(eps, CM_EP__COUNT);
+            return fail(g, *k, error,
+                        "expected a key ROLE.ENDPOINT with ROLE site or mp and "
+                        "ENDPOINT one of %s",
                         all);
         }
         if (!get_duration(g, *k, 0, 0, MAX_COST, &t, error))
@@ -2269,8 +2365,8 @@ classify(Loader *ld, const char *title, GroupKind *kind, char ***args, GError **
 static gboolean
 scan_lines(const Loader *ld, const char *data, gsize len, GError **error)
 {
-    g_autoptr(GHashTable) groups = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                                         (GDestroyNotify)g_hash_table_unref);
+    g_autoptr(GHashTable) groups =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
     GHashTable *keys = NULL;
     g_autofree char *title = NULL;
     const char *p = data, *end = data + len;
@@ -2413,8 +2509,9 @@ substitute(const Group *g, const char *key, const char *raw, const Variants *var
         g_string_append_len(out, p, ref - p);
         brace = strchr(ref, '}');
         if (!g_str_has_prefix(ref, "${variant.") || brace == NULL) {
-            fail(g, key, error, "expected ${variant.NAME} after ${ (\"${\" starts a variant "
-                                "reference)");
+            fail(g, key, error,
+                 "expected ${variant.NAME} after ${ (\"${\" starts a variant "
+                 "reference)");
             goto bad;
         }
         name = ref + strlen("${variant.");
@@ -2445,7 +2542,7 @@ bad:
  * [variant] group's; *total counts the bytes for the expansion bound. */
 static GKeyFile *
 expand(Loader *ld, char **titles, const GroupKind *kinds, const Variants *vars, const guint *pick,
-       gsize *total, GError **error)
+       GHashTable *substituted, gsize *total, GError **error)
 {
     GKeyFile *out = g_key_file_new();
 
@@ -2461,6 +2558,8 @@ expand(Loader *ld, char **titles, const GroupKind *kinds, const Variants *vars, 
             g_autofree char *v = substitute(&g, *k, raw != NULL ? raw : "", vars, pick, error);
             if (v == NULL)
                 goto fail;
+            if (substituted != NULL && raw != NULL && strstr(raw, "${") != NULL)
+                g_hash_table_add(substituted, g_strconcat(titles[gi], "\n", *k, NULL));
             *total += strlen(v) + strlen(*k) + 4;
             if (*total > MAX_EXPANDED) {
                 fail_file(ld, error,
@@ -2504,23 +2603,26 @@ static const struct {
 static gboolean
 check_publishing(Loader *ld, GError **error)
 {
+    g_autoptr(GHashTable) published = g_hash_table_new(g_str_hash, g_str_equal);
+
+    for (guint j = 0; j < ld->s->sites->len; j++) {
+        CmScnSite *site = g_ptr_array_index(ld->s->sites, j);
+        for (char **f = site->publish_to; *f != NULL; f++)
+            g_hash_table_add(published, *f);
+    }
+    for (guint j = 0; j < ld->s->events->len; j++) {
+        CmScnEvent *ev = g_ptr_array_index(ld->s->events, j);
+        if (ev->action == CM_SCN_ACT_PUBLISH)
+            g_hash_table_add(published, ev->target);
+    }
     for (guint i = 0; i < ld->s->populations->len; i++) {
         CmScnPopulation *p = g_ptr_array_index(ld->s->populations, i);
-        gboolean published = FALSE;
         g_autofree char *title = NULL;
         Group g = {.ld = ld, .kind = G_POPULATION};
 
         if (p->trk != CM_SCN_SOURCE_DIRECTORY && p->signcert != CM_SCN_SOURCE_DIRECTORY)
             continue;
-        for (guint j = 0; j < ld->s->sites->len && !published; j++) {
-            CmScnSite *site = g_ptr_array_index(ld->s->sites, j);
-            published = g_strv_contains((const char *const *)site->publish_to, p->forest);
-        }
-        for (guint j = 0; j < ld->s->events->len && !published; j++) {
-            CmScnEvent *ev = g_ptr_array_index(ld->s->events, j);
-            published = ev->action == CM_SCN_ACT_PUBLISH && strcmp(ev->target, p->forest) == 0;
-        }
-        if (published)
+        if (g_hash_table_contains(published, p->forest))
             continue;
         title = g_strdup_printf("population %s", p->name);
         g.title = title;
@@ -2592,26 +2694,66 @@ loader_init(Loader *ld, const char *file, const char *label, GKeyFile *kf, doubl
     ld->events = TABLE();
     ld->attackers = TABLE();
     ld->collections = TABLE();
+    ld->collection_names = TABLE();
     ld->links = TABLE();
     ld->trusts = TABLE();
+    ld->substituted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 #undef TABLE
 }
 
 static void
 loader_clear(Loader *ld)
 {
-    GHashTable **tables[] = {&ld->segments, &ld->forests,   &ld->domains,     &ld->sites,
-                             &ld->mps,      &ld->populations, &ld->events,    &ld->attackers,
-                             &ld->collections, &ld->links,  &ld->trusts};
+    GHashTable **tables[] = {
+        &ld->segments,    &ld->forests,     &ld->domains,         &ld->sites,       &ld->mps,
+        &ld->populations, &ld->events,      &ld->attackers,       &ld->collections, &ld->links,
+        &ld->trusts,      &ld->substituted, &ld->collection_names};
     for (size_t i = 0; i < G_N_ELEMENTS(tables); i++)
         g_clear_pointer(tables[i], g_hash_table_unref);
     cm_scenario_free(ld->s);
     ld->s = NULL;
 }
 
+/* One combination of variant values (pick[i] is the value index of variant
+ * i) as a new CmScenario, or NULL with an error. */
+static CmScenario *
+combination(Loader *top, char **titles, const GroupKind *kinds, char ***args, const guint *pick,
+            guint index, gsize *total, GError **error)
+{
+    const Variants *vars = top->vars;
+    GString *label = g_string_new(NULL);
+    GKeyFile *sub = NULL;
+    CmScenario *s = NULL;
+    Loader ld;
+
+    for (guint i = 0; i < vars->names->len; i++)
+        g_string_append_printf(label, "%s%s=%s", i ? "," : "",
+                               (char *)g_ptr_array_index(vars->names, i),
+                               ((char **)g_ptr_array_index(vars->values, i))[pick[i]]);
+    loader_init(&ld, top->file, label->str, NULL, top->scale);
+    ld.vars = vars;
+    ld.label_always = index > 0;
+    ld.s = scenario_new(top->file);
+    if ((sub = expand(top, titles, kinds, vars, pick, ld.substituted, total, error)) == NULL)
+        goto out;
+    ld.kf = sub;
+    if (build(&ld, titles, kinds, args, error) == NULL)
+        goto out;
+    for (guint i = 0; i < vars->names->len; i++)
+        g_hash_table_insert(ld.s->variant, g_strdup(g_ptr_array_index(vars->names, i)),
+                            g_strdup(((char **)g_ptr_array_index(vars->values, i))[pick[i]]));
+    ld.s->variant_label = g_strdup(label->str);
+    s = g_steal_pointer(&ld.s);
+out:
+    loader_clear(&ld);
+    if (sub != NULL)
+        g_key_file_free(sub);
+    g_string_free(label, TRUE);
+    return s;
+}
+
 GPtrArray *
-cm_scenario_load_data(const char *name, const char *data, gsize len, double scale,
-                      GError **error)
+cm_scenario_load_data(const char *name, const char *data, gsize len, double scale, GError **error)
 {
     g_autoptr(GKeyFile) kf = NULL;
     g_auto(GStrv) titles = NULL;
@@ -2626,6 +2768,10 @@ cm_scenario_load_data(const char *name, const char *data, gsize len, double scal
     gsize n = 0, total = 0;
 
     loader_init(&top, name, "", NULL, scale);
+    if (data == NULL) {
+        data = "";
+        len = 0;
+    }
     if (len > CM_SCENARIO_MAX_BYTES) {
         fail_file(&top, error, "the file is larger than 1 MiB, the most a scenario may be");
         goto out;
@@ -2665,7 +2811,7 @@ cm_scenario_load_data(const char *name, const char *data, gsize len, double scal
     /* Every reference checked once, before any combination is built, so
      * that the message does not depend on which combination came first. */
     {
-        GKeyFile *checked = expand(&top, titles, kinds, &vars, NULL, &total, error);
+        GKeyFile *checked = expand(&top, titles, kinds, &vars, NULL, NULL, &total, error);
         if (checked == NULL)
             goto out;
         g_key_file_free(checked);
@@ -2675,9 +2821,6 @@ cm_scenario_load_data(const char *name, const char *data, gsize len, double scal
     all = g_ptr_array_new_with_free_func((GDestroyNotify)cm_scenario_free);
     pick = g_new0(guint, vars.names->len + 1);
     for (guint c = 0; c < vars.combinations; c++) {
-        GString *label = g_string_new(NULL);
-        Loader ld;
-        GKeyFile *sub;
         guint rest = c;
         CmScenario *s;
 
@@ -2688,29 +2831,9 @@ cm_scenario_load_data(const char *name, const char *data, gsize len, double scal
             pick[i] = rest % nv;
             rest /= nv;
         }
-        for (guint i = 0; i < vars.names->len; i++)
-            g_string_append_printf(label, "%s%s=%s", i ? "," : "",
-                                   (char *)g_ptr_array_index(vars.names, i),
-                                   ((char **)g_ptr_array_index(vars.values, i))[pick[i]]);
-        loader_init(&ld, name, label->str, NULL, scale);
-        ld.vars = &vars;
-        ld.kf = sub = expand(&top, titles, kinds, &vars, pick, &total, error);
-        ld.s = scenario_new(name);
-        s = sub != NULL ? build(&ld, titles, kinds, args, error) : NULL;
-        if (s != NULL) {
-            for (guint i = 0; i < vars.names->len; i++)
-                g_hash_table_insert(s->variant, g_strdup(g_ptr_array_index(vars.names, i)),
-                                    g_strdup(((char **)g_ptr_array_index(vars.values, i))[pick[i]]));
-            s->variant_label = g_strdup(label->str);
-            g_ptr_array_add(all, s);
-            ld.s = NULL;
-        }
-        loader_clear(&ld);
-        if (sub != NULL)
-            g_key_file_free(sub);
-        g_string_free(label, TRUE);
-        if (s == NULL)
+        if ((s = combination(&top, titles, kinds, args, pick, c, &total, error)) == NULL)
             goto out;
+        g_ptr_array_add(all, s);
     }
     result = g_steal_pointer(&all);
 out:
