@@ -15,6 +15,7 @@ static char *opt_costs;
 static double opt_scale = 1.0;
 static gboolean opt_quiet;
 static gboolean opt_no_progress;
+static gboolean opt_verbose;
 static int opt_calibrate_clients = 300;
 
 static gboolean
@@ -50,7 +51,9 @@ run_file(const char *path)
         for (guint k = 0; k < run->expects->len; k++)
             failed += !((CmExpectResult *)g_ptr_array_index(run->expects, k))->passed;
     }
-    if (!opt_quiet)
+    if (!opt_quiet && opt_verbose)
+        cm_report_summary_full(stdout, runs, isatty(STDOUT_FILENO));
+    else if (!opt_quiet)
         cm_report_summary(stdout, runs, isatty(STDOUT_FILENO));
     dir = opt_out ? g_strdup(opt_out)
                   : g_build_filename("reports", ((CmRun *)g_ptr_array_index(runs, 0))->scenario,
@@ -99,6 +102,8 @@ main(int argc, char **argv)
          "Service costs from FILE (made by `cmlab-sim calibrate`)", "FILE"},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &opt_quiet, "No summary, no progress line", NULL},
         {"no-progress", 0, 0, G_OPTION_ARG_NONE, &opt_no_progress, "No progress line", NULL},
+        {"verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose,
+         "List every metric in the summary (the reports always have them all)", NULL},
         {"clients", 0, 0, G_OPTION_ARG_INT, &opt_calibrate_clients,
          "Clients to time for calibrate (300)", "N"},
         {NULL}};

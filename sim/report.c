@@ -1541,8 +1541,32 @@ put_padded(FILE *out, const char *s, glong width)
         fputc(' ', out);
 }
 
+/* The metrics a short summary shows: a few headline figures, and every
+ * metric an expectation names. */
+static const char *const headline_metrics[] = {
+    "clients.total",          "clients.active_ratio",  "registrations.completed_ratio",
+    "registrations.mean_time", "site.backlog.max",     "site.backlog.drain_time",
+    "answers.busy",           "transport.failures",    "latency.register.p95",
+    "policies.accepted",      "policies.refused",      NULL};
+
+static gboolean
+metric_shown(const CmRun *run, const char *key, gboolean all)
+{
+    if (all || g_strv_contains(headline_metrics, key))
+        return TRUE;
+    for (guint i = 0; i < run->expects->len; i++) {
+        const CmExpectResult *e = g_ptr_array_index(run->expects, i);
+        size_t n = strlen(key);
+        /* the expectation's text starts with its metric */
+        if (e->text != NULL && strncmp(e->text, key, n) == 0 &&
+            (e->text[n] == ' ' || e->text[n] == '\0'))
+            return TRUE;
+    }
+    return FALSE;
+}
+
 static void
-summary_run(FILE *out, const CmRun *run, guint index, guint nruns, gboolean color)
+summary_run(FILE *out, const CmRun *run, guint index, guint nruns, gboolean color, gboolean all)
 {
     const char *green = color ? "\033[32m" : "";
     const char *red = color ? "\033[31m" : "";
@@ -1591,7 +1615,10 @@ summary_run(FILE *out, const CmRun *run, guint index, guint nruns, gboolean colo
             fprintf(out, "  (value %s)\n", fmt_num(buf, e->value));
     }
 
-    /* Every metric, values aligned after the longest name. */
+    /* The metrics shown, values aligned after the longest name. */
+    for (guint i = metrics->len; i > 0; i--)
+        if (!metric_shown(run, g_ptr_array_index(metrics, i - 1), all))
+            g_ptr_array_remove_index(metrics, i - 1);
     width = 0;
     for (guint i = 0; i < metrics->len; i++) {
         g_autofree char *name = clean_text(g_ptr_array_index(metrics, i), FALSE);
@@ -1648,8 +1675,8 @@ summary_run(FILE *out, const CmRun *run, guint index, guint nruns, gboolean colo
     fputc('\n', out);
 }
 
-void
-cm_report_summary(FILE *out, GPtrArray *runs, gboolean color)
+static void
+summary(FILE *out, GPtrArray *runs, gboolean color, gboolean all)
 {
     const CmRun *first;
     guint passed, failed;
@@ -1672,10 +1699,22 @@ cm_report_summary(FILE *out, GPtrArray *runs, gboolean color)
         }
     }
     for (guint r = 0; r < runs->len; r++)
-        summary_run(out, g_ptr_array_index(runs, r), r, runs->len, color);
+        summary_run(out, g_ptr_array_index(runs, r), r, runs->len, color, all);
 
     count_expects(runs, &passed, &failed);
     fprintf(out, "\n%sexpectations: %u passed, %u failed%s\n",
             color ? (failed > 0 ? "\033[31m" : "\033[32m") : "", passed, failed,
             color ? "\033[0m" : "");
+}
+
+void
+cm_report_summary(FILE *out, GPtrArray *runs, gboolean color)
+{
+    summary(out, runs, color, FALSE);
+}
+
+void
+cm_report_summary_full(FILE *out, GPtrArray *runs, gboolean color)
+{
+    summary(out, runs, color, TRUE);
 }

@@ -94,6 +94,9 @@ char *cm_report_html(GPtrArray *runs);   /* new string, self-contained */
 /* The terminal summary: what ran, each expectation's outcome, key figures,
  * the attack table, and (here only) wall time and event rate. */
 void cm_report_summary(FILE *out, GPtrArray *runs, gboolean color);
+/* The same with every metric listed, not only the headline ones and those
+ * the expectations name. */
+void cm_report_summary_full(FILE *out, GPtrArray *runs, gboolean color);
 
 G_END_DECLS
 

@@ -145,7 +145,7 @@ parse_json(const char *text)
 }
 
 static char *
-summary_of(GPtrArray *runs, gboolean color)
+summary_with(GPtrArray *runs, gboolean color, gboolean full)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -153,11 +153,21 @@ summary_of(GPtrArray *runs, gboolean color)
     char *out;
 
     ck_assert_ptr_nonnull(f);
-    cm_report_summary(f, runs, color);
+    if (full)
+        cm_report_summary_full(f, runs, color);
+    else
+        cm_report_summary(f, runs, color);
     ck_assert_int_eq(fclose(f), 0);
     out = g_strndup(buf, len);
     free(buf);
     return out;
+}
+
+/* The full summary: every metric. */
+static char *
+summary_of(GPtrArray *runs, gboolean color)
+{
+    return summary_with(runs, color, TRUE);
 }
 
 /* ----------------------------------------------------------- container */
@@ -680,6 +690,25 @@ START_TEST(test_summary_all_pass)
 }
 END_TEST
 
+/* The short summary keeps the headline metrics and those the expectations
+ * name, and leaves out the rest (the reports keep them all). */
+START_TEST(test_summary_short)
+{
+    g_autoptr(GPtrArray) runs = make_runs(FALSE);
+    g_autofree char *out = summary_with(runs, FALSE, FALSE);
+
+    ck_assert_ptr_null(strstr(out, "bad.nan"));
+    ck_assert_ptr_nonnull(strstr(out, "expectations: "));
+    for (guint i = 0; i < runs->len; i++) {
+        const CmRun *run = g_ptr_array_index(runs, i);
+        for (guint k = 0; k < run->expects->len; k++) {
+            const CmExpectResult *e = g_ptr_array_index(run->expects, k);
+            ck_assert_ptr_nonnull(strstr(out, e->name));
+        }
+    }
+}
+END_TEST
+
 static Suite *
 report_suite(void)
 {
@@ -711,6 +740,7 @@ report_suite(void)
 
     tc = tcase_create("summary");
     tcase_add_test(tc, test_summary_plain);
+    tcase_add_test(tc, test_summary_short);
     tcase_add_test(tc, test_summary_color);
     tcase_add_test(tc, test_summary_all_pass);
     suite_add_tcase(s, tc);
