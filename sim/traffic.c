@@ -136,14 +136,32 @@ sim_job_free(SimJob *job)
     g_free(job);
 }
 
+/* Message sizes for transfer times.  Not the bytes actually sent: those
+ * vary with ECDSA signature lengths (DER, 70 to 72 bytes) and so with the
+ * OpenSSL random generator, and a byte more could move an event across a
+ * microsecond and change the run.  These nominal sizes (HTTP headers
+ * included) are close to what each message weighs. */
 static gsize
-body_size(const GBytes *b)
+nominal_size(CmEndpoint ep, gboolean response)
 {
-    return b != NULL ? g_bytes_get_size((GBytes *)b) : 0;
+    switch (ep) {
+    case CM_EP_REGISTER:
+        return response ? 1200 : 2000;
+    case CM_EP_SITEINFO:
+        return response ? 2200 : 400;
+    case CM_EP_MPCERT:
+        return response ? 1300 : 400;
+    case CM_EP_POLICY_BODY:
+        return response ? 2000 : 700;
+    case CM_EP_INVENTORY:
+    case CM_EP_DISCOVERY:
+        return response ? 450 : 3000;
+    case CM_EP_CLIENT_STATUS:
+        return response ? 450 : 1500;
+    default:
+        return response ? 700 : 700;
+    }
 }
-
-/* Roughly what the HTTP headers add to each message. */
-#define HEADER_BYTES 400
 
 static void ev_client_response(CmSimEngine *e, void *ctx, guint64 arg);
 static void ev_mp_arrive(CmSimEngine *e, void *ctx, guint64 arg);
@@ -155,8 +173,7 @@ static void ev_mp_relay(CmSimEngine *e, void *ctx, guint64 arg);
 static void
 reply_to_client(SimWorld *w, SimJob *job, guint client_seg)
 {
-    CmTime d = sim_net_delay(w, job->mp->seg, client_seg,
-                             body_size(job->resp.body) + HEADER_BYTES);
+    CmTime d = sim_net_delay(w, job->mp->seg, client_seg, nominal_size(job->req.ep, TRUE));
     cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_client_response, w,
               GPOINTER_TO_SIZE(job));
 }
@@ -273,7 +290,7 @@ ev_mp_done(CmSimEngine *e, void *ctx, guint64 arg)
     mp->server.served++;
     mp->server.served_ep[job->req.ep]++;
     if (cm_mp_handle(mp->mp, &job->req, sim_now(w), &job->resp) == CM_MP_FORWARD) {
-        CmTime d = sim_net_delay(w, mp->seg, mp->site->seg, job->req.body_len + HEADER_BYTES);
+        CmTime d = sim_net_delay(w, mp->seg, mp->site->seg, nominal_size(job->req.ep, FALSE));
         cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_site_arrive, w,
                   GPOINTER_TO_SIZE(job));
     } else {
@@ -293,7 +310,7 @@ ev_site_arrive(CmSimEngine *e, void *ctx, guint64 arg)
 
     (void)e;
     if (!server_arrive(w, &site->server, job, site_cost(w, job), ev_site_done)) {
-        CmTime d = sim_net_delay(w, site->seg, job->mp->seg, HEADER_BYTES);
+        CmTime d = sim_net_delay(w, site->seg, job->mp->seg, nominal_size(job->req.ep, TRUE));
         overload_answer(&site->server, &job->resp);
         cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_mp_relay, w,
                   GPOINTER_TO_SIZE(job));
@@ -312,7 +329,7 @@ ev_site_done(CmSimEngine *e, void *ctx, guint64 arg)
     site->server.served++;
     site->server.served_ep[job->req.ep]++;
     cm_site_handle(site->site, &job->req, sim_now(w), &job->resp);
-    d = sim_net_delay(w, site->seg, job->mp->seg, body_size(job->resp.body) + HEADER_BYTES);
+    d = sim_net_delay(w, site->seg, job->mp->seg, nominal_size(job->req.ep, TRUE));
     cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_mp_relay, w,
               GPOINTER_TO_SIZE(job));
     server_next(w, &site->server, site_cost, ev_site_done);
@@ -372,7 +389,7 @@ void
 sim_job_send(SimWorld *w, SimJob *job, guint seg)
 {
     CmTime d;
-    gsize bytes = job->req.body_len + HEADER_BYTES;
+    gsize bytes = nominal_size(job->req.ep, FALSE);
 
     job->sent_at = cm_sim_now(w->engine);
     job->seg = seg;
