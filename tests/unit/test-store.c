@@ -7,18 +7,6 @@
 
 #include <sqlite3.h>
 
-/* cm_assert_error() in testutil.h names its parameter "code", so the
- * "->code" in its body is replaced too and it cannot compile with a
- * constant; this does the same check. */
-#define expect_error(errp, want)                                                                   \
-    do {                                                                                           \
-        ck_assert_msg(*(errp) != NULL, "expected error code %d, got none", (int)(want));           \
-        ck_assert_msg(g_error_matches(*(errp), CM_PROTO_ERROR, (want)),                            \
-                      "expected error code %d, got %d: %s", (int)(want), (*(errp))->code,          \
-                      (*(errp))->message);                                                         \
-        g_clear_error(errp);                                                                       \
-    } while (0)
-
 static const char *const migrations[] = {
     "CREATE TABLE client (id INTEGER PRIMARY KEY, smsid TEXT NOT NULL UNIQUE);"
     "INSERT INTO client (smsid) VALUES ('GUID:00000000-0000-0000-0000-000000000001');",
@@ -184,7 +172,7 @@ START_TEST(test_newer_database_refused)
     ck_assert(!cm_store_migrate(store, migrations, 2, &error));
     ck_assert_ptr_nonnull(error);
     ck_assert_msg(strstr(error->message, "newer than this cmlab") != NULL, "%s", error->message);
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
     ck_assert_int_eq(query_int(store, "PRAGMA user_version"), 3);
     ck_assert(sqlite3_get_autocommit(cm_store_db(store)));
     cm_store_close(store);
@@ -206,7 +194,7 @@ START_TEST(test_failed_migration_rolls_back)
     ck_assert_ptr_nonnull(error);
     ck_assert_msg(strstr(error->message, "no such table: nosuch") != NULL, "%s", error->message);
     ck_assert_msg(strstr(error->message, "migration 2") != NULL, "%s", error->message);
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
     ck_assert_int_eq(query_int(store, "PRAGMA user_version"), 1);
     ck_assert(table_exists(store, "a"));
     ck_assert(!table_exists(store, "b"));
@@ -232,7 +220,7 @@ START_TEST(test_rollback)
     ck_assert(!cm_store_step_done(store, stmt, &error));
     ck_assert_msg(strstr(error->message, "FOREIGN KEY constraint failed") != NULL, "%s",
                   error->message);
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
     cm_store_rollback(store);
 
     ck_assert_int_eq(query_int(store, "SELECT count(*) FROM status"), 0);
@@ -249,7 +237,7 @@ START_TEST(test_rollback)
     /* COMMIT without BEGIN is an error, with SQLite's words. */
     ck_assert(!cm_store_commit(store, &error));
     ck_assert_msg(strstr(error->message, "no transaction is active") != NULL, "%s", error->message);
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
 }
 END_TEST
 
@@ -286,9 +274,9 @@ START_TEST(test_stmt_cache)
 
     /* One statement per entry, and an empty text is no statement. */
     ck_assert_ptr_null(cm_store_stmt(store, "SELECT 1; SELECT 2", &error));
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
     ck_assert_ptr_null(cm_store_stmt(store, "  -- nothing\n", &error));
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
     ck_assert_ptr_nonnull(cm_store_stmt(store, "SELECT 1;  \n", &error));
     cm_assert_no_error(error);
 }
@@ -360,11 +348,11 @@ START_TEST(test_errors_carry_sqlite_message)
 
     ck_assert(!cm_store_exec(store, "SELECT * FROM nosuch", &error));
     ck_assert_msg(strstr(error->message, "no such table: nosuch") != NULL, "%s", error->message);
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
 
     ck_assert_ptr_null(cm_store_stmt(store, "SELEKT 1", &error));
     ck_assert_msg(strstr(error->message, "syntax error") != NULL, "%s", error->message);
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
 
     ck_assert(cm_store_exec(store, "CREATE TABLE u (k TEXT PRIMARY KEY)", &error));
     stmt = cm_store_stmt(store, "INSERT INTO u VALUES ('x')", &error);
@@ -373,14 +361,14 @@ START_TEST(test_errors_carry_sqlite_message)
     ck_assert(!cm_store_step_done(store, stmt, &error));
     ck_assert_msg(strstr(error->message, "UNIQUE constraint failed: u.k") != NULL, "%s",
                   error->message);
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
     /* The failed statement was reset and is usable again. */
     ck_assert(!sqlite3_stmt_busy(stmt));
 
     /* step_done on a statement that returns rows. */
     stmt = cm_store_stmt(store, "SELECT k FROM u", &error);
     ck_assert(!cm_store_step_done(store, stmt, &error));
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
 }
 END_TEST
 
@@ -396,18 +384,18 @@ START_TEST(test_open_errors)
     ck_assert_msg(strstr(error->message, "unable to open database file") != NULL, "%s",
                   error->message);
     ck_assert_msg(strstr(error->message, missing) != NULL, "%s", error->message);
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
 
     garbage = cm_test_write(tmpdir, "garbage.db", junk, sizeof junk);
     ck_assert_ptr_null(cm_store_open(garbage, CM_STORE_FAST, &error));
     ck_assert_msg(strstr(error->message, "file is not a database") != NULL, "%s", error->message);
-    expect_error(&error, CM_PROTO_ERROR_STORE);
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
 
     /* A file store needs a file. */
     ck_assert_ptr_null(cm_store_open(NULL, CM_STORE_DURABLE, &error));
-    expect_error(&error, CM_PROTO_ERROR_INVALID);
+    cm_assert_error(&error, CM_PROTO_ERROR_INVALID);
     ck_assert_ptr_null(cm_store_open(":memory:", CM_STORE_FAST, &error));
-    expect_error(&error, CM_PROTO_ERROR_INVALID);
+    cm_assert_error(&error, CM_PROTO_ERROR_INVALID);
     g_free(garbage);
     g_free(missing);
 }
