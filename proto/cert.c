@@ -360,6 +360,13 @@ cm_cert_is_self_signed(const CmCert *cert)
     return rc == 1;
 }
 
+gboolean
+cm_cert_is_self_issued(const CmCert *cert)
+{
+    return X509_NAME_cmp(X509_get_subject_name(cert->x509), X509_get_issuer_name(cert->x509)) ==
+           0;
+}
+
 CmHashAlg
 cm_cert_hash(const CmCert *cert)
 {

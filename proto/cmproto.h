@@ -288,6 +288,8 @@ guint64 cm_cert_serial(const CmCert *cert);           /* 0 when it does not fit 
 CmTime cm_cert_not_before(const CmCert *cert);
 CmTime cm_cert_not_after(const CmCert *cert);
 gboolean cm_cert_is_self_signed(const CmCert *cert);
+/* Issuer and subject names are the same: no signature check (cheap). */
+gboolean cm_cert_is_self_issued(const CmCert *cert);
 /* EXPIRED when now is outside the validity period (either side). */
 gboolean cm_cert_check_time(const CmCert *cert, CmTime now, GError **error);
 /* The trusted-root-key check (REQ TRUST-03): cert's signature verifies with

@@ -196,12 +196,16 @@ ca_build(SimWorld *w, GError **error)
     return w->crl != NULL;
 }
 
+/* Client certificates take serials by client index, not from a counter:
+ * clients are installed on several threads. */
+#define CLIENT_SERIAL_BASE G_GUINT64_CONSTANT(0x100000)
+
 static gboolean
-client_pki(SimWorld *w, SimClient *c, const char *cn, GError **error)
+client_pki(SimWorld *w, SimClient *c, const char *cn, guint64 serial, GError **error)
 {
     CmCertSpec spec = {.profile = CM_CERT_CLIENT_AUTH,
                        .subject_cn = cn,
-                       .serial = ++w->ca_serial,
+                       .serial = serial,
                        .not_before = sim_now(w) - CM_USEC_PER_DAY,
                        .not_after = sim_now(w) + 365 * CM_USEC_PER_DAY,
                        .issuer_key = w->ca_key,
@@ -316,7 +320,8 @@ sim_client_install(SimWorld *w, SimPop *p, SimClient *c, guint index, GError **e
      * depends on how many numbers another drew. */
     cm_rng_init_seeded(&rng, w->scn->seed, G_GUINT64_CONSTANT(0x100000000) + index);
     cm_rng_bytes(&rng, secret, sizeof secret);
-    if (p->scn->pki && c->pki_cert == NULL && !client_pki(w, c, name, error))
+    if (p->scn->pki && c->pki_cert == NULL &&
+        !client_pki(w, c, name, CLIENT_SERIAL_BASE + index, error))
         return FALSE;
     sim_client_config(w, p, c, &cfg, secret);
     cfg.name = name;
@@ -332,6 +337,62 @@ sim_client_install(SimWorld *w, SimPop *p, SimClient *c, guint index, GError **e
             cm_agent_set_inventory(c->agent, k, v);
     }
     return TRUE;
+}
+
+/* Installing a client (key generation, a self-signed certificate, a PKI
+ * certificate) is the costliest part of building a world and each install
+ * is independent: the agents draw from their own streams.  So installs run
+ * on every core; the events they lead to are scheduled afterwards, in
+ * client order, on this thread. */
+typedef struct {
+    SimWorld *w;
+    guint from, to;
+    GError *error;
+} InstallJob;
+
+static void
+install_range(gpointer data, gpointer user)
+{
+    InstallJob *job = data;
+
+    (void)user;
+    for (guint idx = job->from; idx < job->to && job->error == NULL; idx++) {
+        SimClient *c = &job->w->clients[idx];
+        SimPop *p = g_ptr_array_index(job->w->pops, c->pop);
+        (void)sim_client_install(job->w, p, c, idx, &job->error);
+    }
+}
+
+static gboolean
+install_all(SimWorld *w, GError **error)
+{
+    guint threads = MAX(1, MIN(g_get_num_processors(), 8));
+    guint chunk = MAX(64, w->n_clients / (threads * 8) + 1);
+    GThreadPool *pool;
+    GPtrArray *jobs = g_ptr_array_new_with_free_func(g_free);
+    gboolean ok = TRUE;
+
+    pool = g_thread_pool_new(install_range, NULL, (gint)threads, TRUE, NULL);
+    for (guint from = 0; from < w->n_clients; from += chunk) {
+        InstallJob *job = g_new0(InstallJob, 1);
+        job->w = w;
+        job->from = from;
+        job->to = MIN(w->n_clients, from + chunk);
+        g_ptr_array_add(jobs, job);
+        g_thread_pool_push(pool, job, NULL);
+    }
+    g_thread_pool_free(pool, FALSE, TRUE); /* waits for every job */
+    for (guint i = 0; i < jobs->len; i++) {
+        InstallJob *job = g_ptr_array_index(jobs, i);
+        if (job->error != NULL && ok) {
+            g_propagate_error(error, job->error);
+            job->error = NULL;
+            ok = FALSE;
+        }
+        g_clear_error(&job->error);
+    }
+    g_ptr_array_unref(jobs);
+    return ok;
 }
 
 static gboolean
@@ -351,24 +412,28 @@ clients_build(SimWorld *w, GError **error)
         p = g_ptr_array_index(w->pops, w->pops->len - 1);
         for (guint k = 0; k < p->count; k++, idx++) {
             SimClient *c = &w->clients[idx];
-            CmRng start_rng;
-            CmTime at;
             c->world = w;
             c->pop = i;
             c->seg = sim_world_seg(w, scn->segment);
-            if (!sim_client_install(w, p, c, idx, error))
-                return FALSE;
-            /* First contact at start + uniform(0, start_window), drawn from
-             * a stream of its own so installs stay independent. */
-            cm_rng_init_seeded(&start_rng, w->scn->seed, G_GUINT64_CONSTANT(0x200000000) + idx);
-            at = scn->start + (scn->start_window > 0
-                                   ? (CmTime)cm_rng_below(&start_rng, (guint64)scn->start_window)
-                                   : 0);
-            c->needs_reg = TRUE;
-            c->need_since = at;
-            w->regs_needed++;
-            cm_sim_at(w->engine, at, sim_client_start, w, idx);
         }
+    }
+    if (!install_all(w, error))
+        return FALSE;
+    for (idx = 0; idx < w->n_clients; idx++) {
+        SimClient *c = &w->clients[idx];
+        CmScnPopulation *scn = ((SimPop *)g_ptr_array_index(w->pops, c->pop))->scn;
+        CmRng start_rng;
+        CmTime at;
+        /* First contact at start + uniform(0, start_window), drawn from a
+         * stream of its own so installs stay independent. */
+        cm_rng_init_seeded(&start_rng, w->scn->seed, G_GUINT64_CONSTANT(0x200000000) + idx);
+        at = scn->start + (scn->start_window > 0
+                               ? (CmTime)cm_rng_below(&start_rng, (guint64)scn->start_window)
+                               : 0);
+        c->needs_reg = TRUE;
+        c->need_since = at;
+        w->regs_needed++;
+        cm_sim_at(w->engine, at, sim_client_start, w, idx);
     }
     return TRUE;
 }

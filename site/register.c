@@ -81,9 +81,14 @@ parse_registration(CmSite *site, const CmRequest *req, CmTime now, json_t *body,
         refuse_error(resp, CM_REASON_BAD_REQUEST, e, "registration certificate: ");
         return FALSE;
     }
-    if (!cm_cert_is_self_signed(r->cert) || strcmp(cm_cert_subject_cn(r->cert), r->smsid) != 0) {
+    /* A client certificate is self-issued with the SMSID as its name.  Its
+     * self-signature is not checked here: the proof of possession below
+     * verifies a signature with the same key over this very request, which
+     * is what binds the key to the client; a second verification would add
+     * cost, not assurance. */
+    if (!cm_cert_is_self_issued(r->cert) || strcmp(cm_cert_subject_cn(r->cert), r->smsid) != 0) {
         cm_response_refuse(resp, CM_REASON_BAD_REQUEST,
-                           "registration certificate must be self-signed with the SMSID as its "
+                           "registration certificate must be self-issued with the SMSID as its "
                            "common name");
         return FALSE;
     }

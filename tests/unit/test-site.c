@@ -236,6 +236,26 @@ START_TEST(test_register_refusals)
     expect_refusal(&resp, CM_REASON_SHA1_REFUSED);
     cm_response_clear(&resp);
     c->hash = CM_HASH_SHA256;
+    /* a certificate issued by another key, not self-issued */
+    {
+        g_autoptr(CmKey) other_key = cm_key_generate(CM_KEY_EC_P256, NULL);
+        CmCertSpec spec = {.profile = CM_CERT_CLIENT_AUTH,
+                           .subject_cn = c->smsid,
+                           .serial = 77,
+                           .not_before = lab->now - CM_USEC_PER_HOUR,
+                           .not_after = lab->now + CM_USEC_PER_DAY,
+                           .subject_key = c->key,
+                           .issuer_key = other_key,
+                           .issuer_cn = "Some CA"};
+        CmCert *mine = c->cert;
+        c->cert = cm_cert_issue(&spec, NULL);
+        ck_assert_ptr_nonnull(c->cert);
+        test_client_register(lab, c, &resp);
+        expect_refusal(&resp, CM_REASON_BAD_REQUEST);
+        cm_response_clear(&resp);
+        cm_cert_unref(c->cert);
+        c->cert = mine;
+    }
     /* an expired certificate */
     lab->now += 2 * 365 * CM_USEC_PER_DAY;
     test_client_register(lab, c, &resp);
