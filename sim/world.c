@@ -282,6 +282,7 @@ sim_client_config(SimWorld *w, SimPop *p, SimClient *c, CmAgentConfig *cfg, guin
     cfg->smssitecode = scn->site_code;
     cfg->domain = scn->domain;
     cfg->tpm_version = scn->tpm_version;
+    cfg->media = scn->media;
     cfg->device_secret = secret;
     cfg->method = scn->install;
     cfg->key_alg = scn->key_alg;
@@ -419,6 +420,29 @@ clients_build(SimWorld *w, GError **error)
     }
     if (!install_all(w, error))
         return FALSE;
+    /* Boot media (REQ TRUST-13): every device of a media population boots
+     * from the same media and talks with its one site-issued, not
+     * hardware-bound identity. */
+    for (guint i = 0; i < w->pops->len; i++) {
+        SimPop *p = g_ptr_array_index(w->pops, i);
+        if (!p->scn->media || p->count < 2)
+            continue;
+        for (guint k = 1; k < p->count; k++) {
+            SimClient *c = &w->clients[p->first + k];
+            CmAgentConfig cfg;
+            CmRng rng;
+            guint8 secret[32];
+            CmAgent *clone;
+            cm_rng_init_seeded(&rng, w->scn->seed, G_GUINT64_CONSTANT(0x500000000) + p->first + k);
+            cm_rng_bytes(&rng, secret, sizeof secret);
+            sim_client_config(w, p, c, &cfg, secret);
+            clone = cm_agent_clone(w->clients[p->first].agent, &cfg, &rng, sim_now(w), error);
+            if (clone == NULL)
+                return FALSE;
+            cm_agent_free(c->agent);
+            c->agent = clone;
+        }
+    }
     for (idx = 0; idx < w->n_clients; idx++) {
         SimClient *c = &w->clients[idx];
         CmScnPopulation *scn = ((SimPop *)g_ptr_array_index(w->pops, c->pop))->scn;

@@ -326,7 +326,8 @@ START_TEST(test_tampered_policy)
 }
 END_TEST
 
-/* An HTTP-only client cannot talk to an HTTPS-only site.  REQ: MSG-05 */
+/* A client without a PKI certificate cannot talk to an HTTPS-only site:
+ * that path refuses to work without PKI.  REQ: MSG-05, TRUST-01 */
 START_TEST(test_https_only_site)
 {
     CmSiteSettings s = lab_settings(CM_APPROVAL_ALL, FALSE);

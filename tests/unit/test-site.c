@@ -76,6 +76,34 @@ START_TEST(test_site_keys)
 }
 END_TEST
 
+/* Without any PKI, the site makes its own trust for Enhanced HTTP: an
+ * issuing root, and TLS server certificates for its MPs that chain to it.
+ * REQ: TRUST-10, TRUST-01 */
+START_TEST(test_ehttp_certificates)
+{
+    g_autoptr(TestLab) lab = test_lab_new(NULL, 1);
+    g_autoptr(CmCert) mp_cert = NULL, tls = NULL;
+    g_autoptr(CmKey) key = NULL;
+    g_autoptr(CmTrust) trust = cm_trust_new();
+    CmMpInfo info;
+    GError *error = NULL;
+
+    ck_assert(cm_site_add_mp(lab->site, "mp7.corp.example", FALSE, lab->now, &info, &mp_cert, &tls,
+                             &key, &error));
+    cm_assert_no_error(error);
+    ck_assert(cm_cert_is_self_signed(cm_site_issuing_root(lab->site)));
+    ck_assert(cm_trust_add_root(trust, cm_site_issuing_root(lab->site), &error));
+    ck_assert(cm_trust_verify(trust, tls, NULL, lab->now, CM_PURPOSE_SERVER_AUTH, NULL, &error));
+    cm_assert_no_error(error);
+    ck_assert_str_eq(cm_cert_subject_cn(tls), "mp7.corp.example");
+    /* the TLS certificate and the MP certificate carry the same key */
+    ck_assert(cm_key_public_equal(cm_cert_public_key(tls), cm_cert_public_key(mp_cert)));
+    /* and it is not something a client could pass off as a client */
+    ck_assert(!cm_trust_verify(trust, tls, NULL, lab->now, CM_PURPOSE_CLIENT_AUTH, NULL, &error));
+    g_clear_error(&error);
+}
+END_TEST
+
 /* Reopening a site file keeps its keys; another master key or site code is
  * refused.  REQ: ADM-03 */
 START_TEST(test_site_reopen)
@@ -766,6 +794,7 @@ site_suite(void)
 
     tcase_add_test(tc, test_site_keys);
     tcase_add_test(tc, test_site_reopen);
+    tcase_add_test(tc, test_ehttp_certificates);
     tcase_add_test(tc, test_site_secrets);
     tcase_add_test(tc, test_approval_modes);
     tcase_add_test(tc, test_approval_pki);
