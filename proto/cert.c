@@ -276,13 +276,11 @@ char *
 cm_cert_to_pem(const CmCert *cert)
 {
     BIO *bio = BIO_new(BIO_s_mem());
-    char *data = NULL, *pem;
-    long len;
+    char *pem;
 
     if (bio == NULL || !PEM_write_bio_X509(bio, cert->x509))
         g_error("cannot write a certificate to memory");
-    len = BIO_get_mem_data(bio, &data);
-    pem = g_strndup(data, (gsize)len);
+    pem = cm_bio_to_string(bio);
     BIO_free(bio);
     return pem;
 }

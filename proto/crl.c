@@ -177,13 +177,11 @@ char *
 cm_crl_to_pem(const CmCrl *crl)
 {
     BIO *bio = BIO_new(BIO_s_mem());
-    char *data = NULL, *pem;
-    long len;
+    char *pem;
 
     if (bio == NULL || !PEM_write_bio_X509_CRL(bio, crl->crl))
         g_error("cannot write a CRL to memory");
-    len = BIO_get_mem_data(bio, &data);
-    pem = g_strndup(data, (gsize)len);
+    pem = cm_bio_to_string(bio);
     BIO_free(bio);
     return pem;
 }

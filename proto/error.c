@@ -3,9 +3,19 @@
 
 #include <string.h>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 
 G_DEFINE_QUARK(cm-proto-error-quark, cm_proto_error)
+
+char *
+cm_bio_to_string(BIO *bio)
+{
+    char *data = NULL;
+    long len = BIO_get_mem_data(bio, &data);
+
+    return g_strndup(data, len > 0 ? (gsize)len : 0);
+}
 
 void
 cm_openssl_clear(void)

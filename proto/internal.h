@@ -11,6 +11,8 @@
 void cm_set_openssl_error(GError **error, CmProtoError code, const char *what);
 /* Drops whatever OpenSSL left in its error queue. */
 void cm_openssl_clear(void);
+/* A memory BIO's contents as a new string; the BIO stays the caller's. */
+char *cm_bio_to_string(BIO *bio);
 
 /* ASN1_TIME <-> CmTime at second precision. */
 gboolean cm_asn1_time_get(const ASN1_TIME *t, CmTime *out);

@@ -218,14 +218,6 @@ cm_key_public_der(const CmKey *key)
     return b;
 }
 
-static char *
-bio_to_string(BIO *bio)
-{
-    char *data = NULL;
-    long len = BIO_get_mem_data(bio, &data);
-    return g_strndup(data, (gsize)len);
-}
-
 char *
 cm_key_public_pem(const CmKey *key)
 {
@@ -234,7 +226,7 @@ cm_key_public_pem(const CmKey *key)
 
     if (bio == NULL || !PEM_write_bio_PUBKEY(bio, key->pkey))
         g_error("cannot write a public key to memory");
-    pem = bio_to_string(bio);
+    pem = cm_bio_to_string(bio);
     BIO_free(bio);
     return pem;
 }
@@ -352,7 +344,7 @@ cm_key_private_pem(const CmKey *key, GError **error)
         cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "cannot write private key");
         return NULL;
     }
-    pem = bio_to_string(bio);
+    pem = cm_bio_to_string(bio);
     BIO_free(bio);
     return pem;
 }

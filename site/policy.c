@@ -142,6 +142,20 @@ fail:
     g_error_free(cause);
 }
 
+/* The policybody answer from a row of (version, body, signature): the
+ * policy bytes as sent and the site signing certificate's signature. */
+static json_t *
+policy_answer(const char *policy_id, sqlite3_stmt *st)
+{
+    g_autofree char *b64 =
+        cm_enc_b64(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+    g_autofree char *sig = cm_msg_format_signature(CM_HASH_SHA256, sqlite3_column_blob(st, 2),
+                                                   (size_t)sqlite3_column_bytes(st, 2));
+
+    return json_pack("{s:s, s:i, s:s, s:s}", "policy_id", policy_id, "version",
+                     sqlite3_column_int(st, 0), "policy", b64, "signature", sig);
+}
+
 void
 cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp)
 {
@@ -174,13 +188,7 @@ cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp)
         return;
     }
     {
-        g_autofree char *policy_b64 =
-            cm_enc_b64(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
-        g_autofree char *sig = cm_msg_format_signature(CM_HASH_SHA256, sqlite3_column_blob(st, 2),
-                                                       (size_t)sqlite3_column_bytes(st, 2));
-        g_autoptr(json_t) obj = json_pack("{s:s, s:i, s:s, s:s}", "policy_id", policy_id,
-                                          "version", sqlite3_column_int(st, 0), "policy",
-                                          policy_b64, "signature", sig);
+        g_autoptr(json_t) obj = policy_answer(policy_id, st);
         sqlite3_reset(st);
         cm_response_ok(resp, obj);
     }
@@ -218,12 +226,7 @@ cm_site_policy_capture(CmSite *site, const char *policy_id)
         return NULL;
     sqlite3_bind_text(st, 1, policy_id, -1, SQLITE_STATIC);
     if (cm_store_step_row(site->store, st, &row, NULL) && row) {
-        g_autofree char *b64 =
-            cm_enc_b64(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
-        g_autofree char *sig = cm_msg_format_signature(CM_HASH_SHA256, sqlite3_column_blob(st, 2),
-                                                       (size_t)sqlite3_column_bytes(st, 2));
-        obj = json_pack("{s:s, s:i, s:s, s:s}", "policy_id", policy_id, "version",
-                        sqlite3_column_int(st, 0), "policy", b64, "signature", sig);
+        obj = policy_answer(policy_id, st);
         sqlite3_reset(st);
     }
     return obj;
