@@ -297,3 +297,69 @@ cm_site_admin_unblock(CmSite *site, const char *smsid, const char *admin, CmTime
     /* Unblocked clients return to pending: approval is decided again. */
     return client_set_state(site, smsid, CM_CLIENT_PENDING, admin, "unblock", now, error);
 }
+
+/* -------------------------------------------------------- client versions */
+
+char *
+cm_site_client_version(CmSite *site)
+{
+    char *v = NULL;
+
+    if (!cm_site_meta_get(site, "client_version", &v, NULL) || v == NULL)
+        return g_strdup(CM_SITE_CLIENT_VERSION);
+    return v;
+}
+
+char *
+cm_site_sup_client_version(CmSite *site)
+{
+    char *v = NULL;
+
+    (void)cm_site_meta_get(site, "sup_client_version", &v, NULL);
+    return v;
+}
+
+/* Sets a meta value in its own transaction with an audit entry. */
+static gboolean
+meta_change(CmSite *site, const char *key, const char *value, const char *admin,
+            const char *action, CmTime now, GError **error)
+{
+    GError *cause = NULL;
+
+    if (!cm_store_begin(site->store, &cause)) {
+        cm_site_store_error(error, cause);
+        return FALSE;
+    }
+    if (!cm_site_meta_set(site, key, value, error) ||
+        !cm_site_audit(site, admin, action, site->code, value, now, error) ||
+        !cm_store_commit(site->store, &cause)) {
+        if (cause != NULL)
+            cm_site_store_error(error, cause);
+        cm_store_rollback(site->store);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+cm_site_upgrade(CmSite *site, const char *version, const char *admin, CmTime now,
+                GError **error)
+{
+    if (version == NULL || *version == '\0' || strlen(version) > 32 ||
+        strspn(version, "0123456789.") != strlen(version)) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID,
+                    "client version \"%s\": expected digits and dots, such as 5.00.9128.1000",
+                    version ? version : "");
+        return FALSE;
+    }
+    return meta_change(site, "client_version", version, admin, "upgrade-site", now, error);
+}
+
+gboolean
+cm_site_publish_client_to_sup(CmSite *site, const char *admin, CmTime now, GError **error)
+{
+    g_autofree char *version = cm_site_client_version(site);
+
+    return meta_change(site, "sup_client_version", version, admin, "publish-client-to-sup", now,
+                       error);
+}

@@ -261,6 +261,25 @@ char *cm_site_policy_id(CmSite *site, const char *deployment);
  * (REQ POL-03). */
 json_t *cm_site_policy_capture(CmSite *site, const char *policy_id);
 
+/* Client versions (REQ CLI-03).  The site carries a client version, which
+ * a site upgrade raises.  Software-update-based installation installs the
+ * version last published to the software update point, not the site's:
+ * after an upgrade it must be published again, or new clients get the old
+ * one. */
+#define CM_SITE_CLIENT_VERSION "5.00.9122.1000"
+/* The site's client version (new string). */
+char *cm_site_client_version(CmSite *site);
+/* A site upgrade to version (audited). */
+gboolean cm_site_upgrade(CmSite *site, const char *version, const char *admin, CmTime now,
+                         GError **error);
+/* Publishes the site's current client version to the software update
+ * point (audited). */
+gboolean cm_site_publish_client_to_sup(CmSite *site, const char *admin, CmTime now,
+                                       GError **error);
+/* What a software-update-based install gets (new string), NULL when
+ * nothing was ever published. */
+char *cm_site_sup_client_version(CmSite *site);
+
 /* ----------------------------------------------- maintenance */
 
 typedef struct {

@@ -104,6 +104,34 @@ START_TEST(test_ehttp_certificates)
 }
 END_TEST
 
+/* Software-update-based installation gets the version last published, which
+ * lags a site upgrade until it is published again.  REQ: CLI-03 */
+START_TEST(test_sup_client_version)
+{
+    g_autoptr(TestLab) lab = test_lab_new(NULL, 1);
+    g_autofree char *none = cm_site_sup_client_version(lab->site);
+    g_autofree char *v1 = NULL, *after_upgrade = NULL, *after_publish = NULL, *site_v = NULL;
+    GError *error = NULL;
+
+    ck_assert_ptr_null(none);
+    ck_assert(cm_site_publish_client_to_sup(lab->site, "admin", lab->now, &error));
+    v1 = cm_site_sup_client_version(lab->site);
+    ck_assert_str_eq(v1, CM_SITE_CLIENT_VERSION);
+    ck_assert(cm_site_upgrade(lab->site, "5.00.9128.1000", "admin", lab->now, &error));
+    cm_assert_no_error(error);
+    site_v = cm_site_client_version(lab->site);
+    ck_assert_str_eq(site_v, "5.00.9128.1000");
+    after_upgrade = cm_site_sup_client_version(lab->site);
+    ck_assert_str_eq(after_upgrade, CM_SITE_CLIENT_VERSION); /* the old one, still */
+    ck_assert(cm_site_publish_client_to_sup(lab->site, "admin", lab->now, &error));
+    after_publish = cm_site_sup_client_version(lab->site);
+    ck_assert_str_eq(after_publish, "5.00.9128.1000");
+    ck_assert(!cm_site_upgrade(lab->site, "5.00; DROP TABLE", "admin", lab->now, &error));
+    ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID));
+    g_clear_error(&error);
+}
+END_TEST
+
 /* Reopening a site file keeps its keys; another master key or site code is
  * refused.  REQ: ADM-03 */
 START_TEST(test_site_reopen)
@@ -795,6 +823,7 @@ site_suite(void)
     tcase_add_test(tc, test_site_keys);
     tcase_add_test(tc, test_site_reopen);
     tcase_add_test(tc, test_ehttp_certificates);
+    tcase_add_test(tc, test_sup_client_version);
     tcase_add_test(tc, test_site_secrets);
     tcase_add_test(tc, test_approval_modes);
     tcase_add_test(tc, test_approval_pki);
