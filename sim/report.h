@@ -62,6 +62,7 @@ typedef struct {
     GPtrArray *expects;    /* CmExpectResult* */
     /* Not in the JSON/HTML reports (they vary by machine): */
     double wall_seconds;
+    double cpu_seconds;    /* user + system, every thread */
     double crypto_seconds; /* estimated from counted operations and calibrated costs */
     guint64 events;
     gsize peak_rss_kib;

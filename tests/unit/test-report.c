@@ -90,6 +90,7 @@ make_run(gboolean second, gboolean reverse)
 
     /* Machine figures: the summary shows them, the reports must not. */
     run->wall_seconds = 1.5;
+    run->cpu_seconds = 0.8;
     run->crypto_seconds = 0.6;
     run->events = 123456;
     run->peak_rss_kib = 102400;
@@ -644,7 +645,8 @@ START_TEST(test_summary_plain)
     assert_contains(out, "      clients_fooled 412, targeted 500\n");
     /* The machine's figures, here only. */
     assert_contains(out, "machine: 1.50 s wall, 123456 events (82304 events/s), "
-                         "crypto 40.0% of wall, peak RSS 100.0 MiB (204.80 KiB per client)\n");
+                         "0.8 s CPU of which crypto 0.6 s (the rest 33.3% on top), "
+                         "peak RSS 100.0 MiB (204.80 KiB per client)\n");
     ck_assert(g_str_has_suffix(out, "\nexpectations: 2 passed, 3 failed\n"));
     ck_assert_uint_eq(count_substr(out, "expectations: "), 1);
 }
