@@ -12,8 +12,17 @@
  *  false-inventory registered clients that lie in inventory (REQ POL-02)
  *  blocked-rejoin  blocked clients return as new devices (REQ REG-04)
  *  cloned-image    clones of a client's disk on other hardware (REQ REG-06)
+ *  enrollment-flood
+ *                  a rogue device repeats certificate enrollment at a rate,
+ *                  against legitimate enrollments at the same issuing CA
+ *                  (REQ REG-08)
+ *  mobile-enrollment
+ *                  computers enroll as mobile devices and register with the
+ *                  certificate as PKI clients (REQ REG-07)
  */
 #include "world.h"
+
+#include "enroll.h"
 
 #include <string.h>
 
@@ -34,9 +43,24 @@ typedef struct {
     /* floods */
     guint64 sent, accepted, refused;
     double carry;           /* fractional messages owed to the next tick */
-    /* clones, rejoiners */
+    /* clones, rejoiners, computers with mobile certificates */
     GPtrArray *extra;       /* SimClient* the attacker runs */
     guint blocked_seen;
+    /* enrollment-flood, mobile-enrollment */
+    SimWorld *world;
+    guint index;            /* in w->attackers: names its devices */
+    SimEnroll *enroll;      /* the world's one enrollment point */
+    gboolean enroll_owner;  /* this attacker built it: reports and frees it */
+    const char *user;       /* who enrolls */
+    CmKey *csr_key;         /* the key the flood's requests certify */
+    guint64 issued, busy, unreachable, user_refused, limit_refused;
+    SimPop *enrollers;      /* legitimate enrollments measured against the flood */
+    CmKey *enrollers_key;
+    guint64 legit_sent, legit_issued, legit_refused, legit_answered;
+    CmTime legit_sum, legit_max;
+    SimHist legit_lat;
+    GPtrArray *mobile_keys; /* CmKey*, one per computer */
+    guint enrolled;
 } Attacker;
 
 static Attacker *
@@ -548,6 +572,8 @@ ev_rejoin(CmSimEngine *e, void *ctx, guint64 arg)
         sim_client_config(w, p, n, &cfg, secret);
         n->agent = cm_agent_new(&cfg, &rng, sim_now(w), NULL);
         if (n->agent == NULL) {
+            cm_cert_unref(n->pki_cert);
+            cm_key_unref(n->pki_key);
             g_free(n);
             continue;
         }
@@ -651,6 +677,391 @@ clone_report(SimWorld *w, Attacker *a)
     figure(w, o, a, "conflicts", (double)cm_site_counters(site->site)->conflicts);
 }
 
+/* ------------------------------------------------------- certificate enrollment */
+
+/* An attacker's device k, numbered apart from the clients' indexes (which
+ * the legitimate enrollers use) and from other attackers' devices. */
+static guint64
+attack_device(const Attacker *a, guint64 k)
+{
+    return ((guint64)(a->index + 1) << 40) | k;
+}
+
+static gboolean
+scn_population_known(SimWorld *w, const char *name)
+{
+    for (guint i = 0; i < w->scn->populations->len; i++)
+        if (strcmp(((CmScnPopulation *)g_ptr_array_index(w->scn->populations, i))->name, name) == 0)
+            return TRUE;
+    return FALSE;
+}
+
+/* Every enrollment attacker uses the world's one enrollment point; the
+ * first builds it from the settings they all give. */
+static gboolean
+enroll_start(SimWorld *w, Attacker *a, GError **error)
+{
+    for (guint i = 0; i < w->attackers->len && a->enroll == NULL; i++)
+        a->enroll = ((Attacker *)g_ptr_array_index(w->attackers, i))->enroll;
+    if (a->enroll == NULL) {
+        SimEnrollSettings set;
+        if (!sim_enroll_settings_load(w, &set, error))
+            return FALSE;
+        a->enroll = sim_enroll_new(w, &set);
+        a->enroll_owner = TRUE;
+    }
+    a->user = g_hash_table_lookup(a->scn->params, "user");
+    if (a->user == NULL)
+        a->user = "mallory";
+    return TRUE;
+}
+
+static void
+flood_done(SimWorld *w, void *ctx, const SimEnrollAnswer *ans)
+{
+    Attacker *a = ctx;
+
+    (void)w;
+    switch (ans->result) {
+    case SIM_ENROLL_ISSUED:
+        a->issued++;
+        break;
+    case SIM_ENROLL_USER_REFUSED:
+        a->user_refused++;
+        break;
+    case SIM_ENROLL_LIMIT_REFUSED:
+        a->limit_refused++;
+        break;
+    case SIM_ENROLL_BUSY:
+        a->busy++;
+        break;
+    case SIM_ENROLL_UNREACHABLE:
+        a->unreachable++;
+        break;
+    }
+}
+
+/* The rogue user's script: the command-line enrollment again and again,
+ * spread round-robin over the attacker's devices. */
+static void
+ev_enroll_flood(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    Attacker *a = GSIZE_TO_POINTER(arg);
+    CmTime now = cm_sim_now(e);
+    double due = a->scn->rate * FLOOD_TICK / 1e6 + a->carry;
+    guint n = (guint)due;
+    guint64 devices = MAX(a->scn->count, 1);
+
+    a->carry = due - n;
+    for (guint i = 0; i < n; i++) {
+        SimEnrollRequest rq = {.device = attack_device(a, a->sent % devices),
+                               .user = a->user,
+                               .seg = a->seg,
+                               .subject_key = a->csr_key,
+                               .done = flood_done,
+                               .ctx = a};
+        a->sent++;
+        sim_enroll_submit(a->enroll, &rq);
+    }
+    if (a->scn->stop == 0 || now + FLOOD_TICK < a->scn->stop)
+        cm_sim_at(e, now + FLOOD_TICK, ev_enroll_flood, w, arg);
+}
+
+static void
+legit_done(SimWorld *w, void *ctx, const SimEnrollAnswer *ans)
+{
+    Attacker *a = ctx;
+
+    (void)w;
+    a->legit_answered++;
+    if (ans->result != SIM_ENROLL_ISSUED) {
+        a->legit_refused++;
+        return;
+    }
+    a->legit_issued++;
+    a->legit_sum += ans->latency;
+    a->legit_max = MAX(a->legit_max, ans->latency);
+    sim_hist_add(&a->legit_lat, ans->latency);
+}
+
+static void
+ev_legit_enroll(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    Attacker *a = ctx;
+    SimWorld *w = a->world;
+    SimPop *p = a->enrollers;
+    const char *user = g_hash_table_lookup(a->scn->params, "enrollers_user");
+    SimEnrollRequest rq = {.device = p->first + arg,
+                           .user = user ? user : p->scn->name,
+                           .seg = w->clients[p->first + arg].seg,
+                           .subject_key = a->enrollers_key,
+                           .done = legit_done,
+                           .ctx = a};
+
+    (void)e;
+    a->legit_sent++;
+    sim_enroll_submit(a->enroll, &rq);
+}
+
+/* At time 0, when the populations exist: each legitimate device enrolls
+ * once, at a time drawn from the attacker's own stream over its
+ * population's start window. */
+static void
+ev_enrollers(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    Attacker *a = GSIZE_TO_POINTER(arg);
+    SimPop *p = sim_world_pop(w, g_hash_table_lookup(a->scn->params, "enrollers"));
+    CmRng rng;
+
+    if (p == NULL)
+        return;
+    a->enrollers = p;
+    cm_rng_init_seeded(&rng, w->scn->seed, G_GUINT64_CONSTANT(0x600000000) + a->index);
+    for (guint i = 0; i < p->count; i++) {
+        CmTime at = p->scn->start + (p->scn->start_window > 0
+                                         ? (CmTime)cm_rng_below(&rng, (guint64)p->scn->start_window)
+                                         : 0);
+        cm_sim_at(e, MAX(at, cm_sim_now(e)), ev_legit_enroll, a, i);
+    }
+}
+
+static gboolean
+flood_start(SimWorld *w, Attacker *a, GError **error)
+{
+    const char *enrollers = g_hash_table_lookup(a->scn->params, "enrollers");
+
+    if (!enroll_start(w, a, error))
+        return FALSE;
+    if (enrollers != NULL && !scn_population_known(w, enrollers)) {
+        g_set_error(error, CM_SCENARIO_ERROR, CM_SCENARIO_ERROR_INVALID,
+                    "[attacker %s] enrollers: expected a [population], got \"%s\"", a->scn->name,
+                    enrollers);
+        return FALSE;
+    }
+    /* A script repeats one request, so one key pair serves them all; the
+     * legitimate devices share another.  The CA's work is the same
+     * whichever key it certifies. */
+    a->csr_key = cm_key_generate(CM_KEY_EC_P256, error);
+    if (a->csr_key == NULL)
+        return FALSE;
+    cm_sim_at(w->engine, a->scn->start, ev_enroll_flood, w, GPOINTER_TO_SIZE(a));
+    if (enrollers != NULL) {
+        a->enrollers_key = cm_key_generate(CM_KEY_EC_P256, error);
+        if (a->enrollers_key == NULL)
+            return FALSE;
+        cm_sim_at(w->engine, 0, ev_enrollers, w, GPOINTER_TO_SIZE(a));
+    }
+    return TRUE;
+}
+
+static void
+flood_report(SimWorld *w, Attacker *a)
+{
+    guint64 devices = MAX(a->scn->count, 1);
+    guint64 refused = a->user_refused + a->limit_refused;
+    guint64 answered = a->issued + refused + a->busy + a->unreachable;
+    guint limit = a->enroll->set.per_device_limit;
+    g_autofree char *limit_text = limit > 0 ? g_strdup_printf("a limit of %u per device", limit)
+                                            : g_strdup("no per-device limit");
+    g_autofree char *model_text = NULL, *legit_text = NULL, *sentence = NULL;
+    g_autofree char *lost_text =
+        a->unreachable > 0
+            ? g_strdup_printf(", %" G_GUINT64_FORMAT " never reached it", a->unreachable)
+            : NULL;
+    double p50 = sim_hist_quantile(&a->legit_lat, 0.50),
+           p95 = sim_hist_quantile(&a->legit_lat, 0.95);
+    CmOutcome *o;
+
+    if (a->enroll->issued > a->enroll->issued_real)
+        model_text =
+            g_strdup_printf("; in all the CA signed %" G_GUINT64_FORMAT
+                            " real X.509 certificates and counted the other %" G_GUINT64_FORMAT
+                            " it granted by its cost model (real_certs)",
+                            a->enroll->issued_real, a->enroll->issued - a->enroll->issued_real);
+    if (a->enrollers != NULL)
+        legit_text = g_strdup_printf("; %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
+                                     " legitimate enrollments were issued, in %.3g s at the "
+                                     "median and %.3g s at p95",
+                                     a->legit_issued, a->legit_sent, p50, p95);
+    sentence = g_strdup_printf(
+        "%" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " enrollment requests from %" G_GUINT64_FORMAT
+        " rogue device(s) got a certificate (%s; %" G_GUINT64_FORMAT " refused, %" G_GUINT64_FORMAT
+        " turned away busy%s); the issuing "
+        "CA's backlog peaked at %u requests%s%s",
+        a->issued, a->sent, devices, limit_text, refused, a->busy, lost_text ? lost_text : "",
+        a->enroll->server.max_backlog, legit_text ? legit_text : "", model_text ? model_text : "");
+    o = cm_run_add_outcome(w->run, a->scn->name, "enrollment-flood", a->issued > devices, sentence);
+    figure(w, o, a, "devices", (double)devices);
+    figure(w, o, a, "requested", (double)a->sent);
+    figure(w, o, a, "issued", (double)a->issued);
+    figure(w, o, a, "issued_ratio", a->sent ? (double)a->issued / (double)a->sent : 0);
+    figure(w, o, a, "issued_per_device", (double)a->issued / (double)devices);
+    figure(w, o, a, "refused", (double)refused);
+    figure(w, o, a, "refused_user", (double)a->user_refused);
+    figure(w, o, a, "refused_limit", (double)a->limit_refused);
+    figure(w, o, a, "busy", (double)a->busy);
+    figure(w, o, a, "unreachable", (double)a->unreachable);
+    figure(w, o, a, "unanswered", (double)(a->sent - answered));
+    if (a->enrollers != NULL) {
+        figure(w, o, a, "legit_requested", (double)a->legit_sent);
+        figure(w, o, a, "legit_issued", (double)a->legit_issued);
+        figure(w, o, a, "legit_issued_ratio",
+               a->legit_sent ? (double)a->legit_issued / (double)a->legit_sent : 0);
+        figure(w, o, a, "legit_latency_p50", p50);
+        figure(w, o, a, "legit_latency_p95", p95);
+        figure(w, o, a, "legit_latency_max", (double)a->legit_max / 1e6);
+        figure(w, o, a, "legit_latency_mean",
+               a->legit_issued ? (double)a->legit_sum / 1e6 / (double)a->legit_issued : 0);
+    }
+}
+
+/* A computer with a mobile device's certificate installs the client with
+ * it as its PKI certificate, like one of its target population. */
+static void
+mobile_register(SimWorld *w, Attacker *a, CmCert *cert, CmKey *key, guint64 k)
+{
+    SimPop *p = sim_world_pop(w, a->scn->target);
+    SimClient *n;
+    CmAgentConfig cfg;
+    CmRng rng;
+    guint8 secret[32];
+    guint pop = 0;
+    CmAgentActions act;
+
+    if (p == NULL)
+        return;
+    while (pop < w->pops->len && g_ptr_array_index(w->pops, pop) != p)
+        pop++;
+    n = g_new0(SimClient, 1);
+    *n = (SimClient){.world = w, .pop = pop, .seg = a->seg, .attacker = TRUE};
+    n->pki_cert = cm_cert_ref(cert);
+    n->pki_key = cm_key_ref(key);
+    cm_rng_init_seeded(&rng, w->scn->seed,
+                       G_GUINT64_CONSTANT(0x700000000) + ((guint64)a->index << 24) + k);
+    cm_rng_bytes(&rng, secret, sizeof secret);
+    sim_client_config(w, p, n, &cfg, secret);
+    n->agent = cm_agent_new(&cfg, &rng, sim_now(w), NULL);
+    if (n->agent == NULL) {
+        cm_cert_unref(n->pki_cert);
+        cm_key_unref(n->pki_key);
+        g_free(n);
+        return;
+    }
+    g_ptr_array_add(a->extra, n);
+    cm_agent_actions_init(&act);
+    cm_agent_start(n->agent, sim_now(w), &act);
+    sim_client_actions(w, n, &act);
+    cm_agent_actions_clear(&act);
+}
+
+static void
+mobile_done(SimWorld *w, void *ctx, const SimEnrollAnswer *ans)
+{
+    Attacker *a = ctx;
+
+    switch (ans->result) {
+    case SIM_ENROLL_ISSUED:
+        a->enrolled++;
+        if (ans->cert != NULL)
+            mobile_register(w, a, ans->cert, g_ptr_array_index(a->mobile_keys, ans->tag), ans->tag);
+        break;
+    case SIM_ENROLL_USER_REFUSED:
+        a->user_refused++;
+        break;
+    case SIM_ENROLL_LIMIT_REFUSED:
+        a->limit_refused++;
+        break;
+    case SIM_ENROLL_BUSY:
+        a->busy++;
+        break;
+    case SIM_ENROLL_UNREACHABLE:
+        a->unreachable++;
+        break;
+    }
+}
+
+/* Each computer asks for a mobile device's certificate: the enrollment
+ * point cannot tell a computer from a phone, only the user from another. */
+static void
+ev_mobile(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    Attacker *a = GSIZE_TO_POINTER(arg);
+
+    (void)e;
+    (void)ctx;
+    for (guint64 k = 0; k < a->scn->count; k++) {
+        CmKey *key = cm_key_generate(CM_KEY_EC_P256, NULL);
+        SimEnrollRequest rq = {.device = attack_device(a, k),
+                               .user = a->user,
+                               .seg = a->seg,
+                               .subject_key = key,
+                               .keep = TRUE,
+                               .done = mobile_done,
+                               .ctx = a,
+                               .tag = k};
+        if (key == NULL)
+            break;
+        g_ptr_array_add(a->mobile_keys, key);
+        a->sent++;
+        sim_enroll_submit(a->enroll, &rq);
+    }
+}
+
+static gboolean
+mobile_start(SimWorld *w, Attacker *a, GError **error)
+{
+    if (!enroll_start(w, a, error))
+        return FALSE;
+    a->mobile_keys = g_ptr_array_new_with_free_func((GDestroyNotify)cm_key_unref);
+    cm_sim_at(w->engine, a->scn->start, ev_mobile, w, GPOINTER_TO_SIZE(a));
+    return TRUE;
+}
+
+static void
+mobile_report(SimWorld *w, Attacker *a)
+{
+    SimPop *p = sim_world_pop(w, a->scn->target);
+    SimSite *site = p ? sim_world_site(w, p->scn->site_code) : NULL;
+    guint registered = 0;
+    guint64 computers = a->scn->count;
+    guint64 refused = a->user_refused + a->limit_refused;
+    g_autofree char *sentence = NULL;
+    CmOutcome *o;
+
+    if (site == NULL)
+        site = sim_world_site(w, NULL);
+    for (guint i = 0; i < a->extra->len; i++) {
+        SimClient *n = g_ptr_array_index(a->extra, i);
+        const CmAgentStatus *st = cm_agent_status(n->agent);
+        CmClientInfo info;
+        /* Registered as the site sees it: approved on the strength of the
+         * PKI certificate the transport verified. */
+        if (st->state == CM_AGENT_ACTIVE && cm_site_client(site->site, st->smsid, &info, NULL) &&
+            info.state == CM_CLIENT_APPROVED && info.registered_by == CM_AUTH_PKI)
+            registered++;
+    }
+    sentence = g_strdup_printf(
+        "%u of %" G_GUINT64_FORMAT " computers got a mobile-device certificate as user \"%s\" and "
+        "%u registered with it as approved PKI clients; %" G_GUINT64_FORMAT
+        " refused (%s), %" G_GUINT64_FORMAT " turned away busy or unreachable, %" G_GUINT64_FORMAT
+        " unanswered",
+        a->enrolled, computers, a->user, registered, refused,
+        a->enroll->set.allowed_users == NULL ? "any user may enroll"
+                                             : "only allowed users may enroll",
+        a->busy + a->unreachable,
+        a->sent - MIN(a->sent, a->enrolled + refused + a->busy + a->unreachable));
+    o = cm_run_add_outcome(w->run, a->scn->name, "mobile-enrollment", registered > 0, sentence);
+    figure(w, o, a, "computers", (double)computers);
+    figure(w, o, a, "enrolled", a->enrolled);
+    figure(w, o, a, "enrolled_ratio", computers ? (double)a->enrolled / (double)computers : 0);
+    figure(w, o, a, "refused", (double)refused);
+    figure(w, o, a, "registered_with_mobile_cert", registered);
+    figure(w, o, a, "registered_with_mobile_cert_ratio",
+           computers ? (double)registered / (double)computers : 0);
+}
+
 /* ------------------------------------------------------- wiring */
 
 gboolean
@@ -662,6 +1073,8 @@ sim_attackers_start(SimWorld *w, GError **error)
         a->scn = scn;
         a->seg = sim_world_seg(w, scn->segment);
         a->extra = g_ptr_array_new();
+        a->world = w;
+        a->index = i;
         g_ptr_array_add(w->attackers, a);
         switch (scn->strategy) {
         case CM_SCN_ATK_ROGUE_MP:
@@ -691,6 +1104,13 @@ sim_attackers_start(SimWorld *w, GError **error)
             cm_sim_at(w->engine, scn->start, ev_clone, w, GPOINTER_TO_SIZE(a));
             break;
         case CM_SCN_ATK_ENROLLMENT_FLOOD:
+            if (!flood_start(w, a, error))
+                return FALSE;
+            break;
+        case CM_SCN_ATK_MOBILE_ENROLLMENT:
+            if (!mobile_start(w, a, error))
+                return FALSE;
+            break;
         case CM_SCN_ATK_ROGUE_UPGRADE:
             g_set_error(error, CM_SCENARIO_ERROR, CM_SCENARIO_ERROR_INVALID,
                         "[attacker %s] strategy %s is not in the simulator yet", scn->name,
@@ -741,9 +1161,17 @@ sim_attackers_report(SimWorld *w)
         case CM_SCN_ATK_CLONED_IMAGE:
             clone_report(w, a);
             break;
+        case CM_SCN_ATK_ENROLLMENT_FLOOD:
+            flood_report(w, a);
+            break;
+        case CM_SCN_ATK_MOBILE_ENROLLMENT:
+            mobile_report(w, a);
+            break;
         default:
             break;
         }
+        if (a->enroll_owner)
+            sim_enroll_report(a->enroll);
     }
 }
 
@@ -760,6 +1188,12 @@ sim_attackers_free(SimWorld *w)
             g_free(n);
         }
         g_ptr_array_unref(a->extra);
+        if (a->enroll_owner)
+            sim_enroll_free(a->enroll);
+        cm_key_unref(a->csr_key);
+        cm_key_unref(a->enrollers_key);
+        if (a->mobile_keys != NULL)
+            g_ptr_array_unref(a->mobile_keys);
         cm_key_unref(a->evil_key);
         cm_cert_unref(a->evil_cert);
         g_free(a->evil_cert_b64);

@@ -68,6 +68,7 @@ static const char *const strategy_names[] = {
     [CM_SCN_ATK_ENROLLMENT_FLOOD] = "enrollment-flood",
     [CM_SCN_ATK_POLICY_REPLAY] = "policy-replay",
     [CM_SCN_ATK_ROGUE_UPGRADE] = "rogue-upgrade",
+    [CM_SCN_ATK_MOBILE_ENROLLMENT] = "mobile-enrollment",
 };
 
 static const char *const cmp_names[] = {
@@ -2013,6 +2014,7 @@ static const struct {
     [CM_SCN_ATK_ENROLLMENT_FLOOD] = {FALSE, FALSE, MP_NONE, TRUE},
     [CM_SCN_ATK_POLICY_REPLAY] = {TRUE, FALSE, MP_NEEDED, FALSE},
     [CM_SCN_ATK_ROGUE_UPGRADE] = {TRUE, FALSE, MP_OWN, FALSE},
+    [CM_SCN_ATK_MOBILE_ENROLLMENT] = {TRUE, TRUE, MP_NONE, FALSE},
 };
 
 /* Whether any site has or will have a collection of that name. */

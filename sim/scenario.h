@@ -151,9 +151,10 @@ typedef enum {
     CM_SCN_ATK_FALSE_INVENTORY,   /* registered clients that lie in inventory (REQ POL-02) */
     CM_SCN_ATK_BLOCKED_REJOIN,    /* blocked clients return with new cert and hwid (REQ REG-04) */
     CM_SCN_ATK_CLONED_IMAGE,      /* clones sharing SMSID and key (REQ REG-06) */
-    CM_SCN_ATK_ENROLLMENT_FLOOD,  /* certificate requests at rate (REQ REG-08) */
+    CM_SCN_ATK_ENROLLMENT_FLOOD,  /* certificate enrollment requests at rate (REQ REG-08) */
     CM_SCN_ATK_POLICY_REPLAY,     /* replays a signed policy to other clients (REQ POL-03) */
     CM_SCN_ATK_ROGUE_UPGRADE,     /* serves a client upgrade package (REQ POL-05) */
+    CM_SCN_ATK_MOBILE_ENROLLMENT, /* computers enroll as phones, register as PKI (REQ REG-07) */
 } CmScnStrategy;
 
 /* [attacker NAME] */
