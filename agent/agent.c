@@ -7,7 +7,10 @@
  *     --> PENDING: regstatus polls until approved
  *     --> ACTIVE: policyassignments every policy_interval, policybody for
  *         what is new (POL-03), inventory and discovery every
- *         inventory_interval (MSG-02 when the site encrypts).
+ *         inventory_interval (MSG-02 when the site encrypts); required
+ *         deployments installed in maintenance windows (POL-04) and, with
+ *         automatic client upgrade, clientpackage every upgrade_interval
+ *         (POL-05): both in software.c.
  *
  * One request is in flight at a time; its id is remembered and any other
  * id (a late or duplicated answer) is ignored.  The agent has one timer:
@@ -966,6 +969,12 @@ on_registration(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime no
     }
     if (agent->st.registered_at == 0)
         agent->st.registered_at = now;
+    /* The first client package check at a random point of the first
+     * interval, as the product spreads automatic upgrades over days: a
+     * site's clients do not all download the client at once. */
+    if (agent->auto_upgrade && agent->upgrade_due == 0)
+        agent->upgrade_due =
+            now + (CmTime)cm_rng_below(&agent->rng, (guint64)agent->upgrade_interval);
     /* Policy at once; inventory at once the first time, else on its cycle
      * (a re-registration does not resend everything). */
     agent->policy_due = now;
@@ -1040,9 +1049,30 @@ send_report(CmAgent *agent, CmTime now, CmAgentActions *out)
     send_to_mp(agent, disc ? CM_EP_DISCOVERY : CM_EP_INVENTORY, body, now, out);
 }
 
+/* The next thing the active cycle has to do, when nothing is due now. */
+static CmTime
+active_wake(const CmAgent *agent)
+{
+    CmTime at = MIN(agent->policy_due, agent->inventory_due);
+
+    if (agent->install_due > 0)
+        at = MIN(at, agent->install_due);
+    if (agent->auto_upgrade && agent->upgrade_due > 0)
+        at = MIN(at, agent->upgrade_due);
+    return at;
+}
+
+static gboolean
+upgrade_due(const CmAgent *agent, CmTime now)
+{
+    return agent->auto_upgrade && agent->upgrade_due > 0 && now >= agent->upgrade_due;
+}
+
 static void
 active_next(CmAgent *agent, CmTime now, CmAgentActions *out)
 {
+    /* Installs need no MP: decided first, whatever is sent next. */
+    agent_installs_run(agent, now);
     if (now >= cm_cert_not_after(agent->cert) - AGENT_CERT_RENEW) {
         /* Renewed before it expires, and registered again: "same SMSID,
          * new certificate, same hardware ID" keeps the approval. */
@@ -1056,10 +1086,14 @@ active_next(CmAgent *agent, CmTime now, CmAgentActions *out)
     } else if (now >= agent->policy_due) {
         g_autoptr(json_t) body = smsid_body(agent);
         send_to_mp(agent, CM_EP_POLICY_ASSIGNMENTS, body, now, out);
+    } else if (upgrade_due(agent, now)) {
+        /* Anonymous, no fields, like siteinfo. */
+        g_autoptr(json_t) empty = json_object();
+        send_to_mp(agent, CM_EP_CLIENT_PACKAGE, empty, now, out);
     } else if (now >= agent->inventory_due) {
         send_report(agent, now, out);
     } else {
-        later(agent, STEP_ACTIVE, MIN(agent->policy_due, agent->inventory_due));
+        later(agent, STEP_ACTIVE, active_wake(agent));
     }
 }
 
@@ -1187,6 +1221,47 @@ on_policybody(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions
     go(agent, STEP_ACTIVE, now, out);
 }
 
+/* REQ POL-05: the client package answer, taken on the MP's word
+ * (software.c). */
+static void
+on_clientpackage(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = NULL;
+    GError *err = NULL;
+    CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
+
+    if (resp != NULL && reason == CM_REASON_BUSY) {
+        retry_busy(agent, resp, STEP_ACTIVE, now); /* still due: asked again then */
+        return;
+    }
+    /* Whatever the outcome, the next check is an interval away: nothing is
+     * urgent about an upgrade, and an MP that publishes no package
+     * (not-found), an older one (unknown-endpoint) or a broken one would
+     * say the same again at once. */
+    agent->upgrade_due = now + agent->upgrade_interval;
+    if (resp == NULL) {
+        mp_fault(agent, STEP_ACTIVE, now, out); /* the MP is unreachable: that matters */
+        return;
+    }
+    if (reason != CM_REASON_OK) {
+        g_debug("%s: no client package from %s: %s", agent->st.smsid, agent->st.mp,
+                cm_reason_name(reason));
+        go(agent, STEP_ACTIVE, now, out);
+        return;
+    }
+    body = ok_body(agent, resp);
+    if (body == NULL || !agent_client_package(agent, body, &err)) {
+        if (err != NULL)
+            g_info("%s: malformed client package from %s: %s", agent->st.smsid, agent->st.mp,
+                   err->message);
+        g_clear_error(&err);
+        go(agent, STEP_ACTIVE, now, out);
+        return;
+    }
+    succeeded(agent);
+    go(agent, STEP_ACTIVE, now, out);
+}
+
 static void
 on_report(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime now, CmAgentActions *out)
 {
@@ -1285,6 +1360,9 @@ dispatch(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime now, CmAg
     case CM_EP_INVENTORY:
     case CM_EP_DISCOVERY:
         on_report(agent, ep, resp, now, out);
+        break;
+    case CM_EP_CLIENT_PACKAGE:
+        on_clientpackage(agent, resp, now, out);
         break;
     default:
         go(agent, agent->step, now, out);

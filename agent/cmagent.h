@@ -91,6 +91,21 @@ typedef struct {
     CmTime policy_interval;       /* 60 min default */
     CmTime inventory_interval;    /* 7 days default */
     CmTime start_window;          /* randomize the first contact over this window (REQ TRUST-12) */
+    /* Maintenance windows (REQ POL-04): one window a day, from
+     * maintenance_start (an offset into each UTC day) for
+     * maintenance_window; a window of 0 means none: installs at any time. */
+    CmTime maintenance_start;
+    CmTime maintenance_window;
+    /* Past its deadline a required deployment installs outside the windows.
+     * Off, as in the product, where it is an explicit choice per
+     * deployment: a deadline alone does not override a window. */
+    gboolean deadline_overrides_window;
+    /* Automatic client upgrade (REQ POL-05): the client asks its MP for
+     * the client package every upgrade_interval (1 day default, the first
+     * time at a random point of the first interval after approval) and
+     * installs a newer version. */
+    gboolean auto_upgrade;
+    CmTime upgrade_interval;
 } CmAgentConfig;
 
 void cm_agent_config_default(CmAgentConfig *c);
@@ -199,6 +214,17 @@ typedef struct {
     CmTime registered_at;         /* when approval was seen, 0 if not */
     GPtrArray *policy_ids;        /* accepted policy IDs (char*) */
     const json_t *settings;       /* merged client settings from policies (REQ POL-06), or NULL */
+    /* Required deployments of the accepted policies (REQ POL-04). */
+    int installs_done;            /* installed */
+    int installs_pending;         /* not installed yet (before the deadline, or waiting for a window) */
+    int installs_unfit;           /* ...of those, ones no maintenance window is long enough for */
+    /* Automatic client upgrade (REQ POL-05). */
+    char client_version[32];      /* the version running: CM_AGENT_VERSION until an upgrade */
+    int upgrade_checks;           /* client package answers read */
+    int upgrades_installed;
+    char upgrade_mp[CM_NAME_MAX + 1]; /* the MP the last upgrade's package came from */
+    char upgrade_url[256];        /* where that MP said the source files are */
+    char upgrade_hash[65];        /* the package hash that MP gave (lower-case hex) */
 } CmAgentStatus;
 
 /* A view of the agent's state (borrowed fields). */
@@ -209,6 +235,34 @@ CmCert *cm_agent_cert(const CmAgent *agent);
 /* An accepted, verified policy (borrowed) or NULL: what the content
  * download (REQ DP-04) and maintenance windows (REQ POL-04) will read. */
 const json_t *cm_agent_policy(const CmAgent *agent, const char *policy_id);
+
+/* ----------------------------------------------------------- installs */
+
+/* A required deployment of an accepted policy (REQ POL-04). */
+typedef enum {
+    CM_DEPLOY_NONE,      /* no such accepted policy, or not a required deployment */
+    CM_DEPLOY_PENDING,   /* before its deadline, or waiting for a window that fits */
+    CM_DEPLOY_INSTALLED,
+} CmDeployState;
+
+const char *cm_deploy_state_name(CmDeployState s);
+/* The state of policy_id's deployment; *installed_at (may be NULL) is when
+ * its install started, 0 when it has not. */
+CmDeployState cm_agent_deployment(const CmAgent *agent, const char *policy_id,
+                                  CmTime *installed_at);
+/* When an install that runs for at most max_runtime (0: not stated) may
+ * start at or after t under a daily maintenance window of length
+ * window_len starting window_start into each UTC day: t itself when it
+ * fits in what is left of the window t is in, else the start of the next
+ * window; -1 when the window is shorter than max_runtime, so that no day
+ * will ever do.  A window_len of 0 is no window (t); one of a whole day
+ * or more is always open (t). */
+CmTime cm_maintenance_fit(CmTime t, CmTime window_start, CmTime window_len, CmTime max_runtime);
+
+/* Compares client versions "5.00.9122.1000" part by part as numbers:
+ * <0, 0, >0.  FALSE when either is not a version (1 to 4 dot-separated
+ * parts of 1 to 9 digits). */
+gboolean cm_client_version_cmp(const char *a, const char *b, int *out);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmAgent, cm_agent_free)
 

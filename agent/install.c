@@ -95,6 +95,11 @@ cm_agent_config_default(CmAgentConfig *c)
     c->policy_interval = 60 * CM_USEC_PER_MIN;
     c->inventory_interval = 7 * CM_USEC_PER_DAY;
     c->start_window = 0;
+    c->maintenance_start = 0;
+    c->maintenance_window = 0; /* no window: installs at any time */
+    c->deadline_overrides_window = FALSE;
+    c->auto_upgrade = FALSE;
+    c->upgrade_interval = CM_USEC_PER_DAY;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -387,6 +392,16 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     agent->inventory_interval =
         config->inventory_interval > 0 ? config->inventory_interval : 7 * CM_USEC_PER_DAY;
     agent->start_window = config->start_window > 0 ? config->start_window : 0;
+    /* A window's start is an offset into the day whatever the caller
+     * wrote; a window of a day or more never closes. */
+    agent->mw_start =
+        ((config->maintenance_start % CM_USEC_PER_DAY) + CM_USEC_PER_DAY) % CM_USEC_PER_DAY;
+    agent->mw_len = CLAMP(config->maintenance_window, 0, CM_USEC_PER_DAY);
+    agent->deadline_overrides_window = config->deadline_overrides_window;
+    agent->auto_upgrade = config->auto_upgrade;
+    agent->upgrade_interval =
+        config->upgrade_interval > 0 ? config->upgrade_interval : CM_USEC_PER_DAY;
+    g_strlcpy(agent->st.client_version, CM_AGENT_VERSION, sizeof agent->st.client_version);
     /* Until siteinfo says otherwise: what a site requires by default. */
     g_strlcpy(agent->site.communication, "http-or-https", sizeof agent->site.communication);
     agent->site.require_signing = TRUE;
@@ -569,6 +584,9 @@ cm_agent_clone(const CmAgent *image, const CmAgentConfig *config, const CmRng *r
     }
     if (image->site_code[0] != '\0')
         memcpy(clone->site_code, image->site_code, sizeof clone->site_code);
+    /* The disk carries the client as the image last upgraded it. */
+    g_strlcpy(clone->st.client_version, image->st.client_version, sizeof clone->st.client_version);
+    json_object_set_new(clone->inventory, "client.version", json_string(clone->st.client_version));
     ret = g_steal_pointer(&clone);
 out:
     cm_agent_free(clone);

@@ -84,6 +84,11 @@ typedef struct {
     gint64 version;
     char hash[65];
     json_t *policy; /* the verified policy object */
+    /* its deployment (REQ POL-04), read from the verified policy */
+    gboolean required;
+    CmTime deadline;     /* 0: none, as soon as possible */
+    CmTime max_runtime;  /* 0: not stated */
+    CmTime installed_at; /* when its install started; 0: not installed */
 } AgentPolicy;
 
 /* Site settings learned from siteinfo. */
@@ -113,6 +118,11 @@ struct CmAgent {
     CmTime policy_interval;
     CmTime inventory_interval;
     CmTime start_window;
+    CmTime mw_start; /* maintenance window (REQ POL-04), normalised */
+    CmTime mw_len;
+    gboolean deadline_overrides_window;
+    gboolean auto_upgrade; /* REQ POL-05 */
+    CmTime upgrade_interval;
     char site_code[4];     /* "" until known */
     GPtrArray *candidates; /* char*: MPs to ask for the MP list (NET-01) */
 
@@ -163,6 +173,11 @@ struct CmAgent {
     json_t *settings;     /* merged "settings" of the accepted policies */
     json_t *inventory;    /* property -> string */
     json_t *discovery;
+
+    /* software (software.c) */
+    gboolean installs_dirty; /* policies changed since the installs were last looked at */
+    CmTime install_due;      /* the next install decision; 0: none scheduled */
+    CmTime upgrade_due;      /* the next client package check; 0: not scheduled yet */
 };
 
 /* install.c */
@@ -182,5 +197,16 @@ void agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy
 void agent_policy_retain(CmAgent *agent, GHashTable *assigned);
 void agent_fetch_free(AgentFetch *f);
 void agent_policy_free(AgentPolicy *p);
+
+/* software.c */
+/* Reads the deployment of a newly accepted policy; keeps the install of the
+ * version it replaces (old, may be NULL) when the content is the same. */
+void agent_deploy_read(AgentPolicy *p, const AgentPolicy *old);
+/* Installs what is due at now and schedules the rest (install_due), when
+ * the policies changed or a scheduled install came due. */
+void agent_installs_run(CmAgent *agent, CmTime now);
+/* A client package answer (body of a 200) from the current MP: installs a
+ * newer version.  FALSE with the reason when the answer is malformed. */
+gboolean agent_client_package(CmAgent *agent, const json_t *body, GError **error);
 
 #endif

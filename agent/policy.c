@@ -4,10 +4,11 @@
  * assignment announced, and the policy names this site and the version
  * that was assigned.
  *
- * Not here yet (the distribution point work): downloading the content and
- * checking it against the policy's content hash (DP-04), and holding
- * installs to maintenance windows (POL-04).  The verified policy object is
- * kept (cm_agent_policy) for that code to read "content" and "deadline". */
+ * What a verified policy deploys is installed by software.c, held to the
+ * maintenance windows (POL-04).  Not here yet (the distribution point
+ * work): downloading the content and checking it against the policy's
+ * content hash (DP-04); the verified policy object is kept
+ * (cm_agent_policy) for that code to read "content". */
 #include "internal.h"
 
 #include <string.h>
@@ -131,14 +132,17 @@ void
 agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy)
 {
     AgentPolicy *p = g_new0(AgentPolicy, 1);
+    const AgentPolicy *old = g_hash_table_lookup(agent->policies, fetch->policy_id);
 
     p->version = fetch->version;
     g_strlcpy(p->hash, fetch->hash, sizeof p->hash);
     p->policy = policy;
-    if (!g_hash_table_contains(agent->policies, fetch->policy_id))
+    agent_deploy_read(p, old);
+    if (old == NULL)
         g_ptr_array_add(agent->st.policy_ids, g_strdup(fetch->policy_id));
     g_hash_table_replace(agent->policies, g_strdup(fetch->policy_id), p);
     agent->st.policies_accepted++;
+    agent->installs_dirty = TRUE;
     merge_settings(agent);
 }
 
@@ -156,6 +160,8 @@ agent_policy_retain(CmAgent *agent, GHashTable *assigned)
         g_ptr_array_remove_index(agent->st.policy_ids, i - 1);
         changed = TRUE;
     }
-    if (changed)
+    if (changed) {
         merge_settings(agent);
+        agent->installs_dirty = TRUE;
+    }
 }

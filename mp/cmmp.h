@@ -17,6 +17,15 @@ G_BEGIN_DECLS
 #define CM_MP_ERROR (cm_mp_error_quark())
 GQuark cm_mp_error_quark(void);
 
+/* The client installation package an MP directs automatic client upgrade
+ * to (REQ POL-05, docs/protocol.md clientpackage).  Nothing of it is
+ * signed: clients take it on the MP's word. */
+typedef struct {
+    const char *version; /* "5.00.9122.1000" */
+    const char *url;     /* where the client source files are */
+    const char *hash;    /* hex SHA-256 of the package */
+} CmMpClientPackage;
+
 typedef struct {
     const char *name;       /* host name, as in the MP certificate */
     guint64 role_id;
@@ -24,6 +33,7 @@ typedef struct {
     const CmCert *mp_cert;  /* signed with the TRK (REQ TRUST-02) */
     const json_t *siteinfo; /* the site's published information (docs/protocol.md) */
     const json_t *mplist;   /* the site's MP list */
+    const CmMpClientPackage *client_package; /* NULL: none published (clientpackage: not-found) */
 } CmMpConfig;
 
 typedef struct CmMp CmMp;
@@ -33,6 +43,11 @@ void cm_mp_free(CmMp *mp);
 /* New site information (settings changed, MPs added). */
 gboolean cm_mp_update_site(CmMp *mp, const json_t *siteinfo, const json_t *mplist,
                            GError **error);
+/* Publishes another client package (NULL: none).  Whoever controls the MP
+ * can do this: clients upgrade to it without checking it (REQ POL-05).
+ * FALSE when the package is malformed (a version of 1 to 4 numbers, a
+ * location, a hex SHA-256); the MP keeps what it had. */
+gboolean cm_mp_set_client_package(CmMp *mp, const CmMpClientPackage *package, GError **error);
 
 typedef enum {
     CM_MP_ANSWERED, /* resp holds the answer */

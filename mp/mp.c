@@ -14,6 +14,7 @@ struct CmMp {
     json_t *siteinfo;
     json_t *mplist;
     json_t *mpcert_reply;
+    json_t *package_reply; /* clientpackage answer; NULL: none published */
     /* the site's rules, read from siteinfo */
     char comm[16];
     gboolean require_signing;
@@ -59,6 +60,55 @@ cm_mp_update_site(CmMp *mp, const json_t *siteinfo, const json_t *mplist, GError
     return TRUE;
 }
 
+/* The same bounds the agent reads a package with. */
+static gboolean
+package_check(const CmMpClientPackage *p, GError **error)
+{
+    const char *why = NULL;
+    int dots = 0, digits = 0;
+
+    if (p->version == NULL || *p->version == '\0' || strlen(p->version) > 31)
+        why = "a version of at most 31 characters";
+    for (const char *c = p->version; why == NULL && *c != '\0'; c++) {
+        if (*c == '.' && digits > 0 && ++dots < 4)
+            digits = 0;
+        else if (!g_ascii_isdigit(*c) || ++digits > 9)
+            why = "a version of 1 to 4 dot-separated numbers, as 5.00.9122.1000";
+    }
+    if (why == NULL && digits == 0)
+        why = "a version of 1 to 4 dot-separated numbers, as 5.00.9122.1000";
+    if (why == NULL && (p->url == NULL || *p->url == '\0' || strlen(p->url) > 255))
+        why = "a download location of 1 to 255 characters";
+    if (why == NULL && (p->hash == NULL || strlen(p->hash) != 64))
+        why = "the package's SHA-256 in hex";
+    for (const char *c = p->hash; why == NULL && *c != '\0'; c++)
+        if (!g_ascii_isxdigit(*c))
+            why = "the package's SHA-256 in hex";
+    if (why != NULL) {
+        g_set_error(error, CM_MP_ERROR, 0, "client package: expected %s", why);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+cm_mp_set_client_package(CmMp *mp, const CmMpClientPackage *package, GError **error)
+{
+    g_autofree char *hash = NULL;
+
+    if (package == NULL) {
+        g_clear_pointer(&mp->package_reply, json_decref);
+        return TRUE;
+    }
+    if (!package_check(package, error))
+        return FALSE;
+    hash = g_ascii_strdown(package->hash, -1);
+    json_decref(mp->package_reply);
+    mp->package_reply = json_pack("{s:s, s:s, s:s}", "version", package->version, "url",
+                                  package->url, "hash", hash);
+    return mp->package_reply != NULL;
+}
+
 CmMp *
 cm_mp_new(const CmMpConfig *config, GError **error)
 {
@@ -79,7 +129,8 @@ cm_mp_new(const CmMpConfig *config, GError **error)
     der = cm_cert_to_der(config->mp_cert);
     b64 = cm_enc_b64(g_bytes_get_data(der, NULL), g_bytes_get_size(der));
     mp->mpcert_reply = json_pack("{s:s, s:s}", "name", mp->name, "cert", b64);
-    if (!cm_mp_update_site(mp, config->siteinfo, config->mplist, error)) {
+    if (!cm_mp_update_site(mp, config->siteinfo, config->mplist, error) ||
+        !cm_mp_set_client_package(mp, config->client_package, error)) {
         cm_mp_free(mp);
         return NULL;
     }
@@ -96,6 +147,7 @@ cm_mp_free(CmMp *mp)
     json_decref(mp->siteinfo);
     json_decref(mp->mplist);
     json_decref(mp->mpcert_reply);
+    json_decref(mp->package_reply);
     g_hash_table_unref(mp->channels);
     g_free(mp);
 }
@@ -181,8 +233,13 @@ cm_mp_handle(CmMp *mp, const CmRequest *req, CmTime now, CmResponse *resp)
         cm_response_ok(resp, mp->siteinfo);
         return answer(mp, resp);
     case CM_EP_CLIENT_PACKAGE:
-        cm_response_refuse(resp, CM_REASON_NOT_FOUND,
-                           "client package location belongs to the distribution point issue");
+        /* Anonymous and unsigned, as in the product: the client cannot tell
+         * this package from one an attacker put here (REQ POL-05). */
+        if (mp->package_reply == NULL)
+            cm_response_refuse(resp, CM_REASON_NOT_FOUND,
+                               "no client package is published to this management point");
+        else
+            cm_response_ok(resp, mp->package_reply);
         return answer(mp, resp);
     case CM_EP_STATUS:
         if (!status_well_formed(req, &e)) {

@@ -1112,10 +1112,9 @@ sim_attackers_start(SimWorld *w, GError **error)
                 return FALSE;
             break;
         case CM_SCN_ATK_ROGUE_UPGRADE:
-            g_set_error(error, CM_SCENARIO_ERROR, CM_SCENARIO_ERROR_INVALID,
-                        "[attacker %s] strategy %s is not in the simulator yet", scn->name,
-                        cm_scn_strategy_name(scn->strategy));
-            return FALSE;
+            if (!sim_upgrade_attacker_start(w, scn, error))
+                return FALSE;
+            break;
         }
     }
     return TRUE;
@@ -1166,6 +1165,9 @@ sim_attackers_report(SimWorld *w)
             break;
         case CM_SCN_ATK_MOBILE_ENROLLMENT:
             mobile_report(w, a);
+            break;
+        case CM_SCN_ATK_ROGUE_UPGRADE:
+            sim_upgrade_attacker_report(w, a->scn);
             break;
         default:
             break;

@@ -1,7 +1,7 @@
 /* events.c - the scenario's timeline: what administrators and time do to
  * the world (upgrades, blocking, approvals, revocations, publishing,
  * collections, deployments, an MP taken over, settings, maintenance). */
-#include "world.h"
+#include "software.h"
 
 #include <string.h>
 
@@ -289,8 +289,12 @@ ev_event(CmSimEngine *e, void *ctx, guint64 arg)
         break;
     case CM_SCN_ACT_TAKE_OVER_MP: {
         SimMp *m = sim_world_mp(w, ev->target);
-        if (m != NULL)
+        if (m != NULL) {
             m->compromised = TRUE;
+            /* Whoever controls an MP decides what automatic client upgrade
+             * installs from it (REQ POL-05). */
+            sim_upgrade_take_over(w, m);
+        }
         break;
     }
     case CM_SCN_ACT_SET:

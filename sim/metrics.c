@@ -250,6 +250,7 @@ sim_metrics_finish(SimWorld *w)
     set(w, "crypto.key_parse", (double)cc.key_parse);
     set(w, "crypto.cms_encrypt", (double)cc.cms_encrypt);
     set(w, "crypto.cms_decrypt", (double)cc.cms_decrypt);
+    sim_software_metrics(w);
     sim_attackers_report(w);
     check_expectations(w);
 }

@@ -1545,6 +1545,7 @@ parse_population(Loader *ld, const Group *g, GError **error)
                                        "media",
                                        "maintenance_start",
                                        "maintenance_window",
+                                       "auto_upgrade",
                                        NULL};
     CmScenario *s = ld->s;
     CmScnPopulation *p;
@@ -1653,7 +1654,8 @@ parse_population(Loader *ld, const Group *g, GError **error)
     p->tpm_version = 2 - storage;
     if (!get_bool(g, "pki", FALSE, &p->pki, error) ||
         !get_bool(g, "kerberos", !workgroup, &p->kerberos, error) ||
-        !get_bool(g, "media", FALSE, &p->media, error))
+        !get_bool(g, "media", FALSE, &p->media, error) ||
+        !get_bool(g, "auto_upgrade", FALSE, &p->auto_upgrade, error))
         return FALSE;
     if (workgroup && p->kerberos)
         return fail(g, "kerberos", error,

@@ -108,6 +108,7 @@ typedef struct {
     gboolean media;          /* OS deployment media, not hardware bound (REQ TRUST-13) */
     CmTime maintenance_start;  /* daily maintenance window: offset into each day */
     CmTime maintenance_window; /* its length; 0: no window, installs any time (REQ POL-04) */
+    gboolean auto_upgrade;     /* automatic client upgrade (REQ POL-05) */
 } CmScnPopulation;
 
 typedef enum {

@@ -449,6 +449,7 @@ sim_client_actions(SimWorld *w, SimClient *c, CmAgentActions *act)
         act->sends->pdata[i] = NULL; /* the job owns it now */
         cm_agent_send_request(send, &job->req);
         job->mp = sim_world_mp(w, send->mp);
+        job->mp = sim_upgrade_route(w, c, send, job->mp);
         /* The transport's authentication: Kerberos for domain members that
          * register, the PKI certificate in TLS. */
         if (send->use_pki && c->pki_cert != NULL) {

@@ -153,6 +153,8 @@ sim_world_add_mp(SimWorld *w, CmScnMp *scn, SimSite *site, GError **error)
                                     .internet = scn->internet, .mp_cert = m->cert,
                                     .siteinfo = siteinfo, .mplist = list},
                       error);
+    if (m->mp != NULL)
+        sim_upgrade_publish(w, m);
     return m->mp != NULL ? m : NULL;
 }
 
@@ -290,6 +292,9 @@ sim_client_config(SimWorld *w, SimPop *p, SimClient *c, CmAgentConfig *cfg, guin
     cfg->policy_interval = scn->policy_interval;
     cfg->inventory_interval = scn->inventory_interval;
     cfg->start_window = 0; /* the world spreads first contacts itself */
+    cfg->maintenance_start = scn->maintenance_start;   /* REQ POL-04 */
+    cfg->maintenance_window = scn->maintenance_window;
+    cfg->auto_upgrade = scn->auto_upgrade;             /* REQ POL-05 */
     cfg->dns_mps = (const char *const *)p->dns;
     if (p->dir_ok && (scn->trk == CM_SCN_SOURCE_DIRECTORY || scn->signcert == CM_SCN_SOURCE_DIRECTORY))
         cfg->directory = &p->dir;
@@ -360,6 +365,8 @@ install_range(gpointer data, gpointer user)
     for (guint idx = job->from; idx < job->to && job->error == NULL; idx++) {
         SimClient *c = &job->w->clients[idx];
         SimPop *p = g_ptr_array_index(job->w->pops, c->pop);
+        if (c->agent != NULL)
+            continue; /* a population's first, installed beforehand */
         (void)sim_client_install(job->w, p, c, idx, &job->error);
     }
 }
@@ -373,6 +380,17 @@ install_all(SimWorld *w, GError **error)
     GPtrArray *jobs = g_ptr_array_new_with_free_func(g_free);
     gboolean ok = TRUE;
 
+    /* Each population's first client installs here first: it parses what
+     * its population shares (the TRK, say), so the parse cache holds it
+     * before the threads start.  Otherwise two threads could both miss and
+     * both parse, and the run's crypto counts would depend on timing. */
+    for (guint i = 0; i < w->pops->len; i++) {
+        SimPop *p = g_ptr_array_index(w->pops, i);
+        if (p->count > 0 && !sim_client_install(w, p, &w->clients[p->first], p->first, error)) {
+            g_ptr_array_unref(jobs);
+            return FALSE;
+        }
+    }
     pool = g_thread_pool_new(install_range, NULL, (gint)threads, TRUE, NULL);
     for (guint from = 0; from < w->n_clients; from += chunk) {
         InstallJob *job = g_new0(InstallJob, 1);

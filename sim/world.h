@@ -224,4 +224,6 @@ void sim_mp_tamper(SimWorld *w, SimMp *mp, SimJob *job);
 void sim_metrics_start(SimWorld *w);
 void sim_metrics_finish(SimWorld *w);
 
+#include "software.h"
+
 #endif

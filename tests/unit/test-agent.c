@@ -147,6 +147,7 @@ typedef struct {
     const char *site;     /* NULL: SITE */
     gboolean tamper;      /* the MP changes the bytes after the site signed them */
     gboolean bad_hash;    /* the assignment announces the hash of other bytes */
+    const char *deploy;   /* JSON object text merged into the policy (required, deadline, ...) */
 } FakePolicy;
 
 typedef struct {
@@ -169,6 +170,7 @@ typedef struct {
     int fail_times;
     CmTime fail_retry_after;
     const char *fail_body; /* JSON body of the refusal, or NULL */
+    const char *package;   /* clientpackage answer (JSON text); NULL: not-found */
     /* what it saw */
     CmCert *registered;
     int counts[CM_EP__COUNT];
@@ -243,6 +245,12 @@ fake_policy(const FakeMp *mp, const FakePolicy *p, GBytes **bytes_out, char **si
     json_object_set_new(pol, "issued", json_integer(1767225600));
     if (p->settings != NULL)
         json_object_set_new(pol, "settings", json_loads(p->settings, 0, NULL));
+    if (p->deploy != NULL) {
+        json_t *extra = json_loads(p->deploy, 0, NULL);
+        ck_assert_ptr_nonnull(extra);
+        json_object_update(pol, extra);
+        json_decref(extra);
+    }
     text = cm_json_dump(pol);
     sig = cm_sig_sign(mp->sign_key, CM_HASH_SHA256, text, strlen(text), &err);
     g_assert_no_error(err);
@@ -377,6 +385,12 @@ fake_respond(FakeMp *mp, const CmAgentSend *s, CmResponse *resp)
                            (json_int_t)p->version, "policy", b64, "signature", sig));
         break;
     }
+    case CM_EP_CLIENT_PACKAGE:
+        if (mp->package == NULL)
+            cm_response_refuse(resp, CM_REASON_NOT_FOUND, "no client package published");
+        else
+            ok(resp, json_loads(mp->package, 0, NULL));
+        break;
     case CM_EP_INVENTORY:
     case CM_EP_DISCOVERY:
         if (mp->require_encrypt && json_object_get(req, "encrypted") == NULL) {
@@ -2001,6 +2015,430 @@ START_TEST(test_upgrade_while_trusting)
 }
 END_TEST
 
+/* ------------------------------------------------------------ maintenance windows */
+
+#define H CM_USEC_PER_HOUR
+#define DAY CM_USEC_PER_DAY
+
+/* A critical update: required, as soon as possible, 2 hours at most. */
+#define CRITICAL_2H                                                                                \
+    "{\"required\":true,\"max_runtime_s\":7200,\"deadline\":0,"                                    \
+    "\"content\":{\"id\":\"KB500001\",\"hash\":\"00\",\"size\":1048576}}"
+
+/* Runs the agent's timers (answering what it sends) up to until. */
+static void
+drv_run_until(Drv *d, CmTime until)
+{
+    while (d->wake_at != 0 && d->wake_at <= until) {
+        drv_timer(d);
+        drv_run_to(d, CM_AGENT_ACTIVE, 100);
+    }
+}
+
+/* The window arithmetic alone.  CM_TEST_NOW is a midnight (UTC).
+ * REQ: POL-04 */
+START_TEST(test_maintenance_fit)
+{
+    const CmTime m = CM_TEST_NOW;
+
+    ck_assert_int_eq(m % DAY, 0);
+    /* No window, or one that never closes: at once, whatever the run time. */
+    ck_assert_int_eq(cm_maintenance_fit(m + 5 * H, 0, 0, 30 * H), m + 5 * H);
+    ck_assert_int_eq(cm_maintenance_fit(m + 5 * H, H, DAY, 30 * H), m + 5 * H);
+    /* 01:00-05:00 and 2 hours: before the window, its start; inside, at once
+     * while 2 hours are left (until 03:00 included); after, tomorrow's. */
+    ck_assert_int_eq(cm_maintenance_fit(m, H, 4 * H, 2 * H), m + H);
+    ck_assert_int_eq(cm_maintenance_fit(m + 2 * H, H, 4 * H, 2 * H), m + 2 * H);
+    ck_assert_int_eq(cm_maintenance_fit(m + 3 * H, H, 4 * H, 2 * H), m + 3 * H);
+    ck_assert_int_eq(cm_maintenance_fit(m + 3 * H + 1, H, 4 * H, 2 * H), m + DAY + H);
+    ck_assert_int_eq(cm_maintenance_fit(m + 6 * H, H, 4 * H, 2 * H), m + DAY + H);
+    /* The start is an offset into the day. */
+    ck_assert_int_eq(cm_maintenance_fit(m, 25 * H, 4 * H, 2 * H), m + H);
+    /* A run time the window cannot hold: never, on any day. */
+    ck_assert_int_eq(cm_maintenance_fit(m, H, H, 2 * H), -1);
+    ck_assert_int_eq(cm_maintenance_fit(m + H, H, H, H + 1), -1);
+    /* Exactly the window: only at its start. */
+    ck_assert_int_eq(cm_maintenance_fit(m + H, H, H, H), m + H);
+    ck_assert_int_eq(cm_maintenance_fit(m + H + 1, H, H, H), m + DAY + H);
+    /* No run time stated: anywhere inside, not at the closing instant. */
+    ck_assert_int_eq(cm_maintenance_fit(m + 5 * H - 1, H, 4 * H, 0), m + 5 * H - 1);
+    ck_assert_int_eq(cm_maintenance_fit(m + 5 * H, H, 4 * H, 0), m + DAY + H);
+    /* 22:00-02:00 crosses midnight: at 01:00 yesterday's window is open. */
+    ck_assert_int_eq(cm_maintenance_fit(m + H, 22 * H, 4 * H, H / 2), m + H);
+    ck_assert_int_eq(cm_maintenance_fit(m + H, 22 * H, 4 * H, 2 * H), m + 22 * H);
+    ck_assert_int_eq(cm_maintenance_fit(m + 23 * H, 22 * H, 4 * H, 3 * H), m + 23 * H);
+}
+END_TEST
+
+/* A 4-hour window takes a 2-hour critical update at its start; a 1-hour
+ * window never does, deadline or not.  REQ: POL-04 */
+START_TEST(test_maintenance_windows)
+{
+    CmAgentConfig c;
+    FakeMp mp1;
+    Drv d;
+    const CmAgentStatus *st;
+    CmTime at = 0;
+
+    base_config(&c);
+    c.maintenance_start = H;
+    c.maintenance_window = 4 * H;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.policies[0] = (FakePolicy){.id = "PS100001", .version = 1, .deploy = CRITICAL_2H};
+    /* An available (not required) deployment is the user's to install. */
+    mp1.policies[1] = (FakePolicy){
+        .id = "PS100002", .version = 1, .deploy = "{\"required\":false,\"max_runtime_s\":60}"};
+    mp1.n_policies = 2;
+    drv_init(&d, new_agent(&c, 300));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    /* Accepted at midnight, before the window: it waits for 01:00. */
+    ck_assert_int_eq(st->policies_accepted, 2);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", &at), CM_DEPLOY_PENDING);
+    ck_assert_int_eq(at, 0);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100002", NULL), CM_DEPLOY_NONE);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS199999", NULL), CM_DEPLOY_NONE);
+    ck_assert_int_eq(st->installs_pending, 1);
+    ck_assert_int_eq(st->installs_done, 0);
+    ck_assert_int_eq(st->installs_unfit, 0);
+    ck_assert_int_eq(d.wake_at, CM_TEST_NOW + H);
+    drv_run_until(&d, CM_TEST_NOW + H);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", &at), CM_DEPLOY_INSTALLED);
+    ck_assert_int_eq(at, CM_TEST_NOW + H);
+    ck_assert_int_eq(st->installs_done, 1);
+    ck_assert_int_eq(st->installs_pending, 0);
+    ck_assert_str_eq(cm_deploy_state_name(CM_DEPLOY_INSTALLED), "installed");
+
+    /* A new version of the same content is not installed again; one with
+     * new content is, in the next window: it arrives with the 03:00 policy
+     * cycle, and its 2.5 hours no longer fit in today's window. */
+    mp1.policies[0].version = 2;
+    mp1.policies[0].deploy = "{\"required\":true,\"max_runtime_s\":7200,\"deadline\":1,"
+                             "\"content\":{\"id\":\"KB500001\",\"hash\":\"00\",\"size\":1048576}}";
+    drv_run_until(&d, CM_TEST_NOW + 2 * H);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", &at), CM_DEPLOY_INSTALLED);
+    ck_assert_int_eq(at, CM_TEST_NOW + H);
+    mp1.policies[0].version = 3;
+    mp1.policies[0].deploy = "{\"required\":true,\"max_runtime_s\":9000,"
+                             "\"content\":{\"id\":\"KB500002\",\"hash\":\"01\",\"size\":1}}";
+    drv_run_until(&d, CM_TEST_NOW + 4 * H);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", NULL), CM_DEPLOY_PENDING);
+    drv_run_until(&d, CM_TEST_NOW + DAY + H);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", &at), CM_DEPLOY_INSTALLED);
+    ck_assert_int_eq(at, CM_TEST_NOW + DAY + H);
+
+    /* The deployment is withdrawn: nothing to count. */
+    mp1.n_policies = 0;
+    drv_run_until(&d, CM_TEST_NOW + DAY + 3 * H);
+    ck_assert_int_eq(st->installs_done, 0);
+    ck_assert_int_eq(st->installs_pending, 0);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", NULL), CM_DEPLOY_NONE);
+    drv_clear(&d);
+
+    /* A 1-hour window: the 2-hour update never installs, for days, and is
+     * counted as one no window fits. */
+    base_config(&c);
+    c.maintenance_start = H;
+    c.maintenance_window = H;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.policies[0] = (FakePolicy){.id = "PS100001", .version = 1, .deploy = CRITICAL_2H};
+    mp1.n_policies = 1;
+    drv_init(&d, new_agent(&c, 301));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    drv_run_until(&d, CM_TEST_NOW + 3 * DAY);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", NULL), CM_DEPLOY_PENDING);
+    ck_assert_int_eq(st->installs_pending, 1);
+    ck_assert_int_eq(st->installs_unfit, 1);
+    ck_assert_int_eq(st->installs_done, 0);
+    /* ...while an update that fits installs in the same window. */
+    mp1.policies[1] = (FakePolicy){
+        .id = "PS100002",
+        .version = 1,
+        .deploy = "{\"required\":true,\"max_runtime_s\":1800,\"content\":{\"id\":\"KB2\"}}"};
+    mp1.n_policies = 2;
+    drv_run_until(&d, CM_TEST_NOW + 3 * DAY + 2 * H);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100002", &at), CM_DEPLOY_INSTALLED);
+    ck_assert_int_eq(at, CM_TEST_NOW + 3 * DAY + H);
+    ck_assert_int_eq(st->installs_done, 1);
+    ck_assert_int_eq(st->installs_pending, 1);
+    drv_clear(&d);
+}
+END_TEST
+
+/* A deadline: nothing before it, then the first window that fits; past it
+ * the deployment still waits for a window, unless the client lets
+ * deadlines override windows.  REQ: POL-04 */
+START_TEST(test_maintenance_deadline)
+{
+    CmAgentConfig c;
+    FakeMp mp1;
+    Drv d;
+    CmTime at = 0;
+    g_autofree char *in_two_days = g_strdup_printf(
+        "{\"required\":true,\"max_runtime_s\":7200,\"deadline\":%" G_GINT64_FORMAT "}",
+        (CM_TEST_NOW + 2 * DAY) / CM_USEC_PER_SEC);
+    g_autofree char *in_half_hour = g_strdup_printf(
+        "{\"required\":true,\"max_runtime_s\":7200,\"deadline\":%" G_GINT64_FORMAT "}",
+        (CM_TEST_NOW + H / 2) / CM_USEC_PER_SEC);
+
+    /* 4-hour window at 01:00; deadline in two days: the window after it. */
+    base_config(&c);
+    c.maintenance_start = H;
+    c.maintenance_window = 4 * H;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.policies[0] = (FakePolicy){.id = "PS100001", .version = 1, .deploy = in_two_days};
+    mp1.n_policies = 1;
+    drv_init(&d, new_agent(&c, 310));
+    drv_add(&d, &mp1);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    drv_run_until(&d, CM_TEST_NOW + 2 * DAY);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", NULL), CM_DEPLOY_PENDING);
+    drv_run_until(&d, CM_TEST_NOW + 2 * DAY + 2 * H);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", &at), CM_DEPLOY_INSTALLED);
+    ck_assert_int_eq(at, CM_TEST_NOW + 2 * DAY + H);
+    drv_clear(&d);
+
+    /* A 1-hour window, deadline passed: still waiting, by default... */
+    base_config(&c);
+    c.maintenance_start = H;
+    c.maintenance_window = H;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.policies[0] = (FakePolicy){.id = "PS100001", .version = 1, .deploy = in_half_hour};
+    mp1.n_policies = 1;
+    drv_init(&d, new_agent(&c, 311));
+    drv_add(&d, &mp1);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    drv_run_until(&d, CM_TEST_NOW + 2 * DAY);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", NULL), CM_DEPLOY_PENDING);
+    ck_assert_int_eq(cm_agent_status(d.agent)->installs_unfit, 1);
+    drv_clear(&d);
+
+    /* ...and at the deadline when deadlines override windows. */
+    c.deadline_overrides_window = TRUE;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.policies[0] = (FakePolicy){.id = "PS100001", .version = 1, .deploy = in_half_hour};
+    mp1.n_policies = 1;
+    drv_init(&d, new_agent(&c, 312));
+    drv_add(&d, &mp1);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", NULL), CM_DEPLOY_PENDING);
+    ck_assert_int_eq(d.wake_at, CM_TEST_NOW + H / 2);
+    drv_run_until(&d, CM_TEST_NOW + H / 2);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", &at), CM_DEPLOY_INSTALLED);
+    ck_assert_int_eq(at, CM_TEST_NOW + H / 2);
+    ck_assert_int_eq(cm_agent_status(d.agent)->installs_unfit, 0);
+    drv_clear(&d);
+
+    /* Without a window at all, a required deployment installs on arrival. */
+    base_config(&c);
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.policies[0] = (FakePolicy){.id = "PS100001", .version = 1, .deploy = CRITICAL_2H};
+    mp1.n_policies = 1;
+    drv_init(&d, new_agent(&c, 313));
+    drv_add(&d, &mp1);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    ck_assert_int_eq(cm_agent_deployment(d.agent, "PS100001", &at), CM_DEPLOY_INSTALLED);
+    ck_assert_int_eq(at, CM_TEST_NOW);
+    drv_clear(&d);
+}
+END_TEST
+
+/* ------------------------------------------------------------ client upgrade */
+
+#define PKG_HASH "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define PKG_NEWER                                                                                  \
+    "{\"version\":\"5.00.9128.1000\",\"url\":\"http://mp1.corp.example/CCM_Client/ccmsetup.exe\"," \
+    "\"hash\":\"" PKG_HASH "\"}"
+
+/* REQ: POL-05 */
+START_TEST(test_client_version_cmp)
+{
+    int cmp = 99;
+
+    ck_assert(cm_client_version_cmp("5.00.9128.1000", CM_AGENT_VERSION, &cmp));
+    ck_assert_int_gt(cmp, 0);
+    ck_assert(cm_client_version_cmp("5.00.9122.1000", "5.0.9122.1000", &cmp));
+    ck_assert_int_eq(cmp, 0);
+    ck_assert(cm_client_version_cmp("5.00.9122", "5.00.9122.1", &cmp));
+    ck_assert_int_lt(cmp, 0);
+    ck_assert(cm_client_version_cmp("10", "9.99", &cmp));
+    ck_assert_int_gt(cmp, 0);
+    ck_assert(!cm_client_version_cmp("5.00.9122.1000.1", "5", &cmp));
+    ck_assert(!cm_client_version_cmp("5..1", "5", &cmp));
+    ck_assert(!cm_client_version_cmp("5.1.", "5", &cmp));
+    ck_assert(!cm_client_version_cmp("v5", "5", &cmp));
+    ck_assert(!cm_client_version_cmp("1234567890", "5", &cmp));
+    ck_assert(!cm_client_version_cmp("", "5", &cmp));
+    ck_assert(!cm_client_version_cmp(NULL, "5", &cmp));
+}
+END_TEST
+
+/* Automatic client upgrade takes whatever its MP answers: the same client
+ * that refuses a policy the MP altered installs the package that MP
+ * names.  Off, the client never asks.  REQ: POL-05 */
+START_TEST(test_client_upgrade)
+{
+    CmAgentConfig c;
+    FakeMp mp1;
+    Drv d;
+    const CmAgentStatus *st;
+    CmTime approved;
+
+    /* Off (the default): no client package request in three days. */
+    base_config(&c);
+    c.smssitecode = SITE;
+    c.smspublicrootkey = S.trk_hex;
+    c.smssigncert = S.sign_cert;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.package = PKG_NEWER;
+    drv_init(&d, new_agent(&c, 320));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    ck_assert_str_eq(st->client_version, CM_AGENT_VERSION);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    drv_run_until(&d, CM_TEST_NOW + 3 * DAY);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_PACKAGE], 0);
+    ck_assert_int_eq(st->upgrades_installed, 0);
+    drv_clear(&d);
+
+    /* On: the client holds the site's TRK and signing certificate from
+     * trusted sources and refuses the policy the MP tampered with, yet it
+     * installs the newer client the MP points it to. */
+    c.auto_upgrade = TRUE;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.package = PKG_NEWER;
+    mp1.policies[0] = (FakePolicy){.id = "PS100001", .version = 1, .tamper = TRUE};
+    mp1.n_policies = 1;
+    drv_init(&d, new_agent(&c, 321));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    approved = st->registered_at;
+    ck_assert_int_gt(st->policies_refused, 0);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_PACKAGE], 0);
+    /* The first check at a random point of the first day after approval. */
+    drv_run_until(&d, approved + DAY);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_PACKAGE], 1);
+    ck_assert(drv_last_sent(&d, CM_EP_CLIENT_PACKAGE) != NULL);
+    ck_assert(!drv_last_sent(&d, CM_EP_CLIENT_PACKAGE)->signed_);
+    ck_assert_int_eq(st->upgrade_checks, 1);
+    ck_assert_int_eq(st->upgrades_installed, 1);
+    ck_assert_str_eq(st->client_version, "5.00.9128.1000");
+    ck_assert_str_eq(st->upgrade_mp, MP1);
+    ck_assert_str_eq(st->upgrade_url, "http://mp1.corp.example/CCM_Client/ccmsetup.exe");
+    ck_assert_str_eq(st->upgrade_hash, PKG_HASH);
+    ck_assert_int_eq(st->state, CM_AGENT_ACTIVE);
+    /* Once a day after that; the same version again is not an upgrade, nor
+     * is an older one. */
+    drv_run_until(&d, approved + 2 * DAY);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_PACKAGE], 2);
+    mp1.package =
+        "{\"version\":\"5.00.9000.1000\",\"url\":\"http://x/\",\"hash\":\"" PKG_HASH "\"}";
+    drv_run_until(&d, approved + 3 * DAY);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_PACKAGE], 3);
+    ck_assert_int_eq(st->upgrade_checks, 3);
+    ck_assert_int_eq(st->upgrades_installed, 1);
+    ck_assert_str_eq(st->client_version, "5.00.9128.1000");
+    /* Whatever version, location and hash an MP names next, the client
+     * takes it: it is now some other host's (upper-case hash kept lower). */
+    mp1.package = "{\"version\":\"6.0\",\"url\":\"http://evil.example/ccmsetup.exe\",\"hash\":\""
+                  "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\"}";
+    drv_run_until(&d, approved + 4 * DAY);
+    ck_assert_int_eq(st->upgrades_installed, 2);
+    ck_assert_str_eq(st->client_version, "6.0");
+    ck_assert_str_eq(st->upgrade_url, "http://evil.example/ccmsetup.exe");
+    ck_assert_str_eq(st->upgrade_hash, PKG_HASH);
+    /* Malformed answers and refusals install nothing and do not disturb
+     * the client; it asks again a day later. */
+    mp1.package = "{\"version\":\"7.0\",\"url\":\"http://x/\",\"hash\":\"beef\"}";
+    drv_run_until(&d, approved + 5 * DAY);
+    mp1.package = "{\"version\":\"seven\",\"url\":\"http://x/\",\"hash\":\"" PKG_HASH "\"}";
+    drv_run_until(&d, approved + 6 * DAY);
+    mp1.package = "{\"version\":\"7.0\",\"url\":\"\",\"hash\":\"" PKG_HASH "\"}";
+    drv_run_until(&d, approved + 7 * DAY);
+    mp1.package = NULL; /* not-found */
+    drv_run_until(&d, approved + 8 * DAY);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_PACKAGE], 8);
+    ck_assert_int_eq(st->upgrades_installed, 2);
+    ck_assert_int_eq(st->upgrade_checks, 4);
+    ck_assert_str_eq(st->client_version, "6.0");
+    ck_assert_int_eq(st->state, CM_AGENT_ACTIVE);
+    ck_assert_int_eq(mp1.bad_sigs, 0);
+    /* The version it reports in inventory is the one it runs. */
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(mp1.inventory, "inventory"),
+                                                       "client.version")),
+                     "6.0");
+    drv_clear(&d);
+}
+END_TEST
+
+/* A busy MP is asked again after Retry-After; an unreachable one is a
+ * transport failure like any other, and the package is asked for again at
+ * the next interval.  REQ: POL-05 */
+START_TEST(test_client_upgrade_retries)
+{
+    CmAgentConfig c;
+    FakeMp mp1;
+    Drv d;
+    const CmAgentStatus *st;
+    CmTime t1, t2, t3, t4;
+    int retries;
+
+    base_config(&c);
+    c.auto_upgrade = TRUE;
+    c.upgrade_interval = 6 * H;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.package = PKG_NEWER;
+    mp1.fail_ep = CM_EP_CLIENT_PACKAGE;
+    mp1.fail_reason = CM_REASON_BUSY;
+    mp1.fail_retry_after = 60 * CM_USEC_PER_SEC;
+    mp1.fail_times = 1;
+    drv_init(&d, new_agent(&c, 330));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    drv_run_until_send(&d, CM_EP_CLIENT_PACKAGE, 1000);
+    t1 = d.now;
+    ck_assert_int_ge(t1, st->registered_at);
+    ck_assert_int_lt(t1, st->registered_at + 6 * H);
+    drv_step(&d); /* busy */
+    drv_run_until_send(&d, CM_EP_CLIENT_PACKAGE, 1000);
+    t2 = d.now;
+    ck_assert_int_ge(t2 - t1, 60 * CM_USEC_PER_SEC);
+    ck_assert_int_le(t2 - t1, 66 * CM_USEC_PER_SEC + 1);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    ck_assert_int_eq(st->upgrades_installed, 1);
+
+    mp1.fail_drop = TRUE;
+    mp1.fail_times = 1;
+    retries = st->retries;
+    drv_run_until_send(&d, CM_EP_CLIENT_PACKAGE, 1000);
+    t3 = d.now;
+    ck_assert_int_eq(t3, t2 + 6 * H);
+    drv_step(&d); /* dropped */
+    ck_assert_int_eq(st->retries, retries + 1);
+    drv_run_until_send(&d, CM_EP_CLIENT_PACKAGE, 1000);
+    t4 = d.now;
+    ck_assert_int_eq(t4, t3 + 6 * H);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    ck_assert_int_eq(st->upgrade_checks, 2);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_PACKAGE], 4);
+    drv_clear(&d);
+}
+END_TEST
+
 /* Same stream, same answers: the same requests at the same times, the
  * same identity and the same backoff draws (DESIGN: reproducible runs). */
 START_TEST(test_deterministic)
@@ -2092,6 +2530,12 @@ agent_suite(void)
     tcase_add_test(tc, test_inventory_plain_and_cycles);
     tcase_add_test(tc, test_upgrade);
     tcase_add_test(tc, test_upgrade_while_trusting);
+    tcase_add_test(tc, test_maintenance_fit);
+    tcase_add_test(tc, test_maintenance_windows);
+    tcase_add_test(tc, test_maintenance_deadline);
+    tcase_add_test(tc, test_client_version_cmp);
+    tcase_add_test(tc, test_client_upgrade);
+    tcase_add_test(tc, test_client_upgrade_retries);
     tcase_add_test(tc, test_deterministic);
     tcase_add_test(tc, test_names);
     suite_add_tcase(s, tc);

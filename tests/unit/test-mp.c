@@ -171,6 +171,112 @@ START_TEST(test_notification_channel)
 }
 END_TEST
 
+/* The client package for automatic client upgrade: anonymous, answered by
+ * the MP itself, unsigned, and whatever the MP was given, including by
+ * whoever controls it.  REQ: POL-05 */
+START_TEST(test_client_package)
+{
+    g_autoptr(TestLab) lab = test_lab_new(NULL, 1);
+    CmResponse resp = {0};
+    g_autoptr(json_t) pkg = NULL;
+    g_autoptr(json_t) info = cm_site_siteinfo_json(lab->site);
+    g_autoptr(json_t) list = cm_site_mplist_json(lab->site);
+    GError *error = NULL;
+    const char *hash = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
+    CmMpClientPackage good = {.version = "5.00.9122.1000",
+                              .url = "http://mp1.corp.example/CCM_Client/ccmsetup.exe",
+                              .hash = hash};
+    CmMpClientPackage bad[] = {
+        {.version = "5.00.9122.1000.1", .url = "http://x/", .hash = hash},
+        {.version = "5..9122", .url = "http://x/", .hash = hash},
+        {.version = "5.", .url = "http://x/", .hash = hash},
+        {.version = "", .url = "http://x/", .hash = hash},
+        {.version = NULL, .url = "http://x/", .hash = hash},
+        {.version = "5.0", .url = "", .hash = hash},
+        {.version = "5.0", .url = NULL, .hash = hash},
+        {.version = "5.0", .url = "http://x/", .hash = "beef"},
+        {.version = "5.0", .url = "http://x/", .hash = NULL},
+        {.version = "5.0",
+         .url = "http://x/",
+         .hash = "zz86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+    };
+
+    /* Nothing published: not-found, answered by the MP alone. */
+    ck_assert_int_eq(ask(lab, CM_EP_CLIENT_PACKAGE, CM_TRANSPORT_HTTPS, "{}", &resp),
+                     CM_MP_ANSWERED);
+    expect_reason(&resp, CM_REASON_NOT_FOUND);
+    ck_assert_int_eq(resp.status, 404);
+    cm_response_clear(&resp);
+
+    ck_assert(cm_mp_set_client_package(lab->mps[0], &good, &error));
+    cm_assert_no_error(error);
+    /* No client ID, no signature: anyone may ask. */
+    ck_assert_int_eq(ask(lab, CM_EP_CLIENT_PACKAGE, CM_TRANSPORT_HTTPS, "{}", &resp),
+                     CM_MP_ANSWERED);
+    pkg = test_response_json(&resp);
+    cm_response_clear(&resp);
+    ck_assert_str_eq(json_string_value(json_object_get(pkg, "version")), "5.00.9122.1000");
+    ck_assert_str_eq(json_string_value(json_object_get(pkg, "url")), good.url);
+    ck_assert_str_eq(json_string_value(json_object_get(pkg, "hash")),
+                     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+    ck_assert_ptr_null(json_object_get(pkg, "signature"));
+    ck_assert_int_eq(cm_mp_counters(lab->mps[0])->forwarded, 0);
+    ck_assert_int_eq(cm_mp_counters(lab->mps[0])->requests[CM_EP_CLIENT_PACKAGE], 2);
+
+    /* Malformed packages are refused and the published one stays. */
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        ck_assert_msg(!cm_mp_set_client_package(lab->mps[0], &bad[i], &error), "package %zu", i);
+        ck_assert(g_error_matches(error, CM_MP_ERROR, 0));
+        ck_assert_msg(strstr(error->message, "client package") != NULL, "%s", error->message);
+        g_clear_error(&error);
+    }
+    ask(lab, CM_EP_CLIENT_PACKAGE, CM_TRANSPORT_HTTPS, "{}", &resp);
+    ck_assert_int_eq(resp.status, 200);
+    cm_response_clear(&resp);
+
+    /* The site's transport rules apply as to any request (an HTTPS-only
+     * site), and the body bound. */
+    ask(lab, CM_EP_CLIENT_PACKAGE, CM_TRANSPORT_HTTP, "{}", &resp);
+    expect_reason(&resp, CM_REASON_HTTPS_REQUIRED);
+    cm_response_clear(&resp);
+    {
+        g_autofree char *big = g_strnfill(cm_ep_body_max(CM_EP_CLIENT_PACKAGE) + 1, ' ');
+        ask(lab, CM_EP_CLIENT_PACKAGE, CM_TRANSPORT_HTTPS, big, &resp);
+        expect_reason(&resp, CM_REASON_TOO_LARGE);
+        cm_response_clear(&resp);
+    }
+
+    /* Withdrawn. */
+    ck_assert(cm_mp_set_client_package(lab->mps[0], NULL, &error));
+    ask(lab, CM_EP_CLIENT_PACKAGE, CM_TRANSPORT_HTTPS, "{}", &resp);
+    expect_reason(&resp, CM_REASON_NOT_FOUND);
+    cm_response_clear(&resp);
+
+    /* Given at creation; a malformed one fails the creation. */
+    {
+        CmMpConfig mc = {.name = lab->mp_info[0].name,
+                         .role_id = lab->mp_info[0].role_id,
+                         .mp_cert = lab->mp_certs[0],
+                         .siteinfo = info,
+                         .mplist = list,
+                         .client_package = &good};
+        CmMp *mp = cm_mp_new(&mc, &error);
+        CmRequest req = {.ep = CM_EP_CLIENT_PACKAGE, .transport = CM_TRANSPORT_HTTPS};
+        cm_assert_no_error(error);
+        req.body = (const guint8 *)"{}";
+        req.body_len = 2;
+        ck_assert_int_eq(cm_mp_handle(mp, &req, lab->now, &resp), CM_MP_ANSWERED);
+        ck_assert_int_eq(resp.status, 200);
+        cm_response_clear(&resp);
+        cm_mp_free(mp);
+        mc.client_package = &bad[0];
+        ck_assert_ptr_null(cm_mp_new(&mc, &error));
+        ck_assert(g_error_matches(error, CM_MP_ERROR, 0));
+        g_clear_error(&error);
+    }
+}
+END_TEST
+
 static Suite *
 mp_suite(void)
 {
@@ -182,6 +288,7 @@ mp_suite(void)
     tcase_add_test(tc, test_mp_signing_rules);
     tcase_add_test(tc, test_mp_bounds);
     tcase_add_test(tc, test_notification_channel);
+    tcase_add_test(tc, test_client_package);
     suite_add_tcase(s, tc);
     return s;
 }
