@@ -10,7 +10,14 @@
  *         inventory_interval (MSG-02 when the site encrypts); required
  *         deployments installed in maintenance windows (POL-04) and, with
  *         automatic client upgrade, clientpackage every upgrade_interval
- *         (POL-05): both in software.c.
+ *         (POL-05): both in software.c.  State messages for accepted
+ *         policies and installs, status messages (unauthenticated, MSG-03)
+ *         for refused policies and installs, encrypted client status
+ *         self-checks every client_status_interval (DATA-02), and the
+ *         client notification channel: opened with notify, then a
+ *         keep-alive every keepalive_interval (REG-05).
+ *     --> BLOCKED: silent, except for keep-alives on a channel it opened
+ *         before, which the MP answers alone, until it disconnects.
  *
  * One request is in flight at a time; its id is remembered and any other
  * id (a late or duplicated answer) is ignored.  The agent has one timer:
@@ -150,6 +157,39 @@ current_mp(CmAgent *agent)
 {
     return agent->mp_idx < agent->mps->len ? &g_array_index(agent->mps, AgentMp, agent->mp_idx)
                                            : NULL;
+}
+
+/* The client notification channel ends (REQ REG-05): the connection to
+ * the MP is gone.  An active client opens a new one at its next step; a
+ * blocked one does not try (the site refuses it). */
+static void
+channel_disconnect(CmAgent *agent, const char *why)
+{
+    if (!agent->st.channel_open)
+        return;
+    g_debug("%s: notification channel to %s closed: %s", agent->st.smsid, agent->st.channel_mp,
+            why);
+    agent->st.channel_open = FALSE;
+    agent->keepalive_due = 0;
+}
+
+/* When the open channel reaches the end of its lifetime; 0: never. */
+static CmTime
+channel_end(const CmAgent *agent)
+{
+    return agent->st.channel_open && agent->channel_lifetime > 0
+               ? agent->channel_opened_at + agent->channel_lifetime
+               : 0;
+}
+
+/* Disconnects a channel whose lifetime is over. */
+static void
+channel_expire(CmAgent *agent, CmTime now)
+{
+    CmTime end = channel_end(agent);
+
+    if (end > 0 && now >= end)
+        channel_disconnect(agent, "its lifetime is over");
 }
 
 /* Sends body (borrowed) to mp; signs every request that is not anonymous
@@ -479,6 +519,8 @@ start_mp(CmAgent *agent, CmTime now, CmAgentActions *out)
     g_clear_pointer(&agent->mp_cert, cm_cert_unref);
     agent->mp_trusted = FALSE;
     agent->mp_failures = 0;
+    /* A notification channel is a connection to one MP. */
+    channel_disconnect(agent, "the client moves to another management point");
     if (m == NULL) {
         next_candidate(agent, now, out);
         return;
@@ -818,13 +860,24 @@ send_regstatus(CmAgent *agent, CmTime now, CmAgentActions *out)
     send_to_mp(agent, CM_EP_REGISTER_STATUS, body, now, out);
 }
 
+static CmTime keepalive_wake(const CmAgent *agent);
+
 static void
-blocked(CmAgent *agent)
+blocked(CmAgent *agent, CmTime now)
 {
-    /* REQ REG-03: the site rejects it everywhere; the agent stops.  (A
-     * client notification channel kept open, REG-05, is not modelled yet.) */
-    g_info("%s: blocked by the site", agent->st.smsid);
-    later(agent, STEP_NONE, 0);
+    /* REQ REG-03: the site rejects it everywhere; the agent stops, but for
+     * a client notification channel it opened while it was trusted: the MP
+     * answers keep-alives on an open channel without asking the site, so
+     * the client keeps it, and keeps sending them, until it disconnects
+     * (REQ REG-05). */
+    g_info("%s: blocked by the site%s", agent->st.smsid,
+           agent->st.channel_open ? "; its notification channel stays open" : "");
+    if (agent->st.blocked_at == 0)
+        agent->st.blocked_at = now;
+    if (agent->st.channel_open)
+        later(agent, STEP_KEEPALIVE, keepalive_wake(agent));
+    else
+        later(agent, STEP_NONE, 0);
     agent->st.state = CM_AGENT_BLOCKED;
 }
 
@@ -870,7 +923,7 @@ signed_failure(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, AgentStep 
         retry_busy(agent, resp, step, now);
         break;
     case CM_REASON_BLOCKED:
-        blocked(agent);
+        blocked(agent, now);
         break;
     case CM_REASON_NOT_APPROVED:
         poll_approval(agent, now);
@@ -975,6 +1028,11 @@ on_registration(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime no
     if (agent->auto_upgrade && agent->upgrade_due == 0)
         agent->upgrade_due =
             now + (CmTime)cm_rng_below(&agent->rng, (guint64)agent->upgrade_interval);
+    /* Client status likewise (REQ DATA-02): the product runs its health
+     * evaluation at a random time of day, not on every client at once. */
+    if (agent->client_status_interval > 0 && agent->client_status_due == 0)
+        agent->client_status_due =
+            now + 1 + (CmTime)cm_rng_below(&agent->rng, (guint64)agent->client_status_interval);
     /* Policy at once; inventory at once the first time, else on its cycle
      * (a re-registration does not resend everything). */
     agent->policy_due = now;
@@ -1049,6 +1107,189 @@ send_report(CmAgent *agent, CmTime now, CmAgentActions *out)
     send_to_mp(agent, disc ? CM_EP_DISCOVERY : CM_EP_INVENTORY, body, now, out);
 }
 
+/* ------------------------------------------------------------ messages */
+
+/* How many entries at the head of a message queue the request in flight
+ * carries: they are removed by its answer, so a full queue must not drop
+ * them. */
+static guint
+queue_inflight(const CmAgent *agent, CmEndpoint ep)
+{
+    if (agent->inflight_id == 0 || agent->inflight_ep != ep)
+        return 0;
+    return ep == CM_EP_STATE ? agent->states_inflight : 1;
+}
+
+void
+agent_queue_state(CmAgent *agent, const char *topic, int state, CmTime now)
+{
+    json_t *entry;
+
+    if (g_queue_get_length(&agent->states) >= AGENT_STATES_MAX) {
+        /* The oldest waiting state gives way. */
+        json_decref(g_queue_pop_nth(&agent->states, queue_inflight(agent, CM_EP_STATE)));
+    }
+    entry = json_pack("{s:s, s:i, s:I}", "topic", topic, "state", state, "time",
+                      (json_int_t)(MAX(now, 0) / CM_USEC_PER_SEC));
+    if (entry != NULL)
+        g_queue_push_tail(&agent->states, entry);
+}
+
+void
+agent_queue_status(CmAgent *agent, const char *severity, int message_id, const char *text)
+{
+    g_autofree char *valid = g_utf8_make_valid(text, -1);
+    json_t *msg;
+
+    /* Cut at a character boundary to what the MP keeps: a longer text
+     * would have the whole message discarded as malformed. */
+    if (strlen(valid) > AGENT_STATUS_TEXT_MAX) {
+        char *end = valid + AGENT_STATUS_TEXT_MAX;
+        while (end > valid && (*end & 0xc0) == 0x80)
+            end--;
+        *end = '\0';
+    }
+    if (g_queue_get_length(&agent->status) >= AGENT_STATUS_MAX)
+        json_decref(g_queue_pop_nth(&agent->status, queue_inflight(agent, CM_EP_STATUS)));
+    msg = json_pack("{s:s, s:s, s:i, s:s, s:s}", "smsid", agent->st.smsid, "component", "CCMExec",
+                    "message_id", message_id, "severity", severity, "text", valid);
+    if (msg != NULL)
+        g_queue_push_tail(&agent->status, msg);
+}
+
+/* REQ MSG-03: a status message carries no signature and no client ID
+ * header (the endpoint is anonymous, send_request does not sign it); the
+ * MP forwards any well-formed one.  Sent one at a time, oldest first. */
+static void
+send_status(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    send_to_mp(agent, CM_EP_STATUS, g_queue_peek_head(&agent->status), now, out);
+}
+
+/* The oldest waiting states, at most 100 in one signed state message. */
+static void
+send_states(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = smsid_body(agent);
+    json_t *list = json_array();
+    guint n = MIN(g_queue_get_length(&agent->states), AGENT_STATES_PER_MSG);
+
+    for (guint i = 0; i < n; i++)
+        json_array_append(list, g_queue_peek_nth(&agent->states, i));
+    json_object_set_new(body, "states", list);
+    agent->states_inflight = n;
+    send_to_mp(agent, CM_EP_STATE, body, now, out);
+}
+
+/* The self-checks of client status (REQ DATA-02), as the product's client
+ * health evaluation names them, read from what the agent knows of itself:
+ * "wmi", the repository inventory is read from, passes when the site took
+ * the last hardware inventory; "ccmexec", the agent service, when it is
+ * keeping up with its policy cycle; "policy" fails when the last policy it
+ * downloaded was refused (tampered with, or not what was assigned). */
+static json_t *
+client_checks(const CmAgent *agent, CmTime now)
+{
+    gboolean wmi = agent->st.inventories_sent > 0 && !agent->inventory_dropped;
+    gboolean ccmexec =
+        agent->policy_ok_at > 0 && now - agent->policy_ok_at <= 2 * agent->policy_interval;
+    gboolean policy = !agent->policy_refused;
+
+    return json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "name", "wmi", "result",
+                     wmi ? "pass" : "fail", "name", "ccmexec", "result", ccmexec ? "pass" : "fail",
+                     "name", "policy", "result", policy ? "pass" : "fail");
+}
+
+static void
+send_client_status(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) plain = json_object();
+    g_autoptr(json_t) body = NULL;
+    g_autoptr(GBytes) env = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *b64 = NULL;
+    GError *err = NULL;
+
+    if (agent->enc_cert == NULL) {
+        /* Client status only ever goes encrypted to the site (the site
+         * refuses it plain): without the certificate, this round is
+         * skipped rather than sent in the clear. */
+        g_debug("%s: no site encryption certificate; client status skipped", agent->st.smsid);
+        agent->client_status_due = now + agent->client_status_interval;
+        go(agent, STEP_ACTIVE, now, out);
+        return;
+    }
+    json_object_set_new(plain, "checks", client_checks(agent, now));
+    text = cm_json_dump(plain);
+    env = cm_cms_encrypt(agent->enc_cert, CM_CIPHER_AES256_GCM, text, strlen(text), &err);
+    if (env == NULL) {
+        g_info("%s: cannot encrypt client status: %s", agent->st.smsid, err->message);
+        g_error_free(err);
+        agent->client_status_due = now + agent->client_status_interval;
+        go(agent, STEP_ACTIVE, now, out);
+        return;
+    }
+    b64 = cm_enc_b64(g_bytes_get_data(env, NULL), g_bytes_get_size(env));
+    body = smsid_body(agent);
+    json_object_set_new(body, "encrypted", json_string(b64));
+    send_to_mp(agent, CM_EP_CLIENT_STATUS, body, now, out);
+}
+
+/* The opening of the notification channel, or a keep-alive on it: the
+ * same signed {"smsid"}; the MP tells them apart by whether it holds a
+ * channel for the client (docs/protocol.md, notify). */
+static void
+send_notify(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    g_autoptr(json_t) body = smsid_body(agent);
+
+    if (agent->st.channel_open) {
+        agent->st.keepalives_sent++;
+        if (agent->st.state == CM_AGENT_BLOCKED)
+            agent->st.keepalives_after_block++;
+    }
+    send_to_mp(agent, CM_EP_NOTIFY, body, now, out);
+}
+
+/* The next keep-alive of an open channel, or its end if that comes first. */
+static CmTime
+keepalive_wake(const CmAgent *agent)
+{
+    CmTime end = channel_end(agent);
+
+    return end > 0 ? MIN(end, agent->keepalive_due) : agent->keepalive_due;
+}
+
+static gboolean
+channel_due(const CmAgent *agent, CmTime now)
+{
+    return agent->keepalive_interval > 0 && now >= agent->keepalive_due;
+}
+
+static gboolean
+client_status_due(const CmAgent *agent, CmTime now)
+{
+    return agent->client_status_interval > 0 && agent->client_status_due > 0 &&
+           now >= agent->client_status_due;
+}
+
+/* A blocked client's only step (REQ REG-05): keep-alives on the channel
+ * it holds, until the channel's lifetime ends; then silence for good. */
+static void
+blocked_keepalive(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    channel_expire(agent, now);
+    if (!agent->st.channel_open) {
+        later(agent, STEP_NONE, 0);
+        return;
+    }
+    if (now < agent->keepalive_due) {
+        later(agent, STEP_KEEPALIVE, keepalive_wake(agent));
+        return;
+    }
+    send_notify(agent, now, out);
+}
+
 /* The next thing the active cycle has to do, when nothing is due now. */
 static CmTime
 active_wake(const CmAgent *agent)
@@ -1059,6 +1300,10 @@ active_wake(const CmAgent *agent)
         at = MIN(at, agent->install_due);
     if (agent->auto_upgrade && agent->upgrade_due > 0)
         at = MIN(at, agent->upgrade_due);
+    if (agent->client_status_interval > 0 && agent->client_status_due > 0)
+        at = MIN(at, agent->client_status_due);
+    if (agent->keepalive_interval > 0)
+        at = MIN(at, agent->st.channel_open ? keepalive_wake(agent) : agent->keepalive_due);
     return at;
 }
 
@@ -1081,17 +1326,28 @@ active_next(CmAgent *agent, CmTime now, CmAgentActions *out)
         go(agent, STEP_REGISTER, now, out);
         return;
     }
+    channel_expire(agent, now);
+    /* Policy first: it decides what the rest reports.  The messages queued
+     * by what just happened next, then the channel, then the cycles. */
     if (!g_queue_is_empty(&agent->fetch)) {
         send_policybody(agent, g_queue_peek_head(&agent->fetch), now, out);
     } else if (now >= agent->policy_due) {
         g_autoptr(json_t) body = smsid_body(agent);
         send_to_mp(agent, CM_EP_POLICY_ASSIGNMENTS, body, now, out);
+    } else if (!g_queue_is_empty(&agent->status)) {
+        send_status(agent, now, out);
+    } else if (!g_queue_is_empty(&agent->states)) {
+        send_states(agent, now, out);
+    } else if (channel_due(agent, now)) {
+        send_notify(agent, now, out);
     } else if (upgrade_due(agent, now)) {
         /* Anonymous, no fields, like siteinfo. */
         g_autoptr(json_t) empty = json_object();
         send_to_mp(agent, CM_EP_CLIENT_PACKAGE, empty, now, out);
     } else if (now >= agent->inventory_due) {
         send_report(agent, now, out);
+    } else if (client_status_due(agent, now)) {
+        send_client_status(agent, now, out);
     } else {
         later(agent, STEP_ACTIVE, active_wake(agent));
     }
@@ -1166,6 +1422,7 @@ on_assignments(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentAction
     g_queue_clear_full(&agent->fetch, (GDestroyNotify)agent_fetch_free);
     agent->fetch = fetch;
     succeeded(agent);
+    agent->policy_ok_at = now;
     agent->policy_due = now + agent->policy_interval;
     go(agent, STEP_ACTIVE, now, out);
     return;
@@ -1210,12 +1467,16 @@ on_policybody(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions
     if (policy == NULL) {
         /* REQ POL-03, TRUST-08: tampered in transit or by the MP, or not
          * what was assigned.  Not acted on; fetched again next cycle. */
-        g_info("%s: policy %s from %s refused: %s", agent->st.smsid, f->policy_id, agent->st.mp,
-               err->message);
+        g_autofree char *text = g_strdup_printf("Policy %s from %s was refused: %s", f->policy_id,
+                                                agent->st.mp, err->message);
+        g_info("%s: %s", agent->st.smsid, text);
         g_error_free(err);
         agent->st.policies_refused++;
+        agent->policy_refused = TRUE;
+        agent_queue_status(agent, "error", AGENT_MSG_POLICY_REFUSED, text);
     } else {
-        agent_policy_accept(agent, f, policy);
+        agent->policy_refused = FALSE;
+        agent_policy_accept(agent, f, policy, now);
     }
     agent_fetch_free(f);
     go(agent, STEP_ACTIVE, now, out);
@@ -1229,6 +1490,7 @@ on_clientpackage(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActi
     g_autoptr(json_t) body = NULL;
     GError *err = NULL;
     CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
+    int upgrades;
 
     if (resp != NULL && reason == CM_REASON_BUSY) {
         retry_busy(agent, resp, STEP_ACTIVE, now); /* still due: asked again then */
@@ -1250,6 +1512,7 @@ on_clientpackage(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActi
         return;
     }
     body = ok_body(agent, resp);
+    upgrades = agent->st.upgrades_installed;
     if (body == NULL || !agent_client_package(agent, body, &err)) {
         if (err != NULL)
             g_info("%s: malformed client package from %s: %s", agent->st.smsid, agent->st.mp,
@@ -1259,6 +1522,10 @@ on_clientpackage(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActi
         return;
     }
     succeeded(agent);
+    /* The new version's service starts afresh: its notification channel
+     * is a new connection (REQ REG-05). */
+    if (agent->st.upgrades_installed != upgrades)
+        channel_disconnect(agent, "the client was upgraded");
     go(agent, STEP_ACTIVE, now, out);
 }
 
@@ -1271,12 +1538,16 @@ on_report(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime now, CmA
     if (resp != NULL && reason == CM_REASON_OK) {
         succeeded(agent);
         agent->siteinfo_refreshed = FALSE;
-        if (ep == CM_EP_INVENTORY)
+        if (ep == CM_EP_INVENTORY) {
             agent->st.inventories_sent++; /* counted when the site committed it */
+            agent->inventory_dropped = FALSE;
+        }
         done = TRUE;
     } else if (resp != NULL && reason == CM_REASON_TOO_LARGE) {
         /* Resending the same report cannot help: drop it, go on. */
         g_info("%s: %s too large for the site; dropped", agent->st.smsid, cm_ep_name(ep));
+        if (ep == CM_EP_INVENTORY)
+            agent->inventory_dropped = TRUE;
         done = TRUE;
     } else if (resp != NULL && reason == CM_REASON_FORBIDDEN && !agent->siteinfo_refreshed) {
         /* Most likely the site now requires encryption (plain refused) or
@@ -1296,6 +1567,144 @@ on_report(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime now, CmA
         agent->inventory_due = now + agent->inventory_interval;
     }
     go(agent, STEP_ACTIVE, now, out);
+}
+
+/* Any answer ends a status message's journey but a busy MP, a transport
+ * failure or a fault of the server: a status message the MP discarded as
+ * malformed would be discarded again (REQ MSG-03). */
+static void
+on_status(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
+
+    if (resp == NULL || reason == CM_REASON_INTERNAL) {
+        mp_fault(agent, STEP_ACTIVE, now, out);
+        return;
+    }
+    if (reason == CM_REASON_BUSY) {
+        retry_busy(agent, resp, STEP_ACTIVE, now);
+        return;
+    }
+    if (reason == CM_REASON_HTTPS_REQUIRED) {
+        https_required(agent, now, out);
+        return;
+    }
+    if (reason == CM_REASON_OK) {
+        succeeded(agent);
+        agent->st.status_sent++;
+    } else {
+        g_info("%s: status message refused by %s (%s); dropped", agent->st.smsid, agent->st.mp,
+               cm_reason_name(reason));
+    }
+    json_decref(g_queue_pop_head(&agent->status));
+    go(agent, STEP_ACTIVE, now, out);
+}
+
+static void
+drop_states(CmAgent *agent, guint n)
+{
+    for (guint i = 0; i < n && !g_queue_is_empty(&agent->states); i++)
+        json_decref(g_queue_pop_head(&agent->states));
+}
+
+static void
+on_state(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
+    guint n = agent->states_inflight;
+
+    agent->states_inflight = 0;
+    if (resp != NULL && reason == CM_REASON_OK) {
+        succeeded(agent);
+        agent->st.states_sent += (int)MIN(n, g_queue_get_length(&agent->states));
+        drop_states(agent, n);
+    } else if (resp != NULL && (reason == CM_REASON_BAD_REQUEST || reason == CM_REASON_TOO_LARGE)) {
+        /* The site will refuse the same states again: drop them. */
+        g_info("%s: %u state messages refused by the site (%s); dropped", agent->st.smsid, n,
+               cm_reason_name(reason));
+        drop_states(agent, n);
+    } else {
+        signed_failure(agent, CM_EP_STATE, resp, STEP_ACTIVE, now, out);
+        return;
+    }
+    go(agent, STEP_ACTIVE, now, out);
+}
+
+static void
+on_client_status(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
+
+    if (resp != NULL && reason == CM_REASON_OK) {
+        succeeded(agent);
+        agent->siteinfo_refreshed = FALSE;
+        agent->st.client_status_sent++;
+    } else if (resp != NULL && reason == CM_REASON_FORBIDDEN && !agent->siteinfo_refreshed) {
+        /* The site could not decrypt it: most likely a new encryption
+         * certificate.  Refresh siteinfo, then send again. */
+        agent->siteinfo_refreshed = TRUE;
+        go(agent, STEP_SITEINFO, now, out);
+        return;
+    } else if (resp != NULL && (reason == CM_REASON_FORBIDDEN || reason == CM_REASON_BAD_REQUEST ||
+                                reason == CM_REASON_TOO_LARGE)) {
+        /* Sending the same again cannot help: this round's results are
+         * lost, the next round's checks go on schedule. */
+        g_info("%s: client status refused by the site (%s); next round in %" G_GINT64_FORMAT " s",
+               agent->st.smsid, cm_reason_name(reason),
+               agent->client_status_interval / CM_USEC_PER_SEC);
+    } else {
+        signed_failure(agent, CM_EP_CLIENT_STATUS, resp, STEP_ACTIVE, now, out);
+        return;
+    }
+    agent->client_status_due = now + agent->client_status_interval;
+    go(agent, STEP_ACTIVE, now, out);
+}
+
+/* The opening of the channel or a keep-alive (REQ REG-05). */
+static void
+on_notify(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *out)
+{
+    CmReason reason = resp ? reason_of(resp) : CM_REASON_INTERNAL;
+    gboolean is_blocked = agent->st.state == CM_AGENT_BLOCKED;
+
+    if (resp != NULL && reason == CM_REASON_OK) {
+        if (agent->st.channel_open) {
+            agent->st.keepalives_answered++;
+        } else {
+            agent->st.channel_open = TRUE;
+            agent->st.channel_opens++;
+            agent->channel_opened_at = now;
+            g_strlcpy(agent->st.channel_mp, agent->st.mp, sizeof agent->st.channel_mp);
+        }
+        agent->keepalive_due = now + agent->keepalive_interval;
+        if (is_blocked) {
+            later(agent, STEP_KEEPALIVE, keepalive_wake(agent));
+            return;
+        }
+        succeeded(agent);
+        go(agent, STEP_ACTIVE, now, out);
+        return;
+    }
+    if (resp != NULL && reason == CM_REASON_BUSY) {
+        /* The connection is still there; the MP is only slow to answer. */
+        retry_busy(agent, resp, is_blocked ? STEP_KEEPALIVE : STEP_ACTIVE, now);
+        return;
+    }
+    /* Anything else ends the channel: the connection broke, or the MP no
+     * longer holds it and the site refused to open one. */
+    channel_disconnect(agent, resp == NULL ? "no answer" : cm_reason_name(reason));
+    if (is_blocked) {
+        later(agent, STEP_NONE, 0); /* blocked: a new channel would be refused */
+        return;
+    }
+    if (resp != NULL && reason == CM_REASON_UNKNOWN_ENDPOINT) {
+        /* An MP without notification channels: the rest of the cycle does
+         * not need one, so this is not a reason to leave the MP. */
+        agent->keepalive_due = now + agent->keepalive_interval;
+        go(agent, STEP_ACTIVE, now, out);
+        return;
+    }
+    signed_failure(agent, CM_EP_NOTIFY, resp, STEP_ACTIVE, now, out);
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -1326,6 +1735,9 @@ run_step(CmAgent *agent, CmTime now, CmAgentActions *out)
         break;
     case STEP_ACTIVE:
         active_next(agent, now, out);
+        break;
+    case STEP_KEEPALIVE:
+        blocked_keepalive(agent, now, out);
         break;
     case STEP_NONE:
     default:
@@ -1363,6 +1775,18 @@ dispatch(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime now, CmAg
         break;
     case CM_EP_CLIENT_PACKAGE:
         on_clientpackage(agent, resp, now, out);
+        break;
+    case CM_EP_STATUS:
+        on_status(agent, resp, now, out);
+        break;
+    case CM_EP_STATE:
+        on_state(agent, resp, now, out);
+        break;
+    case CM_EP_CLIENT_STATUS:
+        on_client_status(agent, resp, now, out);
+        break;
+    case CM_EP_NOTIFY:
+        on_notify(agent, resp, now, out);
         break;
     default:
         go(agent, agent->step, now, out);
@@ -1432,6 +1856,28 @@ cm_agent_on_timer(CmAgent *agent, CmTime now, CmAgentActions *out)
     } else {
         run_step(agent, now, out);
     }
+    finish(agent, out);
+}
+
+void
+cm_agent_restart(CmAgent *agent, CmTime now, CmAgentActions *out)
+{
+    g_return_if_fail(agent != NULL && out != NULL && out->sends != NULL);
+
+    if (!agent->started) {
+        finish(agent, out);
+        return;
+    }
+    channel_disconnect(agent, "the agent restarted");
+    /* The process that waited for an answer is gone; a late answer to it
+     * is ignored. */
+    agent->inflight_id = 0;
+    agent->inflight_ep = CM_EP_NONE;
+    agent->states_inflight = 0;
+    if (agent->st.state == CM_AGENT_BLOCKED)
+        later(agent, STEP_NONE, 0); /* its channel is gone and would not be given again */
+    else if (agent->step != STEP_NONE)
+        go(agent, agent->step, now, out); /* what it was doing or waiting to do, now */
     finish(agent, out);
 }
 

@@ -106,6 +106,17 @@ typedef struct {
      * installs a newer version. */
     gboolean auto_upgrade;
     CmTime upgrade_interval;
+    /* Client status (REQ DATA-02): self-checks every client_status_interval
+     * (1 day default, the first at a random point of the first interval
+     * after approval; 0: none), their results sent encrypted to the site's
+     * encryption certificate. */
+    CmTime client_status_interval;
+    /* The client notification channel (REQ REG-05): opened once active,
+     * kept alive every keepalive_interval (15 min default; 0: no channel)
+     * until the agent disconnects, after channel_lifetime (0: never) or
+     * when it restarts (cm_agent_restart, a client upgrade). */
+    CmTime keepalive_interval;
+    CmTime channel_lifetime;
 } CmAgentConfig;
 
 void cm_agent_config_default(CmAgentConfig *c);
@@ -174,6 +185,11 @@ CmTrustSource cm_agent_signcert_source(const CmAgent *agent);
  * re-registering; one without re-registers.  The re-registration starts at
  * a random point of the agent's start_window. */
 void cm_agent_upgrade(CmAgent *agent, int new_tpm_version, CmTime now, CmAgentActions *out);
+/* The agent's service restarts (a reboot, a repair): the request in flight
+ * is lost and the client notification channel disconnects (REQ REG-05).
+ * An active client opens a new channel at once; a blocked one stays silent,
+ * since the site would refuse it a new channel. */
+void cm_agent_restart(CmAgent *agent, CmTime now, CmAgentActions *out);
 /* Set inventory/discovery properties the client reports (strings). */
 void cm_agent_set_inventory(CmAgent *agent, const char *property, const char *value);
 void cm_agent_set_discovery(CmAgent *agent, const char *property, const char *value);
@@ -225,6 +241,20 @@ typedef struct {
     char upgrade_mp[CM_NAME_MAX + 1]; /* the MP the last upgrade's package came from */
     char upgrade_url[256];        /* where that MP said the source files are */
     char upgrade_hash[65];        /* the package hash that MP gave (lower-case hex) */
+    /* Messages of the active cycle (docs/protocol.md).  Counted when
+     * answered 200, except keepalives_sent. */
+    int states_sent;              /* state messages (entries) the site accepted */
+    int status_sent;              /* status messages the MP took: unauthenticated (REQ MSG-03) */
+    int client_status_sent;       /* encrypted self-check reports the site accepted (REQ DATA-02) */
+    /* The client notification channel (REQ REG-05). */
+    int keepalives_sent;          /* keep-alives sent on an open channel (not the openings) */
+    int keepalives_answered;
+    gboolean channel_open;
+    char channel_mp[CM_NAME_MAX + 1]; /* the MP holding it; a driver closes that MP's side
+                                       * (cm_mp_channel_close) when channel_open falls */
+    int channel_opens;            /* channels the site let it open */
+    CmTime blocked_at;            /* when the agent learnt it is blocked; 0: not blocked */
+    int keepalives_after_block;   /* of keepalives_sent, those sent after blocked_at */
 } CmAgentStatus;
 
 /* A view of the agent's state (borrowed fields). */

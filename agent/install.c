@@ -100,6 +100,9 @@ cm_agent_config_default(CmAgentConfig *c)
     c->deadline_overrides_window = FALSE;
     c->auto_upgrade = FALSE;
     c->upgrade_interval = CM_USEC_PER_DAY;
+    c->client_status_interval = CM_USEC_PER_DAY;  /* REQ DATA-02 */
+    c->keepalive_interval = 15 * CM_USEC_PER_MIN; /* REQ REG-05 */
+    c->channel_lifetime = 0;                      /* until the agent restarts */
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -363,6 +366,8 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     agent->candidates = g_ptr_array_new_with_free_func(g_free);
     agent->mps = g_array_new(FALSE, TRUE, sizeof(AgentMp));
     g_queue_init(&agent->fetch);
+    g_queue_init(&agent->states);
+    g_queue_init(&agent->status);
     agent->policies =
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)agent_policy_free);
     agent->st.policy_ids = g_ptr_array_new_with_free_func(g_free);
@@ -401,6 +406,10 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     agent->auto_upgrade = config->auto_upgrade;
     agent->upgrade_interval =
         config->upgrade_interval > 0 ? config->upgrade_interval : CM_USEC_PER_DAY;
+    /* Here 0 (or less) turns the feature off rather than meaning "default". */
+    agent->client_status_interval = MAX(config->client_status_interval, 0);
+    agent->keepalive_interval = MAX(config->keepalive_interval, 0);
+    agent->channel_lifetime = MAX(config->channel_lifetime, 0);
     g_strlcpy(agent->st.client_version, CM_AGENT_VERSION, sizeof agent->st.client_version);
     /* Until siteinfo says otherwise: what a site requires by default. */
     g_strlcpy(agent->site.communication, "http-or-https", sizeof agent->site.communication);
@@ -449,6 +458,8 @@ cm_agent_free(CmAgent *agent)
     g_clear_pointer(&agent->mps, g_array_unref);
     g_free(agent->token);
     g_queue_clear_full(&agent->fetch, (GDestroyNotify)agent_fetch_free);
+    g_queue_clear_full(&agent->states, (GDestroyNotify)json_decref);
+    g_queue_clear_full(&agent->status, (GDestroyNotify)json_decref);
     g_clear_pointer(&agent->policies, g_hash_table_unref);
     g_clear_pointer(&agent->st.policy_ids, g_ptr_array_unref);
     g_clear_pointer(&agent->settings, json_decref);

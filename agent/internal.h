@@ -44,6 +44,25 @@
 #define AGENT_MAX_MPS         64           /* entries kept from a location reply */
 #define AGENT_MAX_ASSIGNMENTS 4096
 #define AGENT_POLICY_ID_MAX   64
+/* Messages queued for the active cycle: at most 100 states in one state
+ * message (the site's bound); a client out of touch for long keeps at most
+ * AGENT_STATES_MAX states and AGENT_STATUS_MAX status messages, the
+ * oldest giving way, so that memory stays bounded. */
+#define AGENT_STATES_PER_MSG  100
+#define AGENT_STATES_MAX      1000
+#define AGENT_STATUS_MAX      100
+#define AGENT_STATUS_TEXT_MAX 1024 /* what the MP accepts as "text" */
+
+/* ------------------------------------------------------------ messages */
+
+/* State message values (docs/protocol.md, state). */
+#define AGENT_STATE_ACCEPTED  1 /* the policy was verified and accepted */
+#define AGENT_STATE_INSTALLED 2 /* its required deployment installed */
+/* Status message IDs, component CCMExec, as the product's software
+ * distribution client numbers them: 10006 "failed" (here: a policy was
+ * refused), 10009 "completed successfully" (a deployment installed). */
+#define AGENT_MSG_POLICY_REFUSED 10006
+#define AGENT_MSG_INSTALLED      10009
 
 /* ------------------------------------------------------------ state */
 
@@ -57,6 +76,7 @@ typedef enum {
     STEP_REGISTER,
     STEP_REGSTATUS,
     STEP_ACTIVE, /* the policy / inventory cycle decides */
+    STEP_KEEPALIVE, /* blocked, with a notification channel open: keep-alives only (REG-05) */
 } AgentStep;
 
 typedef enum {
@@ -123,6 +143,9 @@ struct CmAgent {
     gboolean deadline_overrides_window;
     gboolean auto_upgrade; /* REQ POL-05 */
     CmTime upgrade_interval;
+    CmTime client_status_interval; /* REQ DATA-02; 0: no self-checks */
+    CmTime keepalive_interval;     /* REQ REG-05; 0: no notification channel */
+    CmTime channel_lifetime;       /* 0: the channel lasts until a restart */
     char site_code[4];     /* "" until known */
     GPtrArray *candidates; /* char*: MPs to ask for the MP list (NET-01) */
 
@@ -178,6 +201,17 @@ struct CmAgent {
     gboolean installs_dirty; /* policies changed since the installs were last looked at */
     CmTime install_due;      /* the next install decision; 0: none scheduled */
     CmTime upgrade_due;      /* the next client package check; 0: not scheduled yet */
+
+    /* messages (agent.c) */
+    GQueue states;           /* json_t*: state entries the site has not accepted yet */
+    guint states_inflight;   /* how many of them the state message in flight carries */
+    GQueue status;           /* json_t*: status message bodies the MP has not taken yet */
+    CmTime client_status_due; /* the next self-checks; 0: not scheduled yet */
+    CmTime policy_ok_at;     /* the last policy assignments answered */
+    gboolean policy_refused; /* the last policy downloaded was refused */
+    gboolean inventory_dropped; /* the last inventory was too large for the site */
+    CmTime channel_opened_at;
+    CmTime keepalive_due;    /* the next keep-alive; channel closed: the next opening */
 };
 
 /* install.c */
@@ -192,11 +226,18 @@ CmCert *agent_make_cert(CmAgent *agent, CmKey *key, CmTime now, GError **error);
  * reference) or NULL with the reason. */
 json_t *agent_policy_verify(CmAgent *agent, const AgentFetch *fetch, const json_t *resp,
                             GError **error);
-void agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy);
+void agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy, CmTime now);
 /* Drops accepted policies that are no longer assigned. */
 void agent_policy_retain(CmAgent *agent, GHashTable *assigned);
 void agent_fetch_free(AgentFetch *f);
 void agent_policy_free(AgentPolicy *p);
+
+/* agent.c: messages the active cycle sends next */
+/* A state message for topic (a policy ID). */
+void agent_queue_state(CmAgent *agent, const char *topic, int state, CmTime now);
+/* A status message (unauthenticated, REQ MSG-03); text is cut to what the
+ * MP accepts. */
+void agent_queue_status(CmAgent *agent, const char *severity, int message_id, const char *text);
 
 /* software.c */
 /* Reads the deployment of a newly accepted policy; keeps the install of the

@@ -129,7 +129,7 @@ merge_settings(CmAgent *agent)
 }
 
 void
-agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy)
+agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy, CmTime now)
 {
     AgentPolicy *p = g_new0(AgentPolicy, 1);
     const AgentPolicy *old = g_hash_table_lookup(agent->policies, fetch->policy_id);
@@ -144,6 +144,9 @@ agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy)
     agent->st.policies_accepted++;
     agent->installs_dirty = TRUE;
     merge_settings(agent);
+    /* The site learns which clients took the deployment (docs/protocol.md,
+     * state): accepted now, installed when software.c installs it. */
+    agent_queue_state(agent, fetch->policy_id, AGENT_STATE_ACCEPTED, now);
 }
 
 void

@@ -150,10 +150,21 @@ agent_installs_run(CmAgent *agent, CmTime now)
         }
         at = install_time(agent, p, now, &never);
         if (at == now) {
+            g_autofree char *text = NULL;
+            const char *content;
             p->installed_at = now;
             done++;
             g_info("%s: installing %s (maximum run time %" G_GINT64_FORMAT " s)", agent->st.smsid,
                    id, p->max_runtime / CM_USEC_PER_SEC);
+            /* Reported twice, as the product does: a state message the
+             * site's deployment status counts (signed), and a status
+             * message for whoever reads the component's log (not). */
+            agent_queue_state(agent, id, AGENT_STATE_INSTALLED, now);
+            content =
+                json_string_value(json_object_get(json_object_get(p->policy, "content"), "id"));
+            text = content != NULL ? g_strdup_printf("%.64s of policy %s installed.", content, id)
+                                   : g_strdup_printf("The deployment of policy %s installed.", id);
+            agent_queue_status(agent, "info", AGENT_MSG_INSTALLED, text);
             continue;
         }
         pending++;

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+
 /* The endpoints whose rate and latency are worth a chart. */
 static const CmEndpoint charted[] = {CM_EP_REGISTER, CM_EP_POLICY_ASSIGNMENTS, CM_EP_INVENTORY,
                                      CM_EP_STATUS};
@@ -111,6 +112,19 @@ server_metrics(SimWorld *w, const char *prefix, SimServer *s, guint *max_backlog
         *drain_s = MAX(*drain_s, (double)drain / 1e6);
 }
 
+/* The client status history a site holds at the end (REQ DATA-02): rows,
+ * and the age of the oldest in seconds (0 when none).  Read from the
+ * site's store: retention is what the site kept, not what clients sent. */
+static void
+client_status_held(SimWorld *w, SimSite *s, gint64 *rows, double *oldest_age)
+{
+    CmTime oldest = 0;
+
+    *oldest_age = 0;
+    if (cm_site_client_status_held(s->site, rows, &oldest) && *rows > 0)
+        *oldest_age = (double)(sim_now(w) - oldest) / 1e6;
+}
+
 static void
 check_expectations(SimWorld *w)
 {
@@ -134,6 +148,7 @@ sim_metrics_finish(SimWorld *w)
 {
     guint total = 0, active = 0, pending = 0, blocked = 0, failed = 0;
     guint64 pol_ok = 0, pol_bad = 0, mp_refused = 0;
+    guint64 states = 0, status = 0, client_status = 0, ka_sent = 0, ka_answered = 0, channels = 0;
     guint site_backlog_max = 0, mp_queue_max = 0;
     double drain = 0;
     CmCryptoCounters cc;
@@ -152,15 +167,30 @@ sim_metrics_finish(SimWorld *w)
         pol_ok += (guint64)st->policies_accepted;
         pol_bad += (guint64)st->policies_refused;
         mp_refused += (guint64)st->mp_refused;
+        states += (guint64)st->states_sent;
+        status += (guint64)st->status_sent;
+        client_status += (guint64)st->client_status_sent;
+        ka_sent += (guint64)st->keepalives_sent;
+        ka_answered += (guint64)st->keepalives_answered;
+        channels += st->channel_open ? 1 : 0;
     }
     for (guint i = 0; i < w->pops->len; i++) {
         SimPop *p = g_ptr_array_index(w->pops, i);
         guint counts[CM_AGENT_FAILED + 1] = {0};
+        guint64 after_block = 0, open = 0;
         for (guint k = 0; k < p->count; k++) {
             SimClient *c = &w->clients[p->first + k];
-            if (c->agent != NULL)
-                counts[cm_agent_status(c->agent)->state]++;
+            if (c->agent != NULL) {
+                const CmAgentStatus *st = cm_agent_status(c->agent);
+                counts[st->state]++;
+                after_block += (guint64)st->keepalives_after_block;
+                open += st->channel_open ? 1 : 0;
+            }
         }
+        /* REQ REG-05: what blocked clients kept sending on their open
+         * notification channels, and who holds a channel at the end. */
+        setf(w, (double)after_block, "pop.%s.keepalives_after_block", p->scn->name);
+        setf(w, p->count ? (double)open / p->count : 0, "pop.%s.channels_open_ratio", p->scn->name);
         setf(w, p->count, "pop.%s.clients", p->scn->name);
         setf(w, counts[CM_AGENT_ACTIVE], "pop.%s.active", p->scn->name);
         setf(w, counts[CM_AGENT_PENDING], "pop.%s.pending", p->scn->name);
@@ -183,6 +213,13 @@ sim_metrics_finish(SimWorld *w)
     set(w, "policies.accepted", (double)pol_ok);
     set(w, "policies.refused", (double)pol_bad);
     set(w, "clients.mp_refused", (double)mp_refused);
+    set(w, "states.sent", (double)states);
+    set(w, "status.sent", (double)status);
+    set(w, "client_status.sent", (double)client_status);
+    set(w, "keepalives.sent", (double)ka_sent);
+    set(w, "keepalives.answered", (double)ka_answered);
+    set(w, "keepalives.answered_ratio", ka_sent ? (double)ka_answered / (double)ka_sent : 1.0);
+    set(w, "channels.open", (double)channels);
     set(w, "registrations.needed", (double)w->regs_needed);
     set(w, "registrations.completed", (double)w->regs_completed);
     set(w, "registrations.completed_ratio",
@@ -208,6 +245,13 @@ sim_metrics_finish(SimWorld *w)
             setf(w, (double)blocked_records, "%s.records.blocked", prefix);
             setf(w, records > 0 ? (double)blocked_records / (double)records : 0,
                  "%s.records.blocked_ratio", prefix);
+        }
+        {
+            gint64 rows;
+            double oldest;
+            client_status_held(w, s, &rows, &oldest);
+            setf(w, (double)rows, "%s.client_status.rows", prefix);
+            setf(w, oldest, "%s.client_status.oldest_age", prefix);
         }
     }
     set(w, "site.backlog.max", site_backlog_max);

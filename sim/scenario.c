@@ -1546,6 +1546,9 @@ parse_population(Loader *ld, const Group *g, GError **error)
                                        "maintenance_start",
                                        "maintenance_window",
                                        "auto_upgrade",
+                                       "client_status_interval",
+                                       "keepalive_interval",
+                                       "channel_lifetime",
                                        NULL};
     CmScenario *s = ld->s;
     CmScnPopulation *p;
@@ -1678,8 +1681,19 @@ parse_population(Loader *ld, const Group *g, GError **error)
         !get_duration(g, "maintenance_start", 0, 0, CM_USEC_PER_DAY - 1, &p->maintenance_start,
                       error) ||
         !get_duration(g, "maintenance_window", 0, 0, CM_USEC_PER_DAY, &p->maintenance_window,
-                      error))
+                      error) ||
+        !get_duration(g, "client_status_interval", CM_USEC_PER_DAY, 0, MAX_DURATION,
+                      &p->client_status_interval, error) ||
+        !get_duration(g, "keepalive_interval", 15 * CM_USEC_PER_MIN, 0, MAX_DURATION,
+                      &p->keepalive_interval, error) ||
+        !get_duration(g, "channel_lifetime", 0, 0, MAX_DURATION, &p->channel_lifetime, error))
         return FALSE;
+    /* 0 turns these off; anything else below a second would have every
+     * client send without pause. */
+    if (p->client_status_interval > 0 && p->client_status_interval < CM_USEC_PER_SEC)
+        return fail(g, "client_status_interval", error, "expected 0 (none) or at least 1s");
+    if (p->keepalive_interval > 0 && p->keepalive_interval < CM_USEC_PER_SEC)
+        return fail(g, "keepalive_interval", error, "expected 0 (no channel) or at least 1s");
 
     if (!get_raw(g, "key_alg", &v, error))
         return FALSE;

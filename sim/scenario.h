@@ -109,6 +109,9 @@ typedef struct {
     CmTime maintenance_start;  /* daily maintenance window: offset into each day */
     CmTime maintenance_window; /* its length; 0: no window, installs any time (REQ POL-04) */
     gboolean auto_upgrade;     /* automatic client upgrade (REQ POL-05) */
+    CmTime client_status_interval; /* encrypted self-checks; 0: none (REQ DATA-02) */
+    CmTime keepalive_interval;     /* notification channel keep-alives; 0: no channel (REQ REG-05) */
+    CmTime channel_lifetime;       /* the channel disconnects after it; 0: never */
 } CmScnPopulation;
 
 typedef enum {

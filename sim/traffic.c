@@ -431,6 +431,17 @@ sim_client_actions(SimWorld *w, SimClient *c, CmAgentActions *act)
     const CmAgentStatus *st = cm_agent_status(c->agent);
     SimPop *p = g_ptr_array_index(w->pops, c->pop);
 
+    /* A notification channel the agent dropped is closed on its MP, as a
+     * TCP connection would be: reopening must reach the site again. */
+    if (c->channel_open && !st->channel_open) {
+        SimMp *mp = sim_world_mp(w, c->channel_mp);
+        if (mp != NULL)
+            cm_mp_channel_close(mp->mp, st->smsid);
+    }
+    c->channel_open = st->channel_open;
+    if (st->channel_open)
+        g_strlcpy(c->channel_mp, st->channel_mp, sizeof c->channel_mp);
+
     /* Registration completes when the agent first turns active after it
      * needed to register. */
     if (c->needs_reg && st->state == CM_AGENT_ACTIVE) {

@@ -295,6 +295,9 @@ sim_client_config(SimWorld *w, SimPop *p, SimClient *c, CmAgentConfig *cfg, guin
     cfg->maintenance_start = scn->maintenance_start;   /* REQ POL-04 */
     cfg->maintenance_window = scn->maintenance_window;
     cfg->auto_upgrade = scn->auto_upgrade;             /* REQ POL-05 */
+    cfg->client_status_interval = scn->client_status_interval; /* REQ DATA-02 */
+    cfg->keepalive_interval = scn->keepalive_interval;         /* REQ REG-05 */
+    cfg->channel_lifetime = scn->channel_lifetime;
     cfg->dns_mps = (const char *const *)p->dns;
     if (p->dir_ok && (scn->trk == CM_SCN_SOURCE_DIRECTORY || scn->signcert == CM_SCN_SOURCE_DIRECTORY))
         cfg->directory = &p->dir;

@@ -80,6 +80,8 @@ typedef struct {
     gboolean counted;      /* registration completion counted */
     gboolean attacker;     /* run by an attacker strategy */
     gboolean revoked;      /* its PKI certificate is on the CRL */
+    gboolean channel_open; /* its notification channel, as last seen */
+    char channel_mp[CM_NAME_MAX + 1];
     CmCert *pki_cert;
     CmKey *pki_key;
 } SimClient;

@@ -280,6 +280,10 @@ gboolean cm_site_publish_client_to_sup(CmSite *site, const char *admin, CmTime n
  * nothing was ever published. */
 char *cm_site_sup_client_version(CmSite *site);
 
+/* The client status history the site holds (REQ DATA-02): rows, and when
+ * the oldest was received (0 when none). */
+gboolean cm_site_client_status_held(CmSite *site, gint64 *rows, CmTime *oldest);
+
 /* ----------------------------------------------- maintenance */
 
 typedef struct {

@@ -565,3 +565,20 @@ fail:
     cm_store_rollback(site->store);
     return FALSE;
 }
+
+gboolean
+cm_site_client_status_held(CmSite *site, gint64 *rows, CmTime *oldest)
+{
+    sqlite3_stmt *st =
+        SITE_STMT(site, "SELECT count(*), coalesce(min(received), 0) FROM client_status", NULL);
+    gboolean row = FALSE;
+
+    *rows = 0;
+    *oldest = 0;
+    if (st == NULL || !cm_store_step_row(site->store, st, &row, NULL) || !row)
+        return FALSE;
+    *rows = sqlite3_column_int64(st, 0);
+    *oldest = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    return TRUE;
+}

@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include "cmagent.h"
+/* White box, for what no fake MP can provoke in reasonable time: more
+ * queued states than one message carries, a status text over its bound. */
+#include "../../agent/internal.h"
 
 #define SITE "PS1"
 #define MP1 "mp1.corp.example"
@@ -157,6 +160,7 @@ typedef struct {
     const CmCert *sign_cert;  /* what siteinfo offers */
     const CmKey *sign_key;    /* what policies are signed with */
     gboolean encrypt;         /* reported in siteinfo settings */
+    gboolean no_enc_cert;     /* siteinfo offers no encryption certificate */
     gboolean require_encrypt; /* plain inventory refused (forbidden) */
     const char *approval;     /* "approved" or "pending" */
     const char *mps_json;     /* location "mps"; NULL: this MP over HTTP */
@@ -171,12 +175,21 @@ typedef struct {
     CmTime fail_retry_after;
     const char *fail_body; /* JSON body of the refusal, or NULL */
     const char *package;   /* clientpackage answer (JSON text); NULL: not-found */
+    /* the notification channel: keep-alives on an open channel are answered
+     * without the site, as cmmp does (REQ REG-05) */
+    gboolean blocked; /* what the site says of the client: opening refused */
+    gboolean channel; /* a channel is open for the client */
     /* what it saw */
     CmCert *registered;
     int counts[CM_EP__COUNT];
     int bad_sigs;
+    int keepalives;    /* notify answered on an open channel */
     json_t *inventory; /* last inventory body */
     json_t *discovery;
+    json_t *states;         /* every state entry received, in order */
+    json_t *status;         /* every status message body received, in order */
+    json_t *checks;         /* the decrypted checks of the last client status */
+    gboolean status_signed; /* a status message came with a signature */
 } FakeMp;
 
 static void
@@ -209,6 +222,9 @@ fake_clear(FakeMp *mp)
     g_clear_pointer(&mp->registered, cm_cert_unref);
     g_clear_pointer(&mp->inventory, json_decref);
     g_clear_pointer(&mp->discovery, json_decref);
+    g_clear_pointer(&mp->states, json_decref);
+    g_clear_pointer(&mp->status, json_decref);
+    g_clear_pointer(&mp->checks, json_decref);
 }
 
 static char *
@@ -308,6 +324,15 @@ fake_respond(FakeMp *mp, const CmAgentSend *s, CmResponse *resp)
         return TRUE;
     }
 
+    if (s->ep == CM_EP_STATUS) {
+        /* REQ MSG-03: no authentication; the MP only checks the form. */
+        mp->status_signed |= s->signed_ || s->sig_len > 0 || s->smsid[0] != '\0';
+        if (mp->status == NULL)
+            mp->status = json_array();
+        json_array_append(mp->status, req);
+        ok(resp, json_pack("{s:b}", "accepted", 1));
+        return TRUE;
+    }
     if (s->ep == CM_EP_REGISTER) {
         g_autoptr(GBytes) der = cm_json_b64(req, "cert", CM_CERT_MAX_DER, NULL);
         ck_assert(der != NULL);
@@ -348,10 +373,13 @@ fake_respond(FakeMp *mp, const CmAgentSend *s, CmResponse *resp)
     case CM_EP_SITEINFO: {
         g_autofree char *sc = b64_cert(mp->sign_cert);
         g_autofree char *ec = b64_cert(S.enc_cert);
-        ok(resp, json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:b,s:b,s:b,s:s}}", "site_code", SITE, "trk",
-                           mp->trk_hex, "signing_cert", sc, "encryption_cert", ec, "settings",
-                           "communication", "http-or-https", "require_signing", 1, "require_sha256",
-                           1, "encrypt", mp->encrypt, "approval", "all"));
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:b,s:b,s:b,s:s}}", "site_code", SITE, "trk",
+                              mp->trk_hex, "signing_cert", sc, "encryption_cert", ec, "settings",
+                              "communication", "http-or-https", "require_signing", 1,
+                              "require_sha256", 1, "encrypt", mp->encrypt, "approval", "all");
+        if (mp->no_enc_cert)
+            json_object_del(o, "encryption_cert");
+        ok(resp, o);
         break;
     }
     case CM_EP_REGISTER:
@@ -405,6 +433,47 @@ fake_respond(FakeMp *mp, const CmAgentSend *s, CmResponse *resp)
             mp->discovery = json_incref(req);
         }
         ok(resp, json_pack("{s:b}", "accepted", 1));
+        break;
+    case CM_EP_STATE: {
+        const json_t *list = json_object_get(req, "states");
+        ck_assert(json_is_array(list));
+        ck_assert_int_le(json_array_size(list), 100);
+        if (mp->states == NULL)
+            mp->states = json_array();
+        json_array_extend(mp->states, (json_t *)list);
+        ok(resp, json_pack("{s:b}", "accepted", 1));
+        break;
+    }
+    case CM_EP_CLIENT_STATUS: {
+        /* Encrypted only (REQ DATA-02): the site decrypts with its key. */
+        g_autoptr(GBytes) env = cm_json_b64(req, "encrypted", CM_CMS_MAX_DER, NULL);
+        g_autoptr(GBytes) plain = NULL;
+        g_autoptr(json_t) inner = NULL;
+        if (env == NULL) {
+            cm_response_refuse(resp, CM_REASON_FORBIDDEN, "client status must be encrypted");
+            break;
+        }
+        plain = cm_cms_decrypt(S.enc_cert, S.enc_key, g_bytes_get_data(env, NULL),
+                               g_bytes_get_size(env), 64 * 1024, NULL, NULL);
+        ck_assert_ptr_nonnull(plain);
+        inner =
+            cm_json_parse(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), 64 * 1024, NULL);
+        ck_assert_ptr_nonnull(inner);
+        g_clear_pointer(&mp->checks, json_decref);
+        mp->checks = json_incref(json_object_get(inner, "checks"));
+        ok(resp, json_pack("{s:b}", "accepted", 1));
+        break;
+    }
+    case CM_EP_NOTIFY:
+        if (mp->channel) {
+            mp->keepalives++; /* answered here, whatever the site thinks now */
+        } else if (mp->blocked) {
+            cm_response_refuse(resp, CM_REASON_BLOCKED, "client is blocked");
+            break;
+        } else {
+            mp->channel = TRUE;
+        }
+        ok(resp, json_pack("{s:b}", "open", 1));
         break;
     default:
         cm_response_refuse(resp, CM_REASON_UNKNOWN_ENDPOINT, "not served by the fake");
@@ -593,6 +662,11 @@ base_config(CmAgentConfig *c)
     c->domain = "corp.example";
     c->tpm_version = 2;
     c->device_secret = SECRET;
+    /* The notification channel and client status run on timers of their
+     * own; the tests of the other cycles time those cycles alone.  Their
+     * own tests turn them on. */
+    c->keepalive_interval = 0;
+    c->client_status_interval = 0;
 }
 
 static CmAgent *
@@ -2439,6 +2513,454 @@ START_TEST(test_client_upgrade_retries)
 }
 END_TEST
 
+/* ------------------------------------------------------------ messages */
+
+/* Runs a blocked agent's timers up to until (keep-alives only). */
+static void
+drv_run_blocked_until(Drv *d, CmTime until)
+{
+    while (d->wake_at != 0 && d->wake_at <= until) {
+        drv_timer(d);
+        drv_run_to(d, CM_AGENT_BLOCKED, 100);
+    }
+}
+
+static const char *
+check_result(const json_t *checks, const char *name)
+{
+    size_t i;
+    json_t *c;
+
+    json_array_foreach((json_t *)checks, i, c)
+    {
+        if (g_strcmp0(json_string_value(json_object_get(c, "name")), name) == 0)
+            return json_string_value(json_object_get(c, "result"));
+    }
+    return NULL;
+}
+
+static const char *
+jstr(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static json_int_t
+jint(const json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* State messages: a policy accepted (1), its deployment installed (2),
+ * signed, up to 100 to a message, retried when the MP is busy and dropped
+ * when the site refuses them as malformed.  REQ: MSG-01, POL-04 */
+START_TEST(test_state_messages)
+{
+    CmAgentConfig c;
+    FakeMp mp1;
+    Drv d;
+    const CmAgentStatus *st;
+    CmAgentSend *s;
+    CmRequest req;
+    const json_int_t t0 = CM_TEST_NOW / CM_USEC_PER_SEC;
+    g_autoptr(json_t) body = NULL;
+    int n;
+
+    base_config(&c);
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.policies[0] = (FakePolicy){.id = "PS100001", .version = 1, .deploy = "{\"required\":true}"};
+    mp1.policies[1] = (FakePolicy){.id = "PS100002", .version = 1}; /* nothing to install */
+    mp1.n_policies = 2;
+    drv_init(&d, new_agent(&c, 400));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    drv_start(&d);
+    s = drv_run_until_send(&d, CM_EP_STATE, 100);
+    cm_agent_send_request(s, &req);
+    ck_assert(req.signed_);
+    ck_assert_str_eq(req.smsid, st->smsid);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    ck_assert_int_eq(mp1.bad_sigs, 0);
+    /* The three states went together, in the order they happened. */
+    ck_assert_int_eq(mp1.counts[CM_EP_STATE], 1);
+    ck_assert_int_eq(json_array_size(mp1.states), 3);
+    ck_assert_str_eq(jstr(json_array_get(mp1.states, 0), "topic"), "PS100001");
+    ck_assert_int_eq(jint(json_array_get(mp1.states, 0), "state"), 1);
+    ck_assert_int_eq(jint(json_array_get(mp1.states, 0), "time"), t0);
+    /* PS100001 installs as soon as it is accepted (no deadline, no
+     * window), before PS100002 is fetched. */
+    ck_assert_str_eq(jstr(json_array_get(mp1.states, 1), "topic"), "PS100001");
+    ck_assert_int_eq(jint(json_array_get(mp1.states, 1), "state"), 2);
+    ck_assert_str_eq(jstr(json_array_get(mp1.states, 2), "topic"), "PS100002");
+    ck_assert_int_eq(jint(json_array_get(mp1.states, 2), "state"), 1);
+    ck_assert_int_eq(st->states_sent, 3);
+    body = send_json(drv_last_sent(&d, CM_EP_STATE));
+    ck_assert_str_eq(jstr(body, "smsid"), st->smsid);
+    /* Nothing of what is switched off. */
+    ck_assert_int_eq(mp1.counts[CM_EP_NOTIFY], 0);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_STATUS], 0);
+
+    /* A new version accepted at the next cycle; the MP is busy once: sent
+     * again after Retry-After, not lost. */
+    mp1.policies[1].version = 2;
+    mp1.fail_ep = CM_EP_STATE;
+    mp1.fail_reason = CM_REASON_BUSY;
+    mp1.fail_retry_after = 60 * CM_USEC_PER_SEC;
+    mp1.fail_times = 1;
+    drv_run_until(&d, CM_TEST_NOW + H + 5 * CM_USEC_PER_MIN);
+    ck_assert_int_eq(mp1.counts[CM_EP_STATE], 3);
+    ck_assert_int_eq(json_array_size(mp1.states), 4);
+    ck_assert_int_eq(st->states_sent, 4);
+    /* Refused as malformed: dropped, not sent again and again. */
+    mp1.policies[1].version = 3;
+    mp1.fail_reason = CM_REASON_BAD_REQUEST;
+    mp1.fail_times = 1;
+    drv_run_until(&d, CM_TEST_NOW + 4 * H);
+    ck_assert_int_eq(mp1.counts[CM_EP_STATE], 4);
+    ck_assert_int_eq(st->states_sent, 4);
+
+    /* 250 states go as 100, 100 and 50 on the next step of the cycle (the
+     * fake refuses a message of more than 100). */
+    n = mp1.counts[CM_EP_STATE];
+    for (int i = 0; i < 250; i++) {
+        g_autofree char *topic = g_strdup_printf("T%04d", i);
+        agent_queue_state(d.agent, topic, 1, d.now);
+    }
+    drv_run_until(&d, CM_TEST_NOW + 5 * H);
+    ck_assert_int_eq(mp1.counts[CM_EP_STATE], n + 3);
+    ck_assert_int_eq(st->states_sent, 4 + 250);
+    ck_assert_str_eq(jstr(json_array_get(mp1.states, 4), "topic"), "T0000");
+    ck_assert_str_eq(jstr(json_array_get(mp1.states, 253), "topic"), "T0249");
+    /* A client that cannot report for long keeps the newest 1,000. */
+    mp1.down = TRUE;
+    for (int i = 0; i < 1500; i++) {
+        g_autofree char *topic = g_strdup_printf("U%04d", i);
+        agent_queue_state(d.agent, topic, 1, d.now);
+    }
+    mp1.down = FALSE;
+    drv_run_until(&d, CM_TEST_NOW + 6 * H);
+    ck_assert_int_eq(st->states_sent, 4 + 250 + 1000);
+    ck_assert_str_eq(jstr(json_array_get(mp1.states, 254), "topic"), "U0500");
+    ck_assert_int_eq(mp1.bad_sigs, 0);
+    drv_clear(&d);
+}
+END_TEST
+
+/* Status messages carry no authentication (REQ MSG-03): no signature, no
+ * client ID header, only the SMSID the body names.  A refused policy is an
+ * error (10006), an install information (10009).  The MP's discarding one
+ * does not make the client send it again; a busy MP does.
+ * REQ: MSG-03, POL-03 */
+START_TEST(test_status_messages)
+{
+    CmAgentConfig c;
+    FakeMp mp1;
+    Drv d;
+    const CmAgentStatus *st;
+    json_t *m;
+    int sent = 0;
+
+    base_config(&c);
+    c.smssitecode = SITE;
+    c.smspublicrootkey = S.trk_hex;
+    c.smssigncert = S.sign_cert;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.policies[0] = (FakePolicy){.id = "PS100001", .version = 1, .tamper = TRUE};
+    mp1.policies[1] = (FakePolicy){
+        .id = "PS100002",
+        .version = 1,
+        .deploy =
+            "{\"required\":true,\"content\":{\"id\":\"KB500001\",\"hash\":\"00\",\"size\":1}}"};
+    mp1.n_policies = 2;
+    drv_init(&d, new_agent(&c, 410));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    ck_assert_int_eq(st->policies_refused, 1);
+    ck_assert_int_eq(st->installs_done, 1);
+    for (guint i = 0; i < d.sent->len; i++) {
+        CmAgentSend *x = g_ptr_array_index(d.sent, i);
+        CmRequest req;
+        if (x->ep != CM_EP_STATUS)
+            continue;
+        sent++;
+        cm_agent_send_request(x, &req);
+        ck_assert(!x->signed_ && !req.signed_);
+        ck_assert_int_eq(req.sig_len, 0);
+        ck_assert_str_eq(req.smsid, "");
+    }
+    ck_assert_int_eq(sent, 2);
+    ck_assert(!mp1.status_signed);
+    ck_assert_int_eq(json_array_size(mp1.status), 2);
+    m = json_array_get(mp1.status, 0);
+    ck_assert_str_eq(jstr(m, "smsid"), st->smsid);
+    ck_assert_str_eq(jstr(m, "component"), "CCMExec");
+    ck_assert_int_eq(jint(m, "message_id"), 10006);
+    ck_assert_str_eq(jstr(m, "severity"), "error");
+    ck_assert_msg(strstr(jstr(m, "text"), "PS100001") != NULL, "%s", jstr(m, "text"));
+    m = json_array_get(mp1.status, 1);
+    ck_assert_int_eq(jint(m, "message_id"), 10009);
+    ck_assert_str_eq(jstr(m, "severity"), "info");
+    ck_assert_msg(strstr(jstr(m, "text"), "KB500001") != NULL, "%s", jstr(m, "text"));
+    ck_assert_int_eq(st->status_sent, 2);
+
+    /* The tampered policy is refused again every cycle, and reported each
+     * time.  Discarded by the MP: dropped. */
+    mp1.fail_ep = CM_EP_STATUS;
+    mp1.fail_reason = CM_REASON_BAD_REQUEST;
+    mp1.fail_times = 1;
+    drv_run_until(&d, CM_TEST_NOW + H);
+    ck_assert_int_eq(mp1.counts[CM_EP_STATUS], 3);
+    ck_assert_int_eq(st->status_sent, 2);
+    /* Busy: sent again after Retry-After. */
+    mp1.fail_reason = CM_REASON_BUSY;
+    mp1.fail_retry_after = 60 * CM_USEC_PER_SEC;
+    mp1.fail_times = 1;
+    drv_run_until(&d, CM_TEST_NOW + 2 * H + 5 * CM_USEC_PER_MIN);
+    ck_assert_int_eq(mp1.counts[CM_EP_STATUS], 5);
+    ck_assert_int_eq(st->status_sent, 3);
+    ck_assert_int_eq(json_array_size(mp1.status), 3);
+
+    /* A text over what the MP keeps is cut at a character boundary. */
+    {
+        GString *text = g_string_new("Long: ");
+        for (int i = 0; i < 1500; i++)
+            g_string_append(text, "\xc3\xa9"); /* e acute, two bytes */
+        agent_queue_status(d.agent, "warning", 10002, text->str);
+        g_string_free(text, TRUE);
+        drv_run_until(&d, CM_TEST_NOW + 3 * H);
+        m = NULL;
+        for (size_t i = 0; i < json_array_size(mp1.status); i++)
+            if (jint(json_array_get(mp1.status, i), "message_id") == 10002)
+                m = json_array_get(mp1.status, i);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_le(strlen(jstr(m, "text")), 1024);
+        ck_assert_int_ge(strlen(jstr(m, "text")), 1020);
+        ck_assert(g_utf8_validate(jstr(m, "text"), -1, NULL));
+    }
+    drv_clear(&d);
+}
+END_TEST
+
+/* Client status: self-checks every client_status_interval, sent signed and
+ * encrypted to the site's encryption certificate, never in the clear; no
+ * certificate, no report.  REQ: DATA-02, MSG-02 */
+START_TEST(test_client_status)
+{
+    CmAgentConfig c;
+    FakeMp mp1;
+    Drv d;
+    const CmAgentStatus *st;
+    g_autoptr(json_t) body = NULL;
+
+    base_config(&c);
+    c.smssitecode = SITE;
+    c.smspublicrootkey = S.trk_hex;
+    c.smssigncert = S.sign_cert;
+    c.client_status_interval = DAY;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.policies[0] = (FakePolicy){.id = "PS100001", .version = 1};
+    mp1.n_policies = 1;
+    drv_init(&d, new_agent(&c, 420));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    /* The first round at a random point of the first day. */
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_STATUS], 0);
+    drv_run_until(&d, CM_TEST_NOW + DAY);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_STATUS], 1);
+    body = send_json(drv_last_sent(&d, CM_EP_CLIENT_STATUS));
+    ck_assert_str_eq(jstr(body, "smsid"), st->smsid);
+    ck_assert_ptr_nonnull(jstr(body, "encrypted"));
+    ck_assert_ptr_null(json_object_get(body, "checks")); /* nothing in the clear */
+    ck_assert(drv_last_sent(&d, CM_EP_CLIENT_STATUS)->signed_);
+    ck_assert_int_eq(mp1.bad_sigs, 0);
+    ck_assert_int_eq(json_array_size(mp1.checks), 3);
+    ck_assert_str_eq(check_result(mp1.checks, "wmi"), "pass");
+    ck_assert_str_eq(check_result(mp1.checks, "ccmexec"), "pass");
+    ck_assert_str_eq(check_result(mp1.checks, "policy"), "pass");
+    /* Daily. */
+    drv_run_until(&d, CM_TEST_NOW + 3 * DAY);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_STATUS], 3);
+    /* A policy refused since: the next round says so. */
+    mp1.policies[1] = (FakePolicy){.id = "PS100002", .version = 1, .tamper = TRUE};
+    mp1.n_policies = 2;
+    drv_run_until(&d, CM_TEST_NOW + 4 * DAY);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_STATUS], 4);
+    ck_assert_str_eq(check_result(mp1.checks, "policy"), "fail");
+    ck_assert_str_eq(check_result(mp1.checks, "wmi"), "pass");
+    ck_assert_int_eq(st->client_status_sent, 4);
+    drv_clear(&d);
+
+    /* No encryption certificate from the site: rounds are skipped, the
+     * rest of the cycle goes on. */
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.no_enc_cert = TRUE;
+    drv_init(&d, new_agent(&c, 421));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    drv_run_until(&d, CM_TEST_NOW + 3 * DAY);
+    ck_assert_int_eq(mp1.counts[CM_EP_CLIENT_STATUS], 0);
+    ck_assert_int_eq(st->client_status_sent, 0);
+    ck_assert_int_ge(mp1.counts[CM_EP_POLICY_ASSIGNMENTS], 72);
+    ck_assert(d.wake_at > d.now);
+    drv_clear(&d);
+}
+END_TEST
+
+/* The client notification channel: opened once active, kept alive every
+ * keepalive_interval.  Blocked, the client keeps its channel and keeps
+ * sending keep-alives, which the MP answers without asking the site, while
+ * everything else is refused; once disconnected (lifetime over, restart,
+ * no answer) it goes silent for good.  REQ: REG-05, REG-03 */
+START_TEST(test_notification_channel)
+{
+    CmAgentConfig c;
+    FakeMp mp1;
+    Drv d;
+    const CmAgentStatus *st;
+    CmAgentActions a;
+    const CmTime ka = 15 * CM_USEC_PER_MIN;
+    g_autoptr(json_t) body = NULL;
+    int policies, inventories;
+
+    base_config(&c);
+    c.keepalive_interval = ka;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    drv_init(&d, new_agent(&c, 430));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    ck_assert(!st->channel_open);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    ck_assert(st->channel_open && mp1.channel);
+    ck_assert_str_eq(st->channel_mp, MP1);
+    ck_assert_int_eq(st->channel_opens, 1);
+    ck_assert_int_eq(mp1.counts[CM_EP_NOTIFY], 1);
+    ck_assert(drv_last_sent(&d, CM_EP_NOTIFY)->signed_);
+    body = send_json(drv_last_sent(&d, CM_EP_NOTIFY));
+    ck_assert_str_eq(jstr(body, "smsid"), st->smsid);
+    ck_assert_int_eq(json_object_size(body), 1);
+    ck_assert_int_eq(d.wake_at, CM_TEST_NOW + ka);
+    drv_run_until(&d, CM_TEST_NOW + H - 1);
+    ck_assert_int_eq(st->keepalives_sent, 3);
+    ck_assert_int_eq(st->keepalives_answered, 3);
+    ck_assert_int_eq(mp1.keepalives, 3);
+    ck_assert_int_eq(st->keepalives_after_block, 0);
+
+    /* Blocked at the site: the next policy request is refused. */
+    mp1.blocked = TRUE;
+    mp1.fail_ep = CM_EP_POLICY_ASSIGNMENTS;
+    mp1.fail_reason = CM_REASON_BLOCKED;
+    mp1.fail_times = 1000;
+    drv_run_to(&d, CM_AGENT_BLOCKED, 100);
+    ck_assert_int_eq(st->blocked_at, CM_TEST_NOW + H);
+    ck_assert(st->channel_open);
+    policies = mp1.counts[CM_EP_POLICY_ASSIGNMENTS];
+    inventories = mp1.counts[CM_EP_INVENTORY];
+    drv_run_blocked_until(&d, CM_TEST_NOW + 5 * H);
+    /* 01:00 to 05:00, every 15 minutes, all answered by the MP. */
+    ck_assert_int_eq(st->keepalives_after_block, 17);
+    ck_assert_int_eq(st->keepalives_sent, 3 + 17);
+    ck_assert_int_eq(st->keepalives_answered, st->keepalives_sent);
+    ck_assert_int_eq(mp1.keepalives, 3 + 17);
+    ck_assert_int_eq(st->state, CM_AGENT_BLOCKED);
+    /* ... and nothing else. */
+    ck_assert_int_eq(mp1.counts[CM_EP_POLICY_ASSIGNMENTS], policies);
+    ck_assert_int_eq(mp1.counts[CM_EP_INVENTORY], inventories);
+    ck_assert_int_eq(d.wake_at, CM_TEST_NOW + 5 * H + ka);
+
+    /* The agent restarts: the channel is gone (the driver closes the MP's
+     * side) and a blocked client does not ask for another. */
+    cm_agent_actions_init(&a);
+    cm_agent_restart(d.agent, d.now, &a);
+    drv_take(&d, &a);
+    mp1.channel = FALSE;
+    ck_assert(!st->channel_open);
+    ck_assert(g_queue_is_empty(&d.pending));
+    ck_assert_int_eq(d.wake_at, 0);
+    cm_agent_actions_init(&a);
+    cm_agent_on_timer(d.agent, d.now + DAY, &a);
+    ck_assert_int_eq(a.sends->len, 0);
+    ck_assert_int_eq(a.wake_at, 0);
+    cm_agent_actions_clear(&a);
+    ck_assert_int_eq(mp1.counts[CM_EP_NOTIFY], 1 + 3 + 17);
+    drv_clear(&d);
+
+    /* A channel that lasts 2 hours: keep-alives after the block until it
+     * ends at 02:00, then silence. */
+    base_config(&c);
+    c.keepalive_interval = ka;
+    c.channel_lifetime = 2 * H;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    drv_init(&d, new_agent(&c, 431));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    drv_run_until(&d, CM_TEST_NOW + H - 1);
+    mp1.blocked = TRUE;
+    mp1.fail_ep = CM_EP_POLICY_ASSIGNMENTS;
+    mp1.fail_reason = CM_REASON_BLOCKED;
+    mp1.fail_times = 1000;
+    drv_run_to(&d, CM_AGENT_BLOCKED, 100);
+    drv_run_blocked_until(&d, CM_TEST_NOW + 10 * H);
+    ck_assert_int_eq(st->keepalives_after_block, 4); /* 01:00, 01:15, 01:30, 01:45 */
+    ck_assert(!st->channel_open);
+    ck_assert_int_eq(d.wake_at, 0);
+    ck_assert_int_eq(st->channel_opens, 1);
+    drv_clear(&d);
+
+    /* An active client reopens at once when its channel ends or the agent
+     * restarts; a blocked one whose keep-alive gets no answer goes silent. */
+    base_config(&c);
+    c.keepalive_interval = ka;
+    c.channel_lifetime = 2 * H;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    drv_init(&d, new_agent(&c, 432));
+    drv_add(&d, &mp1);
+    st = cm_agent_status(d.agent);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    drv_run_until(&d, CM_TEST_NOW + 3 * H);
+    ck_assert_int_eq(st->channel_opens, 2);
+    ck_assert(st->channel_open);
+    cm_agent_actions_init(&a);
+    cm_agent_restart(d.agent, d.now, &a);
+    drv_take(&d, &a);
+    ck_assert_int_eq(((CmAgentSend *)g_queue_peek_head(&d.pending))->ep, CM_EP_NOTIFY);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    ck_assert_int_eq(st->channel_opens, 3);
+    mp1.fail_ep = CM_EP_POLICY_ASSIGNMENTS;
+    mp1.fail_reason = CM_REASON_BLOCKED;
+    mp1.fail_times = 1000;
+    drv_run_blocked_until(&d, CM_TEST_NOW + 4 * H + 1);
+    ck_assert_int_eq(st->state, CM_AGENT_BLOCKED);
+    ck_assert(st->channel_open);
+    mp1.down = TRUE;
+    drv_run_blocked_until(&d, CM_TEST_NOW + 5 * H);
+    ck_assert(!st->channel_open);
+    ck_assert_int_eq(d.wake_at, 0);
+    drv_clear(&d);
+
+    /* keepalive_interval 0: no channel at all. */
+    base_config(&c);
+    fake_init(&mp1, MP1, S.mp1_cert);
+    drv_init(&d, new_agent(&c, 433));
+    drv_add(&d, &mp1);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    drv_run_until(&d, CM_TEST_NOW + 3 * H);
+    ck_assert_int_eq(mp1.counts[CM_EP_NOTIFY], 0);
+    ck_assert(!cm_agent_status(d.agent)->channel_open);
+    drv_clear(&d);
+}
+END_TEST
+
 /* Same stream, same answers: the same requests at the same times, the
  * same identity and the same backoff draws (DESIGN: reproducible runs). */
 START_TEST(test_deterministic)
@@ -2536,6 +3058,10 @@ agent_suite(void)
     tcase_add_test(tc, test_client_version_cmp);
     tcase_add_test(tc, test_client_upgrade);
     tcase_add_test(tc, test_client_upgrade_retries);
+    tcase_add_test(tc, test_state_messages);
+    tcase_add_test(tc, test_status_messages);
+    tcase_add_test(tc, test_client_status);
+    tcase_add_test(tc, test_notification_channel);
     tcase_add_test(tc, test_deterministic);
     tcase_add_test(tc, test_names);
     suite_add_tcase(s, tc);

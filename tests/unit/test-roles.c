@@ -114,6 +114,21 @@ inventory_rows(TestLab *lab, const char *smsid)
     return n;
 }
 
+/* One count(*) of the site's database for smsid. */
+static gint64
+site_count(TestLab *lab, const char *sql, const char *smsid)
+{
+    sqlite3_stmt *st = cm_store_stmt(cm_site_store(lab->site), sql, NULL);
+    gint64 n;
+
+    ck_assert_ptr_nonnull(st);
+    sqlite3_bind_text(st, 1, smsid, -1, SQLITE_TRANSIENT);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    n = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return n;
+}
+
 static void
 deploy(TestLab *lab, const char *name)
 {
@@ -395,6 +410,162 @@ START_TEST(test_upgrade_reregisters)
 }
 END_TEST
 
+/* What an active client reports besides inventory, through the real MP
+ * and site: signed state messages for the accepted and installed
+ * deployment, unauthenticated status messages (one for the install, one
+ * for a policy an MP tampered with), and daily client status the site
+ * decrypts and keeps.  REQ: MSG-03, DATA-02, MSG-01 */
+START_TEST(test_client_messages)
+{
+    CmSiteSettings s = lab_settings(CM_APPROVAL_ALL, FALSE);
+    g_autoptr(TestLab) lab = test_lab_new(&s, 1);
+    g_autofree char *trk = cm_site_export_trk(lab->site);
+    CmAgentConfig c;
+    Net net = {.labs = {lab}};
+    CmTime now = lab->now;
+    g_autoptr(CmAgent) agent = NULL;
+    const CmAgentStatus *st;
+    gint64 decryptions;
+
+    deploy(lab, "Baseline");
+    cm_agent_config_default(&c);
+    c.name = "PC008";
+    c.smssitecode = "PS1";
+    c.smspublicrootkey = trk;
+    c.mp = lab->mp_info[0].name;
+    agent = agent_new(&c, 9, now);
+    run_agent(&net, agent, &now, now + CM_USEC_PER_HOUR / 2);
+    st = cm_agent_status(agent);
+    ck_assert_int_eq(st->state, CM_AGENT_ACTIVE);
+    ck_assert_int_eq(st->installs_done, 1);
+    ck_assert_int_eq(st->states_sent, 2);
+    ck_assert_int_eq(
+        site_count(lab, "SELECT count(*) FROM state_messages WHERE smsid = ?", st->smsid), 2);
+    ck_assert_int_eq(st->status_sent, 1);
+    ck_assert_int_eq(site_count(lab,
+                                "SELECT count(*) FROM status_messages WHERE smsid = ? AND "
+                                "message_id = 10009 AND severity = 'info'",
+                                st->smsid),
+                     1);
+    ck_assert_int_eq(cm_mp_counters(lab->mps[0])->status_discarded, 0);
+
+    /* Client status: a round a day, encrypted; the site keeps the checks. */
+    decryptions = cm_site_counters(lab->site)->decryptions;
+    run_agent(&net, agent, &now, lab->now + 2 * CM_USEC_PER_DAY + CM_USEC_PER_HOUR);
+    ck_assert_int_eq(st->state, CM_AGENT_ACTIVE);
+    ck_assert_int_eq(st->client_status_sent, 2);
+    ck_assert_int_eq(cm_site_counters(lab->site)->decryptions, decryptions + 2);
+    ck_assert_int_eq(
+        site_count(lab, "SELECT count(*) FROM client_status WHERE smsid = ?", st->smsid), 6);
+    ck_assert_int_eq(site_count(lab,
+                                "SELECT count(*) FROM client_status WHERE smsid = ? AND "
+                                "result = 'pass'",
+                                st->smsid),
+                     6);
+    /* The notification channel is open and kept alive by the MP alone. */
+    ck_assert(st->channel_open);
+    ck_assert_int_eq(cm_mp_channel_count(lab->mps[0]), 1);
+    ck_assert_int_gt(st->keepalives_answered, 100);
+    ck_assert_int_eq(cm_mp_counters(lab->mps[0])->keepalives, st->keepalives_answered);
+
+    /* A tampered policy: refused, and reported in a status message the MP
+     * takes without authentication. */
+    {
+        Net bad = {.labs = {lab}, .tamper_policies = TRUE};
+        g_autoptr(CmAgent) victim = NULL;
+        c.name = "PC009";
+        c.smssigncert = cm_site_signing_cert(lab->site);
+        now = lab->now;
+        victim = agent_new(&c, 10, now);
+        run_agent(&bad, victim, &now, now + CM_USEC_PER_HOUR / 2);
+        ck_assert_int_eq(cm_agent_status(victim)->policies_refused, 1);
+        ck_assert_int_eq(site_count(lab,
+                                    "SELECT count(*) FROM status_messages WHERE smsid = ? AND "
+                                    "message_id = 10006 AND severity = 'error'",
+                                    cm_agent_status(victim)->smsid),
+                         1);
+    }
+}
+END_TEST
+
+/* A client blocked after it opened its notification channel keeps it: the
+ * MP answers its keep-alives without asking the site, while the site
+ * refuses everything else.  Once it disconnects it is silent, and the site
+ * would refuse it a new channel.  REQ: REG-05, REG-03 */
+START_TEST(test_blocked_keeps_channel)
+{
+    CmSiteSettings s = lab_settings(CM_APPROVAL_ALL, FALSE);
+    g_autoptr(TestLab) lab = test_lab_new(&s, 1);
+    g_autofree char *trk = cm_site_export_trk(lab->site);
+    CmAgentConfig c;
+    Net net = {.labs = {lab}};
+    CmTime now = lab->now;
+    g_autoptr(CmAgent) agent = NULL;
+    const CmAgentStatus *st;
+    gint64 keepalives, notify_requests;
+    CmAgentActions act;
+
+    cm_agent_config_default(&c);
+    c.name = "PC010";
+    c.smssitecode = "PS1";
+    c.smspublicrootkey = trk;
+    c.mp = lab->mp_info[0].name;
+    agent = agent_new(&c, 11, now);
+    run_agent(&net, agent, &now, now + CM_USEC_PER_HOUR / 2);
+    st = cm_agent_status(agent);
+    ck_assert_int_eq(st->state, CM_AGENT_ACTIVE);
+    ck_assert(st->channel_open);
+    ck_assert_int_eq(cm_mp_channel_count(lab->mps[0]), 1);
+
+    ck_assert(cm_site_admin_block(lab->site, st->smsid, "admin", now, NULL));
+    keepalives = cm_mp_counters(lab->mps[0])->keepalives;
+    run_agent(&net, agent, &now, lab->now + 4 * CM_USEC_PER_HOUR);
+    ck_assert_int_eq(st->state, CM_AGENT_BLOCKED);
+    ck_assert_int_gt(cm_site_counters(lab->site)->refusals[CM_REASON_BLOCKED], 0);
+    ck_assert(st->channel_open);
+    ck_assert_int_ge(st->keepalives_after_block, 8);
+    ck_assert_int_eq(st->keepalives_answered, st->keepalives_sent);
+    ck_assert_int_gt(cm_mp_counters(lab->mps[0])->keepalives, keepalives + 8);
+
+    /* The agent restarts: the driver closes the MP's side of the channel.
+     * The blocked client does not ask for a new one... */
+    cm_agent_actions_init(&act);
+    cm_agent_restart(agent, now, &act);
+    ck_assert_int_eq(act.sends->len, 0);
+    ck_assert_int_eq(act.wake_at, 0);
+    cm_agent_actions_clear(&act);
+    ck_assert(!st->channel_open);
+    ck_assert_str_eq(st->channel_mp, lab->mp_info[0].name); /* the MP whose side to close */
+    cm_mp_channel_close(lab->mps[0], st->smsid);
+    notify_requests = cm_mp_counters(lab->mps[0])->requests[CM_EP_NOTIFY];
+    run_agent(&net, agent, &now, lab->now + 8 * CM_USEC_PER_HOUR);
+    ck_assert_int_eq(cm_mp_counters(lab->mps[0])->requests[CM_EP_NOTIFY], notify_requests);
+    ck_assert_int_eq(cm_mp_channel_count(lab->mps[0]), 0);
+    /* ... which the site would refuse. */
+    {
+        CmAgentSend send = {0};
+        CmRequest req;
+        CmResponse resp = {0};
+        g_autofree char *text = g_strdup_printf("{\"smsid\":\"%s\"}", st->smsid);
+        g_autoptr(GBytes) sig =
+            cm_sig_sign(cm_agent_key(agent), CM_HASH_SHA256, text, strlen(text), NULL);
+        send.ep = CM_EP_NOTIFY;
+        send.transport = st->transport;
+        g_strlcpy(send.smsid, st->smsid, sizeof send.smsid);
+        send.signed_ = TRUE;
+        send.sig_hash = CM_HASH_SHA256;
+        send.sig_len = g_bytes_get_size(sig);
+        memcpy(send.sig, g_bytes_get_data(sig, NULL), send.sig_len);
+        send.body = g_bytes_new_static(text, strlen(text));
+        cm_agent_send_request(&send, &req);
+        test_lab_deliver(lab, 0, &req, &resp);
+        ck_assert_int_eq(resp.reason, CM_REASON_BLOCKED);
+        cm_response_clear(&resp);
+        g_bytes_unref(send.body);
+    }
+}
+END_TEST
+
 static Suite *
 roles_suite(void)
 {
@@ -409,6 +580,8 @@ roles_suite(void)
     tcase_add_test(tc, test_tampered_policy);
     tcase_add_test(tc, test_https_only_site);
     tcase_add_test(tc, test_upgrade_reregisters);
+    tcase_add_test(tc, test_client_messages);
+    tcase_add_test(tc, test_blocked_keeps_channel);
     suite_add_tcase(s, tc);
     return s;
 }
