@@ -85,6 +85,20 @@ figure(SimWorld *w, CmOutcome *o, const Attacker *a, const char *name, double va
     cm_run_set_metric(w->run, metric, value);
 }
 
+/* A device the attacker runs (a clone, a reinstall, an enrolled computer):
+ * the attacker keeps it, and its agent starts now. */
+static void
+run_extra(SimWorld *w, Attacker *a, SimClient *n)
+{
+    CmAgentActions act;
+
+    g_ptr_array_add(a->extra, n);
+    cm_agent_actions_init(&act);
+    cm_agent_start(n->agent, sim_now(w), &act);
+    sim_client_actions(w, n, &act);
+    cm_agent_actions_clear(&act);
+}
+
 /* ------------------------------------------------------- rogue MP */
 
 static gboolean
@@ -577,14 +591,7 @@ ev_rejoin(CmSimEngine *e, void *ctx, guint64 arg)
             g_free(n);
             continue;
         }
-        g_ptr_array_add(a->extra, n);
-        {
-            CmAgentActions act;
-            cm_agent_actions_init(&act);
-            cm_agent_start(n->agent, sim_now(w), &act);
-            sim_client_actions(w, n, &act);
-            cm_agent_actions_clear(&act);
-        }
+        run_extra(w, a, n);
     }
 }
 
@@ -637,14 +644,7 @@ ev_clone(CmSimEngine *e, void *ctx, guint64 arg)
             g_free(n);
             continue;
         }
-        g_ptr_array_add(a->extra, n);
-        {
-            CmAgentActions act;
-            cm_agent_actions_init(&act);
-            cm_agent_start(n->agent, sim_now(w), &act);
-            sim_client_actions(w, n, &act);
-            cm_agent_actions_clear(&act);
-        }
+        run_extra(w, a, n);
     }
 }
 
@@ -928,7 +928,6 @@ mobile_register(SimWorld *w, Attacker *a, CmCert *cert, CmKey *key, guint64 k)
     CmRng rng;
     guint8 secret[32];
     guint pop = 0;
-    CmAgentActions act;
 
     if (p == NULL)
         return;
@@ -949,11 +948,7 @@ mobile_register(SimWorld *w, Attacker *a, CmCert *cert, CmKey *key, guint64 k)
         g_free(n);
         return;
     }
-    g_ptr_array_add(a->extra, n);
-    cm_agent_actions_init(&act);
-    cm_agent_start(n->agent, sim_now(w), &act);
-    sim_client_actions(w, n, &act);
-    cm_agent_actions_clear(&act);
+    run_extra(w, a, n);
 }
 
 static void
