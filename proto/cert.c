@@ -18,6 +18,10 @@ struct CmCert {
      * about a third of a parse, and most certificates never need it. */
     gsize thumbprint_done;
     guint8 thumbprint[32];
+    /* Whether its own key verifies its signature, found out once: a
+     * certificate never changes, and clients of a simulation share one. */
+    gsize self_signed_done;
+    gboolean self_signed;
     char *cn;
     CmTime not_before;
     CmTime not_after;
@@ -350,12 +354,15 @@ cm_cert_not_after(const CmCert *cert)
 gboolean
 cm_cert_is_self_signed(const CmCert *cert)
 {
-    int rc;
+    CmCert *c = (CmCert *)cert; /* a cache, not part of the value */
 
-    CM_COUNT(verify);
-    rc = X509_self_signed(cert->x509, 1);
-    cm_openssl_clear();
-    return rc == 1;
+    if (g_once_init_enter(&c->self_signed_done)) {
+        CM_COUNT(verify);
+        c->self_signed = X509_self_signed(c->x509, 1) == 1;
+        cm_openssl_clear();
+        g_once_init_leave(&c->self_signed_done, 1);
+    }
+    return cert->self_signed;
 }
 
 gboolean
