@@ -363,3 +363,170 @@ cm_site_publish_client_to_sup(CmSite *site, const char *admin, CmTime now, GErro
     return meta_change(site, "sup_client_version", version, admin, "publish-client-to-sup", now,
                        error);
 }
+
+/* ------------------------------------------------------------ client push */
+
+typedef struct {
+    char *name;
+    char **domains; /* NULL: everything */
+} PushAccount;
+
+static void
+push_account_free(gpointer p)
+{
+    PushAccount *a = p;
+    g_free(a->name);
+    g_strfreev(a->domains);
+    g_free(a);
+}
+
+static gboolean
+in_scope(CmSite *site, const PushAccount *a, const char *domain)
+{
+    if (a->domains == NULL)
+        return TRUE;
+    for (guint i = 0; a->domains[i] != NULL; i++) {
+        size_t n = strlen(a->domains[i]), d = strlen(domain);
+        /* the domain or a child of it */
+        if (g_ascii_strcasecmp(domain, a->domains[i]) == 0 ||
+            (d > n && domain[d - n - 1] == '.' &&
+             g_ascii_strcasecmp(domain + d - n, a->domains[i]) == 0))
+            return TRUE;
+    }
+    (void)site;
+    return FALSE;
+}
+
+gboolean
+cm_site_add_push_account(CmSite *site, const char *name, const char *password,
+                         const char *const *domains, const char *admin, CmTime now,
+                         GError **error)
+{
+    g_autofree char *secret_name = NULL, *detail = NULL;
+    PushAccount *a;
+
+    if (name == NULL || *name == '\0' || strlen(name) > 128 || password == NULL) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID,
+                    "a push account needs a name (1 to 128 characters) and a password");
+        return FALSE;
+    }
+    secret_name = g_strdup_printf("push-account:%s", name);
+    detail = domains && domains[0] ? g_strjoinv(",", (char **)domains) : g_strdup("(all)");
+    {
+        GError *cause = NULL;
+        sqlite3_stmt *st;
+        if (!cm_store_begin(site->store, &cause)) {
+            cm_site_store_error(error, cause);
+            return FALSE;
+        }
+        st = SITE_STMT(site, "INSERT INTO push_accounts(name, domains) VALUES (?, ?)", &cause);
+        if (st != NULL) {
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, domains && domains[0] ? detail : "", -1, SQLITE_STATIC);
+        }
+        if (st == NULL || !cm_store_step_done(site->store, st, &cause)) {
+            cm_site_store_error(error, cause);
+            cm_store_rollback(site->store);
+            return FALSE;
+        }
+        if (!cm_site_secret_put(site, secret_name, password, strlen(password), now, error) ||
+            !cm_site_audit(site, admin, "add-push-account", name, detail, now, error) ||
+            !cm_store_commit(site->store, &cause)) {
+            if (cause != NULL)
+                cm_site_store_error(error, cause);
+            cm_store_rollback(site->store);
+            return FALSE;
+        }
+    }
+    if (site->push_accounts == NULL)
+        site->push_accounts = g_ptr_array_new_with_free_func(push_account_free);
+    a = g_new0(PushAccount, 1);
+    a->name = g_strdup(name);
+    a->domains = domains && domains[0] ? g_strdupv((char **)domains) : NULL;
+    g_ptr_array_add(site->push_accounts, a);
+    return TRUE;
+}
+
+gboolean
+cm_site_push_require_kerberos(CmSite *site, gboolean on, GError **error)
+{
+    if (!cm_site_meta_set(site, "push_require_kerberos", on ? "1" : "0", error))
+        return FALSE;
+    site->push_require_kerberos = on;
+    return TRUE;
+}
+
+CmPushAuth
+cm_site_push_to(CmSite *site, const char *domain, char **account)
+{
+    const char *d = domain ? domain : "";
+
+    *account = NULL;
+    /* The first account whose scope covers the target; the product tries
+     * accounts in order until one works. */
+    for (guint i = 0; site->push_accounts != NULL && i < site->push_accounts->len; i++) {
+        PushAccount *a = g_ptr_array_index(site->push_accounts, i);
+        if (in_scope(site, a, d)) {
+            *account = g_strdup(a->name);
+            break;
+        }
+    }
+    if (*account == NULL)
+        return CM_PUSH_REFUSED;
+    if (*d != '\0' && cm_site_kerberos_verifiable(site, d))
+        return CM_PUSH_KERBEROS;
+    if (site->push_require_kerberos) {
+        g_clear_pointer(account, g_free);
+        return CM_PUSH_REFUSED;
+    }
+    return CM_PUSH_NTLM;
+}
+
+guint
+cm_site_push_reach(CmSite *site, const char *account, const char *const *targets,
+                   guint n_targets)
+{
+    PushAccount *a = NULL;
+    guint n = 0;
+
+    for (guint i = 0; site->push_accounts != NULL && i < site->push_accounts->len; i++) {
+        PushAccount *p = g_ptr_array_index(site->push_accounts, i);
+        if (g_strcmp0(p->name, account) == 0)
+            a = p;
+    }
+    for (guint i = 0; a != NULL && i < n_targets; i++)
+        n += in_scope(site, a, targets[i] ? targets[i] : "");
+    return n;
+}
+
+gboolean
+cm_site_push_load(CmSite *site, GError **error)
+{
+    GError *cause = NULL;
+    sqlite3_stmt *st = SITE_STMT(site, "SELECT name, domains FROM push_accounts ORDER BY id", &cause);
+    gboolean row = TRUE;
+
+    if (st == NULL)
+        goto fail;
+    {
+        g_autofree char *req = NULL;
+        if (!cm_site_meta_get(site, "push_require_kerberos", &req, error))
+            return FALSE;
+        site->push_require_kerberos = req != NULL && strcmp(req, "1") == 0;
+    }
+    if (site->push_accounts == NULL)
+        site->push_accounts = g_ptr_array_new_with_free_func(push_account_free);
+    while (cm_store_step_row(site->store, st, &row, &cause) && row) {
+        PushAccount *a = g_new0(PushAccount, 1);
+        const char *d = (const char *)sqlite3_column_text(st, 1);
+        a->name = g_strdup((const char *)sqlite3_column_text(st, 0));
+        a->domains = d != NULL && *d != '\0' ? g_strsplit(d, ",", -1) : NULL;
+        g_ptr_array_add(site->push_accounts, a);
+    }
+    if (cause != NULL)
+        goto fail;
+    return TRUE;
+fail:
+    cm_site_store_error(error, cause);
+    return FALSE;
+}

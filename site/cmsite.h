@@ -261,6 +261,35 @@ char *cm_site_policy_id(CmSite *site, const char *deployment);
  * (REQ POL-03). */
 json_t *cm_site_policy_capture(CmSite *site, const char *policy_id);
 
+/* Client push (REQ CLI-01).  Push needs an account with local admin rights
+ * on every target, so it is the least secure way to install: a stolen push
+ * account reaches every computer in its scope.  Several accounts, each
+ * scoped to some domains, limit that; requiring Kerberos mutual
+ * authentication refuses the NTLM fallback, which an untrusted or
+ * workgroup target (or a rogue one) would otherwise get. */
+typedef enum {
+    CM_PUSH_KERBEROS, /* mutual authentication along a forest trust */
+    CM_PUSH_NTLM,     /* the fallback: the target is not verified */
+    CM_PUSH_REFUSED,
+} CmPushAuth;
+
+/* An account (its password sealed, REQ ADM-03) scoped to domains; NULL or
+ * empty: every domain, and workgroup computers. */
+gboolean cm_site_add_push_account(CmSite *site, const char *name, const char *password,
+                                  const char *const *domains, const char *admin, CmTime now,
+                                  GError **error);
+/* Refuse the NTLM fallback (require Kerberos mutual authentication);
+ * kept in the site database. */
+gboolean cm_site_push_require_kerberos(CmSite *site, gboolean on, GError **error);
+/* What pushing the client to a computer of domain ("" for a workgroup)
+ * does: the account it uses (new string in *account, NULL when none is in
+ * scope) and how it authenticates. */
+CmPushAuth cm_site_push_to(CmSite *site, const char *domain, char **account);
+/* How many of the targets (domains, "" for workgroup) a stolen account
+ * would have local admin on. */
+guint cm_site_push_reach(CmSite *site, const char *account, const char *const *targets,
+                         guint n_targets);
+
 /* Client versions (REQ CLI-03).  The site carries a client version, which
  * a site upgrade raises.  Software-update-based installation installs the
  * version last published to the software update point, not the site's:

@@ -62,6 +62,10 @@ static const char *const migrations[] = {
     "  action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL,"
     "  prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
     "INSERT INTO collections(id, name, created) VALUES (1, 'All Systems', 0);",
+    /* 2: client push accounts and their scopes (passwords are sealed
+     * secrets named push-account:<name>) */
+    "CREATE TABLE push_accounts(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    "  domains TEXT NOT NULL);",
 };
 
 gboolean

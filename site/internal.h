@@ -33,6 +33,8 @@ struct CmSite {
     GPtrArray *collections;   /* SiteCollection*, loaded at open */
     CmSiteCounters counters;
     guint64 next_serial;
+    GPtrArray *push_accounts;   /* PushAccount* (admin.c) */
+    gboolean push_require_kerberos;
 };
 
 /* db.c */
@@ -51,6 +53,9 @@ gboolean cm_site_audit(CmSite *site, const char *admin, const char *action, cons
  * certificate and hardware ID (so the same device cannot return under a
  * new SMSID with either, REQ REG-03/04), and its collection memberships. */
 gboolean cm_site_block_in_tx(CmSite *site, const CmClientInfo *info, CmTime now, GError **error);
+
+/* admin.c: the push accounts from the database. */
+gboolean cm_site_push_load(CmSite *site, GError **error);
 
 /* register.c */
 void cm_site_handle_register(CmSite *site, const CmRequest *req, CmTime now, CmResponse *resp);

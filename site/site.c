@@ -486,7 +486,7 @@ cm_site_open(const CmSiteConfig *config, CmTime now, GError **error)
     if (!cm_store_commit(site->store, &cause))
         goto store_fail;
     in_tx = FALSE;
-    if (!cm_site_collections_load(site, error))
+    if (!cm_site_collections_load(site, error) || !cm_site_push_load(site, error))
         goto fail;
     cm_trust_set_crl_check(site->pki_trust, site->settings.crl_check);
     return site;
@@ -505,6 +505,8 @@ cm_site_free(CmSite *site)
     if (site == NULL)
         return;
     cm_site_collections_free(site);
+    if (site->push_accounts != NULL)
+        g_ptr_array_unref(site->push_accounts);
     if (site->client_certs != NULL)
         g_hash_table_unref(site->client_certs);
     cm_trust_free(site->pki_trust);

@@ -132,6 +132,75 @@ START_TEST(test_sup_client_version)
 }
 END_TEST
 
+/* Client push: what a stolen account reaches, one account against scoped
+ * ones; Kerberos along trust, the NTLM fallback, and refusing it.
+ * REQ: CLI-01, ADM-03 */
+START_TEST(test_client_push)
+{
+    g_autofree char *dir = cm_test_tmpdir();
+    g_autofree char *path = g_build_filename(dir, "site.db", NULL);
+    guint8 mk[32];
+    CmSiteConfig config = {.site_code = "PS1", .db_path = path, .db_mode = CM_STORE_DURABLE,
+                           .top_level = TRUE, .forest = "corp.example", .master_key = mk};
+    const char *targets[] = {"corp.example", "hr.corp.example", "corp.example",
+                             "partner.example", "partner.example", "vendor.example", ""};
+    const char *corp[] = {"corp.example", NULL};
+    const char *partner[] = {"partner.example", NULL};
+    GError *error = NULL;
+    char *account = NULL;
+    CmSite *site;
+
+    memset(mk, 3, sizeof mk);
+    site = cm_site_open(&config, CM_TEST_NOW, &error);
+    cm_assert_no_error(error);
+    ck_assert(cm_site_add_forest(site, "partner.example", NULL, NULL));
+    ck_assert(cm_site_add_forest(site, "vendor.example", NULL, NULL));
+    ck_assert(cm_site_set_trust(site, "corp.example", "partner.example", CM_TRUST_TWO_WAY, NULL));
+    /* one account for everything: a stolen one reaches every target */
+    ck_assert(cm_site_add_push_account(site, "push-all", "S3cret!all", NULL, "admin",
+                                       CM_TEST_NOW, &error));
+    cm_assert_no_error(error);
+    ck_assert_uint_eq(cm_site_push_reach(site, "push-all", targets, G_N_ELEMENTS(targets)), 7);
+    /* scoped accounts: each reaches its own domains only */
+    ck_assert(cm_site_add_push_account(site, "push-corp", "S3cret!corp", corp, "admin",
+                                       CM_TEST_NOW, NULL));
+    ck_assert(cm_site_add_push_account(site, "push-partner", "S3cret!partner", partner, "admin",
+                                       CM_TEST_NOW, NULL));
+    ck_assert_uint_eq(cm_site_push_reach(site, "push-corp", targets, G_N_ELEMENTS(targets)), 3);
+    ck_assert_uint_eq(cm_site_push_reach(site, "push-partner", targets, G_N_ELEMENTS(targets)), 2);
+    /* authentication: Kerberos along trust, NTLM otherwise */
+    ck_assert_int_eq(cm_site_push_to(site, "hr.corp.example", &account), CM_PUSH_KERBEROS);
+    g_clear_pointer(&account, g_free);
+    ck_assert_int_eq(cm_site_push_to(site, "vendor.example", &account), CM_PUSH_NTLM);
+    g_clear_pointer(&account, g_free);
+    ck_assert_int_eq(cm_site_push_to(site, "", &account), CM_PUSH_NTLM);
+    g_clear_pointer(&account, g_free);
+    /* requiring Kerberos mutual authentication refuses the fallback */
+    ck_assert(cm_site_push_require_kerberos(site, TRUE, NULL));
+    ck_assert_int_eq(cm_site_push_to(site, "vendor.example", &account), CM_PUSH_REFUSED);
+    ck_assert_ptr_null(account);
+    ck_assert_int_eq(cm_site_push_to(site, "partner.example", &account), CM_PUSH_KERBEROS);
+    g_clear_pointer(&account, g_free);
+    /* passwords are sealed, and the accounts survive a restart */
+    {
+        g_autoptr(GBytes) pw = cm_site_secret_get(site, "push-account:push-corp", &error);
+        cm_assert_no_error(error);
+        ck_assert_mem_eq(g_bytes_get_data(pw, NULL), "S3cret!corp", 11);
+    }
+    cm_site_free(site);
+    site = cm_site_open(&config, CM_TEST_NOW, &error);
+    cm_assert_no_error(error);
+    ck_assert_uint_eq(cm_site_push_reach(site, "push-corp", targets, G_N_ELEMENTS(targets)), 3);
+    ck_assert_uint_eq(cm_site_push_reach(site, "push-all", targets, G_N_ELEMENTS(targets)), 7);
+    ck_assert_int_eq(cm_site_push_to(site, "vendor.example", &account), CM_PUSH_REFUSED);
+    ck_assert(!cm_site_add_push_account(site, "push-corp", "again", NULL, "admin", CM_TEST_NOW,
+                                        &error));
+    g_clear_error(&error);
+    cm_site_free(site);
+    cm_test_rmdir(dir);
+}
+END_TEST
+
 /* Reopening a site file keeps its keys; another master key or site code is
  * refused.  REQ: ADM-03 */
 START_TEST(test_site_reopen)
@@ -824,6 +893,7 @@ site_suite(void)
     tcase_add_test(tc, test_site_reopen);
     tcase_add_test(tc, test_ehttp_certificates);
     tcase_add_test(tc, test_sup_client_version);
+    tcase_add_test(tc, test_client_push);
     tcase_add_test(tc, test_site_secrets);
     tcase_add_test(tc, test_approval_modes);
     tcase_add_test(tc, test_approval_pki);
