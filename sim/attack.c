@@ -99,6 +99,35 @@ run_extra(SimWorld *w, Attacker *a, SimClient *n)
     cm_agent_actions_clear(&act);
 }
 
+/* A new device the attacker runs, with its own agent (a fresh identity
+ * from the stream) and the given PKI identity, if any; started at once.
+ * Returns FALSE (and keeps nothing) when the agent cannot install. */
+static gboolean
+start_device(SimWorld *w, Attacker *a, SimPop *p, guint pop, guint seg, CmCert *pki_cert,
+             CmKey *pki_key, gboolean revoked, guint64 stream)
+{
+    SimClient *n = g_new0(SimClient, 1);
+    CmAgentConfig cfg;
+    CmRng rng;
+    guint8 secret[32];
+
+    *n = (SimClient){.world = w, .pop = pop, .seg = seg, .attacker = TRUE, .revoked = revoked};
+    n->pki_cert = pki_cert ? cm_cert_ref(pki_cert) : NULL;
+    n->pki_key = pki_key ? cm_key_ref(pki_key) : NULL;
+    cm_rng_init_seeded(&rng, w->scn->seed, stream);
+    cm_rng_bytes(&rng, secret, sizeof secret);
+    sim_client_config(w, p, n, &cfg, secret);
+    n->agent = cm_agent_new(&cfg, &rng, sim_now(w), NULL);
+    if (n->agent == NULL) {
+        cm_cert_unref(n->pki_cert);
+        cm_key_unref(n->pki_key);
+        g_free(n);
+        return FALSE;
+    }
+    run_extra(w, a, n);
+    return TRUE;
+}
+
 /* ------------------------------------------------------- rogue MP */
 
 static gboolean
@@ -573,25 +602,8 @@ ev_rejoin(CmSimEngine *e, void *ctx, guint64 arg)
         /* A reinstall on the same box: a new self-signed certificate,
          * SMSID and (spoofed) hardware ID; the PKI certificate, if any,
          * is still the device's. */
-        SimClient *n = g_new0(SimClient, 1);
-        CmAgentConfig cfg;
-        CmRng rng;
-        guint8 secret[32];
-        *n = (SimClient){.world = w, .pop = c->pop, .seg = c->seg, .attacker = TRUE,
-                         .revoked = c->revoked};
-        n->pki_cert = c->pki_cert ? cm_cert_ref(c->pki_cert) : NULL;
-        n->pki_key = c->pki_key ? cm_key_ref(c->pki_key) : NULL;
-        cm_rng_init_seeded(&rng, w->scn->seed, G_GUINT64_CONSTANT(0x300000000) + p->first + i);
-        cm_rng_bytes(&rng, secret, sizeof secret);
-        sim_client_config(w, p, n, &cfg, secret);
-        n->agent = cm_agent_new(&cfg, &rng, sim_now(w), NULL);
-        if (n->agent == NULL) {
-            cm_cert_unref(n->pki_cert);
-            cm_key_unref(n->pki_key);
-            g_free(n);
-            continue;
-        }
-        run_extra(w, a, n);
+        (void)start_device(w, a, p, c->pop, c->seg, c->pki_cert, c->pki_key, c->revoked,
+                           G_GUINT64_CONSTANT(0x300000000) + p->first + i);
     }
 }
 
@@ -923,32 +935,14 @@ static void
 mobile_register(SimWorld *w, Attacker *a, CmCert *cert, CmKey *key, guint64 k)
 {
     SimPop *p = sim_world_pop(w, a->scn->target);
-    SimClient *n;
-    CmAgentConfig cfg;
-    CmRng rng;
-    guint8 secret[32];
     guint pop = 0;
 
     if (p == NULL)
         return;
     while (pop < w->pops->len && g_ptr_array_index(w->pops, pop) != p)
         pop++;
-    n = g_new0(SimClient, 1);
-    *n = (SimClient){.world = w, .pop = pop, .seg = a->seg, .attacker = TRUE};
-    n->pki_cert = cm_cert_ref(cert);
-    n->pki_key = cm_key_ref(key);
-    cm_rng_init_seeded(&rng, w->scn->seed,
+    (void)start_device(w, a, p, pop, a->seg, cert, key, FALSE,
                        G_GUINT64_CONSTANT(0x700000000) + ((guint64)a->index << 24) + k);
-    cm_rng_bytes(&rng, secret, sizeof secret);
-    sim_client_config(w, p, n, &cfg, secret);
-    n->agent = cm_agent_new(&cfg, &rng, sim_now(w), NULL);
-    if (n->agent == NULL) {
-        cm_cert_unref(n->pki_cert);
-        cm_key_unref(n->pki_key);
-        g_free(n);
-        return;
-    }
-    run_extra(w, a, n);
 }
 
 static void
