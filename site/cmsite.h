@@ -135,6 +135,16 @@ gboolean cm_site_add_mp(CmSite *site, const char *name, gboolean internet, CmTim
 /* The site's MPs (array of CmMpInfo). */
 GArray *cm_site_mps(CmSite *site);
 
+/* A TLS certificate for a site system or an administrator, issued from
+ * the site's issuing root (the one that issues Enhanced HTTP certificates,
+ * REQ TRUST-10), with a new key: profile CM_CERT_SERVER (the site server's
+ * own listener; dns_name its host name) or CM_CERT_CLIENT_AUTH (an MP
+ * calling the site, an administrator; dns_name NULL).  The lab's daemons
+ * authenticate each other with these; cn names the holder. */
+gboolean cm_site_issue_system_cert(CmSite *site, CmCertProfile profile, const char *cn,
+                                   const char *dns_name, CmTime now, CmCert **cert_out,
+                                   CmKey **key_out, GError **error);
+
 /* ------------------------------------------------ forests and domains */
 
 typedef enum {

@@ -696,6 +696,43 @@ store_fail:
     return FALSE;
 }
 
+gboolean
+cm_site_issue_system_cert(CmSite *site, CmCertProfile profile, const char *cn,
+                          const char *dns_name, CmTime now, CmCert **cert_out, CmKey **key_out,
+                          GError **error)
+{
+    GError *cause = NULL;
+    g_autoptr(CmKey) key = NULL;
+    CmCert *cert = NULL;
+    const char *dns[2] = {dns_name, NULL};
+
+    if (profile != CM_CERT_SERVER && profile != CM_CERT_CLIENT_AUTH) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID,
+                    "the issuing root gives site systems server or client "
+                    "authentication certificates only");
+        return FALSE;
+    }
+    if (cn == NULL || *cn == '\0' || strlen(cn) > CM_NAME_MAX) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID,
+                    "a certificate holder needs a name of 1 to %d characters", CM_NAME_MAX);
+        return FALSE;
+    }
+    key = cm_key_generate(site->settings.key_alg, &cause);
+    if (key == NULL) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID, "key for \"%s\": %s", cn,
+                    cause->message);
+        g_error_free(cause);
+        return FALSE;
+    }
+    cert = site_issue(site, profile, cn, dns_name ? dns : NULL, key, site->issuing_key,
+                      site->issuing_cert, NULL, now, MP_CERT_LIFETIME, error);
+    if (cert == NULL)
+        return FALSE;
+    *cert_out = cert;
+    *key_out = g_steal_pointer(&key);
+    return TRUE;
+}
+
 GArray *
 cm_site_mps(CmSite *site)
 {

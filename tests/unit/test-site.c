@@ -104,6 +104,41 @@ START_TEST(test_ehttp_certificates)
 }
 END_TEST
 
+/* Site systems and administrators get TLS certificates from the issuing
+ * root, each for its own purpose; other profiles are refused.  REQ: TRUST-10 */
+START_TEST(test_system_certificates)
+{
+    g_autoptr(TestLab) lab = test_lab_new(NULL, 0);
+    g_autoptr(CmCert) server = NULL, client = NULL, bad = NULL;
+    g_autoptr(CmKey) server_key = NULL, client_key = NULL, bad_key = NULL;
+    g_autoptr(CmTrust) trust = cm_trust_new();
+    GError *error = NULL;
+
+    ck_assert(cm_trust_add_root(trust, cm_site_issuing_root(lab->site), &error));
+    ck_assert(cm_site_issue_system_cert(lab->site, CM_CERT_SERVER, "site.corp.example",
+                                        "site.corp.example", lab->now, &server, &server_key,
+                                        &error));
+    cm_assert_no_error(error);
+    ck_assert(cm_trust_verify(trust, server, NULL, lab->now, CM_PURPOSE_SERVER_AUTH, NULL, &error));
+    ck_assert(!cm_trust_verify(trust, server, NULL, lab->now, CM_PURPOSE_CLIENT_AUTH, NULL, NULL));
+    ck_assert(cm_site_issue_system_cert(lab->site, CM_CERT_CLIENT_AUTH, "admin", NULL, lab->now,
+                                        &client, &client_key, &error));
+    ck_assert(cm_trust_verify(trust, client, NULL, lab->now, CM_PURPOSE_CLIENT_AUTH, NULL, &error));
+    cm_assert_no_error(error);
+    ck_assert_str_eq(cm_cert_subject_cn(client), "admin");
+    ck_assert(cm_key_public_equal(cm_cert_public_key(client), client_key));
+    ck_assert(!cm_site_issue_system_cert(lab->site, CM_CERT_MP, "mp9.corp.example", NULL,
+                                         lab->now, &bad, &bad_key, &error));
+    ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID));
+    g_clear_error(&error);
+    ck_assert_ptr_null(bad);
+    ck_assert(!cm_site_issue_system_cert(lab->site, CM_CERT_CLIENT_AUTH, "", NULL, lab->now, &bad,
+                                         &bad_key, &error));
+    ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID));
+    g_clear_error(&error);
+}
+END_TEST
+
 /* Software-update-based installation gets the version last published, which
  * lags a site upgrade until it is published again.  REQ: CLI-03 */
 START_TEST(test_sup_client_version)
@@ -892,6 +927,7 @@ site_suite(void)
     tcase_add_test(tc, test_site_keys);
     tcase_add_test(tc, test_site_reopen);
     tcase_add_test(tc, test_ehttp_certificates);
+    tcase_add_test(tc, test_system_certificates);
     tcase_add_test(tc, test_sup_client_version);
     tcase_add_test(tc, test_client_push);
     tcase_add_test(tc, test_site_secrets);
