@@ -198,6 +198,14 @@ CmNetHttpd *cm_net_httpd_new(const CmNetHttpdConfig *config, GError **error);
 /* Adds a plain route (exact path, query ignored); before start. */
 gboolean cm_net_httpd_add_route(CmNetHttpd *httpd, const char *path, CmNetRouteFunc fn,
                                 void *user_data, GError **error);
+/* Adds an API: every request whose path starts with prefix (which ends
+ * in '/', e.g. "/admin/") goes to handler as a call, like a protocol
+ * endpoint but with req->ep CM_EP_NONE, the body bounded by
+ * max_body_size, and the client certificate checked as for endpoints;
+ * cm_net_call_path and cm_net_call_header tell the handler the rest.
+ * Before start.  The site daemon serves its MPs and administrators so. */
+gboolean cm_net_httpd_add_api(CmNetHttpd *httpd, const char *prefix, CmNetHandler handler,
+                              void *user_data, GError **error);
 /* Starts the worker threads. */
 gboolean cm_net_httpd_start(CmNetHttpd *httpd, GError **error);
 /* Stops accepting and breaks the workers' loops, then joins them; safe to
@@ -224,6 +232,14 @@ const CmRequest *cm_net_call_request(const CmNetCall *call);
 const char *cm_net_call_method(const CmNetCall *call);       /* "GET", "POST" */
 const char *cm_net_call_peer_address(const CmNetCall *call); /* "127.0.0.1", "" when gone */
 guint cm_net_call_worker(const CmNetCall *call);
+/* An API call's path without the query (NULL for protocol endpoints). */
+const char *cm_net_call_path(const CmNetCall *call);
+/* A request header (the first of repeats), NULL when absent or when the
+ * connection is gone.  From the worker thread only. */
+const char *cm_net_call_header(const CmNetCall *call, const char *name);
+/* The verified TLS client certificate, NULL when none (borrowed; lives as
+ * long as the call). */
+const CmCert *cm_net_call_peer_cert(const CmNetCall *call);
 struct event_base *cm_net_call_base(const CmNetCall *call);
 /* Data kept with the call's connection: destroy runs (on the worker) when
  * the connection closes or the server is freed, or at once when the

@@ -98,9 +98,12 @@ struct Worker {
     struct timeval idle_tv;
 };
 
+/* A plain route (fn, exact path) or an API route (handler, every path
+ * under the prefix path). */
 typedef struct {
     char *path;
     CmNetRouteFunc fn;
+    CmNetHandler handler;
     void *data;
 } Route;
 
@@ -126,6 +129,7 @@ struct CmNetHttpd {
 struct CmNetCall {
     Worker *worker;
     struct evhttp_request *hreq;
+    char *path; /* API calls: the path, without the query */
     CmRequest req;
     CmCert *peer_cert; /* the call's own reference: the connection may go first */
     CmResponse resp;   /* carried from another thread */
@@ -375,6 +379,7 @@ call_finish(CmNetCall *call, CmResponse *resp)
     cm_response_clear(&call->resp);
     if (call->peer_cert != NULL)
         cm_cert_unref(call->peer_cert);
+    g_free(call->path);
     g_free(call);
 }
 
@@ -560,7 +565,7 @@ call_peer(CmNetCall *call, struct evhttp_connection *evcon, CmResponse *resp)
 /* Fills the call's CmRequest from HTTP; FALSE with resp set to the
  * refusal when the request never reaches the handler. */
 static gboolean
-call_prepare(CmNetCall *call, const Listener *l, CmResponse *resp)
+call_prepare(CmNetCall *call, const Listener *l, const Route *api, CmResponse *resp)
 {
     struct evhttp_request *hreq = call->hreq;
     struct evhttp_connection *evcon = evhttp_request_get_connection(hreq);
@@ -575,8 +580,8 @@ call_prepare(CmNetCall *call, const Listener *l, CmResponse *resp)
     GError *err = NULL;
 
     req->transport = l->transport;
-    req->ep = cm_ep_from_path(uri);
-    if (req->ep == CM_EP_NONE) {
+    req->ep = api != NULL ? CM_EP_NONE : cm_ep_from_path(uri);
+    if (req->ep == CM_EP_NONE && api == NULL) {
         cm_response_refuse(resp, CM_REASON_UNKNOWN_ENDPOINT,
                            "no endpoint at \"%.*s\": docs/protocol.md lists the paths",
                            PATH_IN_MESSAGE_MAX, uri ? uri : "");
@@ -584,7 +589,12 @@ call_prepare(CmNetCall *call, const Listener *l, CmResponse *resp)
     }
     if (evcon != NULL && l->tls && !call_peer(call, evcon, resp))
         return FALSE;
-    if (body_len > cm_ep_body_max(req->ep)) {
+    if (api != NULL && body_len > l->worker->httpd->cfg.max_body_size) {
+        cm_response_refuse(resp, CM_REASON_TOO_LARGE, "%s takes at most %zu bytes of body, not %zu",
+                           api->path, l->worker->httpd->cfg.max_body_size, body_len);
+        return FALSE;
+    }
+    if (api == NULL && body_len > cm_ep_body_max(req->ep)) {
         cm_response_refuse(resp, CM_REASON_TOO_LARGE,
                            "the %s endpoint takes at most %zu bytes of body, not %zu",
                            cm_ep_name(req->ep), cm_ep_body_max(req->ep), body_len);
@@ -629,7 +639,7 @@ find_route(const CmNetHttpd *h, const char *path)
 {
     for (guint i = 0; path != NULL && i < h->routes->len; i++) {
         const Route *r = g_ptr_array_index(h->routes, i);
-        if (strcmp(r->path, path) == 0)
+        if (r->handler != NULL ? g_str_has_prefix(path, r->path) : strcmp(r->path, path) == 0)
             return r;
     }
     return NULL;
@@ -661,10 +671,13 @@ on_request(struct evhttp_request *hreq, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     struct evhttp_connection *evcon = evhttp_request_get_connection(hreq);
     const Route *route = find_route(h, path);
+    const Route *api = route != NULL && route->handler != NULL ? route : NULL;
+    CmNetHandler handler = api != NULL ? api->handler : h->cfg.handler;
+    void *handler_data = api != NULL ? api->data : h->cfg.handler_data;
     CmResponse resp = {0};
     CmNetCall *call;
 
-    if (route != NULL) {
+    if (route != NULL && api == NULL) {
         serve_route(w, hreq, route, path);
         return;
     }
@@ -673,13 +686,15 @@ on_request(struct evhttp_request *hreq, void *arg)
     call->hreq = hreq;
     call->t0 = g_get_monotonic_time();
     call->method = evhttp_request_get_command(hreq) == EVHTTP_REQ_POST ? "POST" : "GET";
+    if (api != NULL)
+        call->path = g_strdup(path);
     if (evcon != NULL) {
         char *address = NULL;
         ev_uint16_t port = 0;
         evhttp_connection_get_peer(evcon, &address, &port);
         g_strlcpy(call->peer_addr, address ? address : "", sizeof call->peer_addr);
     }
-    if (!call_prepare(call, l, &resp)) {
+    if (!call_prepare(call, l, api, &resp)) {
         call_finish(call, &resp);
         return;
     }
@@ -687,7 +702,7 @@ on_request(struct evhttp_request *hreq, void *arg)
     cm_net_gauge_add(h->pending_gauge, 1);
     /* FALSE: the handler answers (or has answered) with cm_net_call_reply;
      * call may be gone already. */
-    if (h->cfg.handler(call, &call->req, &resp, h->cfg.handler_data))
+    if (handler(call, &call->req, &resp, handler_data))
         call_finish(call, &resp);
 }
 
@@ -1176,6 +1191,48 @@ cm_net_httpd_add_route(CmNetHttpd *h, const char *path, CmNetRouteFunc fn, void 
     r->data = user_data;
     g_ptr_array_add(h->routes, r);
     return TRUE;
+}
+
+gboolean
+cm_net_httpd_add_api(CmNetHttpd *h, const char *prefix, CmNetHandler handler, void *user_data,
+                     GError **error)
+{
+    Route *r;
+
+    if (h->started || prefix == NULL || prefix[0] != '/' || !g_str_has_suffix(prefix, "/") ||
+        handler == NULL || find_route(h, prefix) != NULL) {
+        g_set_error(error, CM_NET_ERROR, CM_NET_ERROR_CONFIG,
+                    "cannot add API \"%s\": give an absolute path ending in / that no other "
+                    "route serves, before the server starts",
+                    prefix ? prefix : "");
+        return FALSE;
+    }
+    r = g_new0(Route, 1);
+    r->path = g_strdup(prefix);
+    r->handler = handler;
+    r->data = user_data;
+    g_ptr_array_add(h->routes, r);
+    return TRUE;
+}
+
+const char *
+cm_net_call_path(const CmNetCall *call)
+{
+    return call->path;
+}
+
+const char *
+cm_net_call_header(const CmNetCall *call, const char *name)
+{
+    if (call->hreq == NULL)
+        return NULL;
+    return evhttp_find_header(evhttp_request_get_input_headers(call->hreq), name);
+}
+
+const CmCert *
+cm_net_call_peer_cert(const CmNetCall *call)
+{
+    return call->peer_cert;
 }
 
 gboolean
