@@ -199,6 +199,12 @@ typedef struct {
 
 gboolean cm_site_client(CmSite *site, const char *smsid, CmClientInfo *out, GError **error);
 gint64 cm_site_client_count(CmSite *site, int state /* -1 all */);
+/* An administrator's view of one client (new): the record, the inventory
+ * and discovery properties the site stored (decrypted), its collections. */
+json_t *cm_site_client_json(CmSite *site, const char *smsid, GError **error);
+/* Up to limit clients in state (-1 all), oldest first: [{smsid, name,
+ * state}] (new). */
+json_t *cm_site_clients_json(CmSite *site, int state, guint limit, GError **error);
 
 gboolean cm_site_admin_approve(CmSite *site, const char *smsid, const char *admin, CmTime now,
                                GError **error);
@@ -351,6 +357,143 @@ typedef struct {
 } CmSiteCounters;
 
 const CmSiteCounters *cm_site_counters(const CmSite *site);
+
+/* ============================================================ administration
+ * Role-based administration (REQ ADM-01), site/rbac.c.
+ *
+ * An administrator holds security roles (what it may do), security scopes
+ * (which objects: content, push accounts) and limiting collections (which
+ * clients it sees and acts on).  Every cm_site_admin_* call, the settings,
+ * upgrade and client push calls check their admin name here; a refused
+ * attempt lands in the audit trail like any action.
+ *
+ * The site is created with a built-in Full Administrator
+ * (CM_SITE_BUILTIN_ADMIN), the account that installed it.  Registered
+ * administrators are always held to their roles.  A name that is not an
+ * administrator is refused once enforcement is on
+ * (cm_site_rbac_set_enforced); until then it acts as a Full Administrator,
+ * which in-process callers that predate role-based administration (the
+ * simulator, the benchmarks) rely on.  The SMS Provider (below) only admits
+ * registered administrators, so an authenticated caller is always held to
+ * its roles. */
+
+#define CM_SITE_BUILTIN_ADMIN "admin"
+#define CM_SCOPE_ALL          "All"     /* every object, whatever its scope */
+#define CM_SCOPE_DEFAULT      "Default" /* objects without a scope are in it */
+#define CM_ADMIN_MAX_ROLES    8
+#define CM_ADMIN_MAX_SCOPES   32
+#define CM_ADMIN_MAX_COLLECTIONS 64
+
+typedef enum {
+    CM_ADMIN_VIEW,           /* see clients, collections, deployments, the audit trail */
+    CM_ADMIN_APPROVE,        /* approve a client */
+    CM_ADMIN_BLOCK,          /* block or unblock a client */
+    CM_ADMIN_WIPE,           /* send a wipe to a device */
+    CM_ADMIN_COLLECTIONS,    /* create collections */
+    CM_ADMIN_DEPLOY,         /* deploy content to a collection */
+    CM_ADMIN_SETTINGS,       /* site settings (communication, approval, signing) */
+    CM_ADMIN_CLIENT_PUSH,    /* client push accounts and their rules */
+    CM_ADMIN_CLIENT_UPGRADE, /* site upgrade, automatic client upgrade, SUP publishing */
+    CM_ADMIN_HIERARCHY,      /* child sites, forests and trusts, site systems, replication */
+    CM_ADMIN_SECURITY,       /* administrators, roles, scopes, provider authentication */
+    CM_ADMIN__COUNT,
+} CmAdminAction;
+
+typedef enum {
+    CM_ROLE_FULL_ADMINISTRATOR,
+    CM_ROLE_OPERATIONS_ADMINISTRATOR,     /* everything but security, push and upgrade */
+    CM_ROLE_INFRASTRUCTURE_ADMINISTRATOR, /* site, hierarchy, push, upgrade */
+    CM_ROLE_APPLICATION_DEPLOYMENT_MANAGER,
+    CM_ROLE_READ_ONLY_ANALYST,
+    CM_ROLE_SECURITY_ADMINISTRATOR,       /* administrators and provider authentication */
+    CM_ROLE__COUNT,
+} CmSecurityRole;
+
+const char *cm_admin_action_name(CmAdminAction a); /* "deploy", "client-push" */
+const char *cm_security_role_name(CmSecurityRole r); /* "Full Administrator" */
+/* Accepts the display name or a short one ("full", "read-only-analyst"). */
+gboolean cm_security_role_parse(const char *s, CmSecurityRole *out, GError **error);
+gboolean cm_security_role_allows(CmSecurityRole r, CmAdminAction a);
+
+typedef struct {
+    const char *name;                  /* 1..128 characters: "CORP\\alice" or "alice" */
+    const CmSecurityRole *roles;       /* 1..CM_ADMIN_MAX_ROLES */
+    size_t n_roles;
+    const char *const *scopes;         /* NULL-terminated; NULL: CM_SCOPE_DEFAULT */
+    const gint64 *collections;         /* limiting collections; none: All Systems */
+    size_t n_collections;
+    const char *principal;             /* Kerberos principal for Windows authentication, optional */
+    const char *cert_thumbprint;       /* SHA-256 hex of its certificate, optional */
+} CmAdminSpec;
+
+/* Adds or replaces an administrator (CM_ADMIN_SECURITY).  The built-in
+ * administrator cannot be replaced or removed, and nobody can give roles
+ * they do not hold themselves. */
+gboolean cm_site_rbac_add_admin(CmSite *site, const CmAdminSpec *spec, const char *admin,
+                                CmTime now, GError **error);
+gboolean cm_site_rbac_remove_admin(CmSite *site, const char *name, const char *admin, CmTime now,
+                                   GError **error);
+gboolean cm_site_rbac_is_admin(CmSite *site, const char *name);
+/* Refuse names that are not administrators (kept in the site database). */
+gboolean cm_site_rbac_set_enforced(CmSite *site, gboolean on, const char *admin, CmTime now,
+                                   GError **error);
+gboolean cm_site_rbac_enforced(CmSite *site);
+/* Puts an object ("content", content ID) in a security scope. */
+gboolean cm_site_rbac_set_object_scope(CmSite *site, const char *kind, const char *object,
+                                       const char *scope, const char *admin, CmTime now,
+                                       GError **error);
+
+/* Whether admin may take action; collection (0: none) must be one of its
+ * limiting collections or inside one.  A refusal is audited and set as
+ * CM_SITE_ERROR_REFUSED. */
+gboolean cm_site_authorize(CmSite *site, const char *admin, CmAdminAction action,
+                           gint64 collection, CmTime now, GError **error);
+/* The same for an action on a client: the client must be in one of the
+ * administrator's limiting collections (a limit of All Systems also covers
+ * pending and blocked clients, which are in no collection). */
+gboolean cm_site_authorize_client(CmSite *site, const char *admin, CmAdminAction action,
+                                  const char *smsid, CmTime now, GError **error);
+/* The same for an object with security scopes (deploying content). */
+gboolean cm_site_authorize_object(CmSite *site, const char *admin, CmAdminAction action,
+                                  const char *kind, const char *object, gint64 collection,
+                                  CmTime now, GError **error);
+/* What an administrator sees: the SMSIDs of the live clients inside its
+ * limiting collections (new array of strings), NULL with error when it may
+ * not view at all (audited). */
+GPtrArray *cm_site_admin_visible_clients(CmSite *site, const char *admin, CmTime now,
+                                         GError **error);
+/* Requires Kerberos for client push, audited (CM_ADMIN_CLIENT_PUSH). */
+gboolean cm_site_admin_push_require_kerberos(CmSite *site, gboolean on, const char *admin,
+                                             CmTime now, GError **error);
+
+/* The audit trail: each entry carries the hash of the one before and the
+ * site keeps the newest hash (the head), which an operator may also keep
+ * elsewhere.  Verification walks the chain and names the first entry that
+ * was altered, deleted, inserted, or a truncated tail. */
+typedef enum {
+    CM_AUDIT_OK,
+    CM_AUDIT_ALTERED,   /* an entry's content does not give its hash */
+    CM_AUDIT_DELETED,   /* an entry before bad_id is missing */
+    CM_AUDIT_INSERTED,  /* bad_id is not part of the chain its successor names */
+    CM_AUDIT_TRUNCATED, /* entries after the last one are missing (head mismatch) */
+} CmAuditVerdict;
+
+typedef struct {
+    CmAuditVerdict verdict;
+    gint64 entries;   /* entries walked */
+    gint64 bad_id;    /* first bad entry's id (0 when OK) */
+    char head[65];    /* hash of the newest entry */
+    char message[256];
+} CmAuditReport;
+
+const char *cm_audit_verdict_name(CmAuditVerdict v);
+/* expect_head: a head kept elsewhere (NULL: the one the site keeps).
+ * Returns FALSE only when the database cannot be read; tampering is a
+ * verdict in out. */
+gboolean cm_site_audit_verify(CmSite *site, const char *expect_head, CmAuditReport *out,
+                              GError **error);
+/* The newest entry's hash (new string, "" when the trail is empty). */
+char *cm_site_audit_head(CmSite *site);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmSite, cm_site_free)
 

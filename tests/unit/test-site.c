@@ -139,6 +139,44 @@ START_TEST(test_system_certificates)
 }
 END_TEST
 
+/* An administrator sees a client's record and its collections; an
+ * unknown SMSID is an error.  REQ: REG-02 */
+START_TEST(test_client_views)
+{
+    CmSiteSettings set;
+    g_autoptr(TestLab) lab = NULL;
+    g_autoptr(TestClient) c = test_client_new(77, "corp.example");
+    g_autoptr(json_t) view = NULL, list = NULL, pending = NULL;
+    CmResponse resp = {0};
+    GError *error = NULL;
+
+    cm_site_settings_default(&set);
+    set.approval = CM_APPROVAL_MANUAL;
+    lab = test_lab_new(&set, 1);
+    test_client_register(lab, c, &resp);
+    cm_response_clear(&resp);
+    pending = cm_site_clients_json(lab->site, CM_CLIENT_PENDING, 10, &error);
+    cm_assert_no_error(error);
+    ck_assert_int_eq(json_array_size(pending), 1);
+    ck_assert(cm_site_admin_approve(lab->site, c->smsid, "admin", lab->now, &error));
+    view = cm_site_client_json(lab->site, c->smsid, &error);
+    cm_assert_no_error(error);
+    ck_assert_str_eq(json_string_value(json_object_get(view, "state")), "approved");
+    ck_assert_str_eq(json_string_value(json_object_get(view, "smsid")), c->smsid);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(view, "collections"), 0)),
+                     "All Systems");
+    ck_assert(json_is_object(json_object_get(view, "inventory")));
+    list = cm_site_clients_json(lab->site, -1, 10, &error);
+    ck_assert_int_eq(json_array_size(list), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "state")),
+                     "approved");
+    ck_assert_ptr_null(cm_site_client_json(lab->site, "GUID:00000000-0000-0000-0000-000000000000",
+                                           &error));
+    ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_NOT_FOUND));
+    g_clear_error(&error);
+}
+END_TEST
+
 /* Software-update-based installation gets the version last published, which
  * lags a site upgrade until it is published again.  REQ: CLI-03 */
 START_TEST(test_sup_client_version)
@@ -928,6 +966,7 @@ site_suite(void)
     tcase_add_test(tc, test_site_reopen);
     tcase_add_test(tc, test_ehttp_certificates);
     tcase_add_test(tc, test_system_certificates);
+    tcase_add_test(tc, test_client_views);
     tcase_add_test(tc, test_sup_client_version);
     tcase_add_test(tc, test_client_push);
     tcase_add_test(tc, test_site_secrets);
