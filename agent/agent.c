@@ -128,7 +128,7 @@ go(CmAgent *agent, AgentStep step, CmTime now, CmAgentActions *out)
 static CmTime
 backoff_delay(CmAgent *agent, int attempt)
 {
-    CmTime bound = AGENT_BACKOFF_BASE;
+    CmTime bound = agent->retry_base;
 
     for (int i = 1; i < attempt && bound < AGENT_BACKOFF_CAP; i++)
         bound *= 2;

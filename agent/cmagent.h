@@ -117,6 +117,10 @@ typedef struct {
      * when it restarts (cm_agent_restart, a client upgrade). */
     CmTime keepalive_interval;
     CmTime channel_lifetime;
+    /* Retries and registration status polls back off exponentially from
+     * this bound (30 s default, with full jitter, capped at an hour); a lab
+     * that approves by hand shortens it to see results in seconds. */
+    CmTime retry_base;
 } CmAgentConfig;
 
 void cm_agent_config_default(CmAgentConfig *c);

@@ -392,6 +392,7 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
         memcpy(agent->device_secret, config->device_secret, sizeof agent->device_secret);
         agent->has_device_secret = TRUE;
     }
+    agent->retry_base = config->retry_base > 0 ? config->retry_base : AGENT_BACKOFF_BASE;
     agent->policy_interval =
         config->policy_interval > 0 ? config->policy_interval : 60 * CM_USEC_PER_MIN;
     agent->inventory_interval =

@@ -136,6 +136,7 @@ struct CmAgent {
     guint8 device_secret[32];
     gboolean has_device_secret;
     CmTime policy_interval;
+    CmTime retry_base;
     CmTime inventory_interval;
     CmTime start_window;
     CmTime mw_start; /* maintenance window (REQ POL-04), normalised */

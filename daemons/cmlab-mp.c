@@ -1,0 +1,478 @@
+/* cmlab-mp - the management point daemon.
+ *
+ *   cmlab-mp --dir MPDIR [--verbose]
+ *
+ * Reads MPDIR/mp.conf (written by cmlab-site add-mp), fetches its site's
+ * configuration (published information, MP list, PKI roots and CRL), then
+ * serves clients over HTTP and HTTPS: with the site-issued certificate in
+ * Enhanced HTTP mode, with an enterprise server certificate (and client
+ * certificates checked against the PKI roots) otherwise.  The MP library
+ * answers the anonymous endpoints and keep-alives itself; everything else
+ * goes to the site over mutual TLS, and the client gets the site's answer
+ * (docs/lab.md).
+ *
+ * Threads: the server's workers call the MP library under one lock (it is
+ * cheap; the site does the signature checks and the commits), and each
+ * worker has its own HTTPS client to the site on its own loop, so a
+ * forwarded request never leaves the thread that received it. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmmp.h"
+
+#define MPCONFIG_MAX (1024 * 1024)
+#define SITE_WAIT_US (30 * CM_USEC_PER_SEC)
+#define SITE_BUSY_RETRY (10 * CM_USEC_PER_SEC)
+
+typedef struct {
+    CmMp *mp;
+    GMutex lock;
+    char *name;
+    char *dir;
+    char *site_url; /* https://site_host:port */
+    char *connect_to[2];
+    CmNetHttpcConfig site_client; /* how to reach the site */
+    const CmCert *site_roots[1];
+    GPtrArray *clients; /* CmNetHttpc per worker */
+    CmNetMetrics *metrics;
+    CmNetGauge *channels;
+    CmNetCounter *keepalives;
+    CmNetCounter *site_failures;
+    /* refresh thread */
+    GThread *refresher;
+    GMutex stop_lock;
+    GCond stop_cond;
+    gboolean stopping;
+    CmTime refresh;
+} MpDaemon;
+
+typedef struct {
+    MpDaemon *d;
+    CmNetCall *call;
+} Forward;
+
+typedef struct {
+    MpDaemon *d;
+    char smsid[CM_ID_SMSID_LEN + 1];
+} Channel;
+
+static char *opt_dir;
+static gboolean opt_verbose;
+
+static GOptionEntry entries[] = {
+    {"dir", 'd', 0, G_OPTION_ARG_FILENAME, &opt_dir, "The MP's state folder (cmlab-site add-mp)",
+     "MPDIR"},
+    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "Debug logging", NULL},
+    {NULL}};
+
+/* ------------------------------------------------------- site calls */
+
+/* Reads where the site listens: an address given in the configuration,
+ * or the site's .addr file (waiting for it while the site starts). */
+static char *
+site_address(CmNetConfig *cfg, GError **error)
+{
+    g_autofree char *addr_file = NULL;
+    g_autoptr(GKeyFile) kf = NULL;
+    char *addr = NULL;
+    gint64 deadline = g_get_monotonic_time() + SITE_WAIT_US;
+
+    if (cm_net_config_has(cfg, "mp", "site_address"))
+        return cm_net_config_string(cfg, "mp", "site_address", NULL, &addr, error) ? addr : NULL;
+    if (!cm_net_config_path(cfg, "mp", "site_addr_file", NULL, &addr_file, error))
+        return NULL;
+    kf = g_key_file_new();
+    while (!g_key_file_load_from_file(kf, addr_file, G_KEY_FILE_NONE, NULL) ||
+           (addr = g_key_file_get_string(kf, "listen", "https", NULL)) == NULL) {
+        if (g_get_monotonic_time() > deadline) {
+            g_set_error(error, CM_DAEMON_ERROR, 0,
+                        "%s: no site listening after %d s (is cmlab-site serve running?)",
+                        addr_file, (int)(SITE_WAIT_US / CM_USEC_PER_SEC));
+            return NULL;
+        }
+        g_usleep(100000);
+    }
+    return addr;
+}
+
+static json_t *
+fetch_mpconfig(MpDaemon *d, GError **error)
+{
+    g_autofree char *url = g_strconcat(d->site_url, CM_SITE_API_MPCONFIG, NULL);
+    CmNetHttpRequest req = {.method = "GET", .url = url};
+    CmNetHttpResponse resp = {0};
+    json_t *o = NULL;
+
+    if (!cm_net_http_fetch(&d->site_client, &req, &resp, error))
+        goto out;
+    if (resp.status != 200) {
+        g_set_error(error, CM_DAEMON_ERROR, 0, "site answered %d to %s: %.*s", resp.status, url,
+                    (int)MIN(g_bytes_get_size(resp.body), 200),
+                    (const char *)g_bytes_get_data(resp.body, NULL));
+        goto out;
+    }
+    o = cm_json_parse(g_bytes_get_data(resp.body, NULL), g_bytes_get_size(resp.body), MPCONFIG_MAX,
+                      error);
+out:
+    cm_net_http_response_clear(&resp);
+    return o;
+}
+
+static void
+forward_done(CmNetHttpResponse *hresp, void *user_data)
+{
+    Forward *f = user_data;
+    MpDaemon *d = f->d;
+    const CmRequest *req = cm_net_call_request(f->call);
+    CmResponse resp = {0};
+    GError *error = NULL;
+
+    if (!cm_net_http_response_to_cm(hresp, &resp, &error)) {
+        /* The site is down or slow: the client retries later, as it would
+         * against a busy MP. */
+        cm_net_counter_inc(d->site_failures);
+        g_warning("forwarding %s for %s: %s", cm_ep_name(req->ep), req->smsid, error->message);
+        cm_response_refuse(&resp, CM_REASON_BUSY, "the site is not reachable; retry later");
+        resp.retry_after = SITE_BUSY_RETRY;
+        g_error_free(error);
+    }
+    g_mutex_lock(&d->lock);
+    cm_mp_forwarded(d->mp, req, &resp, cm_net_wall_now());
+    g_mutex_unlock(&d->lock);
+    cm_net_call_reply(f->call, &resp);
+    g_free(f);
+}
+
+/* ----------------------------------------------------------- serving */
+
+static void
+channel_closed(gpointer data)
+{
+    Channel *ch = data;
+
+    g_mutex_lock(&ch->d->lock);
+    cm_mp_channel_close(ch->d->mp, ch->smsid);
+    g_mutex_unlock(&ch->d->lock);
+    g_free(ch);
+}
+
+static gboolean
+on_request(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_data)
+{
+    MpDaemon *d = user_data;
+    CmMpVerdict verdict;
+    CmNetHttpc *client;
+    Forward *f;
+    GError *error = NULL;
+    g_auto(GStrv) headers = NULL;
+    g_autofree char *url = NULL;
+    CmNetHttpRequest hreq = {0};
+    gint64 keepalives;
+
+    g_mutex_lock(&d->lock);
+    keepalives = cm_mp_counters(d->mp)->keepalives;
+    verdict = cm_mp_handle(d->mp, req, cm_net_wall_now(), resp);
+    keepalives = cm_mp_counters(d->mp)->keepalives - keepalives;
+    cm_net_gauge_set(d->channels, cm_mp_channel_count(d->mp));
+    g_mutex_unlock(&d->lock);
+    if (keepalives > 0)
+        cm_net_counter_add(d->keepalives, (guint64)keepalives);
+    if (req->ep == CM_EP_NOTIFY && cm_net_call_get_conn_data(call) == NULL) {
+        /* The channel lives as long as this connection (REQ REG-05). */
+        Channel *ch = g_new0(Channel, 1);
+        ch->d = d;
+        g_strlcpy(ch->smsid, req->smsid, sizeof ch->smsid);
+        cm_net_call_set_conn_data(call, ch, channel_closed);
+    }
+    if (verdict == CM_MP_ANSWERED)
+        return TRUE;
+
+    client = g_ptr_array_index(d->clients, cm_net_call_worker(call));
+    headers = cm_daemon_forward_headers(req);
+    url = g_strconcat(d->site_url, cm_ep_path(req->ep), NULL);
+    hreq.method = cm_net_call_method(call);
+    hreq.url = url;
+    hreq.headers = (const char *const *)headers;
+    hreq.msg = req;
+    f = g_new0(Forward, 1);
+    f->d = d;
+    f->call = call;
+    if (!cm_net_httpc_send(client, &hreq, forward_done, f, &error)) {
+        g_free(f);
+        cm_response_refuse(resp, CM_REASON_INTERNAL, "cannot forward to the site: %s",
+                           error->message);
+        g_error_free(error);
+        return TRUE;
+    }
+    return FALSE;
+}
+
+static int
+health_route(const char *path, GString *body, const char **content_type, void *user_data)
+{
+    (void)path;
+    (void)content_type;
+    (void)user_data;
+    g_string_append(body, "ok\n");
+    return 200;
+}
+
+/* Applies a site configuration to the MP library. */
+static gboolean
+apply_mpconfig(MpDaemon *d, const json_t *conf, GError **error)
+{
+    const json_t *info = cm_json_object(conf, "siteinfo", error);
+    const json_t *list = info ? cm_json_object(conf, "mplist", error) : NULL;
+    gboolean ok;
+
+    if (list == NULL)
+        return FALSE;
+    g_mutex_lock(&d->lock);
+    ok = cm_mp_update_site(d->mp, info, list, error);
+    g_mutex_unlock(&d->lock);
+    return ok;
+}
+
+/* Polls the site for configuration changes (settings, MPs). */
+static gpointer
+refresher_main(gpointer data)
+{
+    MpDaemon *d = data;
+
+    g_mutex_lock(&d->stop_lock);
+    while (!d->stopping) {
+        gint64 until = g_get_monotonic_time() + d->refresh;
+        while (!d->stopping && g_cond_wait_until(&d->stop_cond, &d->stop_lock, until))
+            ;
+        if (d->stopping)
+            break;
+        g_mutex_unlock(&d->stop_lock);
+        {
+            GError *error = NULL;
+            g_autoptr(json_t) conf = fetch_mpconfig(d, &error);
+            if (conf == NULL || !apply_mpconfig(d, conf, &error)) {
+                g_warning("site configuration refresh: %s", error->message);
+                g_error_free(error);
+            }
+        }
+        g_mutex_lock(&d->stop_lock);
+    }
+    g_mutex_unlock(&d->stop_lock);
+    return NULL;
+}
+
+static char *
+path_in(const char *dir, const char *name)
+{
+    return g_build_filename(dir, name, NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- the cmlab management point");
+    GError *error = NULL;
+    MpDaemon d = {0};
+    CmNetHttpdConfig hc = {0};
+    g_autofree char *conf_path = NULL, *site_host = NULL, *addr = NULL, *name = NULL;
+    g_autofree char *p_pki_cert = NULL, *p_pki_key = NULL;
+    g_autoptr(CmNetConfig) cfg = NULL;
+    g_autoptr(CmNetHttpd) httpd = NULL;
+    g_autoptr(CmCert) mp_cert = NULL, ehttp = NULL, client = NULL, site_root = NULL;
+    g_autoptr(CmCert) pki_cert = NULL, pki_root = NULL;
+    g_autoptr(CmKey) key = NULL, client_key = NULL, pki_key = NULL;
+    g_autoptr(CmCrl) pki_crl = NULL;
+    g_autoptr(CmTrust) client_trust = NULL;
+    g_autoptr(json_t) conf = NULL;
+    g_autoptr(CmNetMetrics) metrics = cm_net_metrics_new();
+    gint64 role_id = 0;
+    gboolean internet = FALSE, ehttp_mode;
+    const char *comm;
+    int rc = 1;
+
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_option_context_set_summary(ctx, "Serves clients on loopback; MPDIR comes from "
+                                      "`cmlab-site add-mp`.  Stops on SIGTERM or SIGINT.");
+    if (!g_option_context_parse(ctx, &argc, &argv, &error) || opt_dir == NULL || argc != 1) {
+        fprintf(stderr, "cmlab-mp: %s (see --help)\n", error ? error->message : "give --dir MPDIR");
+        g_clear_error(&error);
+        return 2;
+    }
+    cm_net_init();
+    cm_daemon_log_init("cmlab-mp", opt_verbose);
+    g_mutex_init(&d.lock);
+    g_mutex_init(&d.stop_lock);
+    g_cond_init(&d.stop_cond);
+    d.dir = opt_dir;
+    d.metrics = metrics;
+    d.clients = g_ptr_array_new_with_free_func((GDestroyNotify)cm_net_httpc_free);
+
+    conf_path = path_in(opt_dir, "mp.conf");
+    cfg = cm_net_config_load(conf_path, &error);
+    if (cfg == NULL || !cm_net_config_string(cfg, "mp", "name", NULL, &name, &error) ||
+        !cm_net_config_int(cfg, "mp", "role_id", 0, 1, G_MAXINT64, &role_id, &error) ||
+        !cm_net_config_bool(cfg, "mp", "internet", FALSE, &internet, &error) ||
+        !cm_net_config_string(cfg, "mp", "site_host", NULL, &site_host, &error) ||
+        !cm_net_config_duration(cfg, "mp", "refresh", 30 * CM_USEC_PER_SEC, CM_USEC_PER_SEC / 10,
+                                CM_USEC_PER_DAY, &d.refresh, &error) ||
+        (cm_net_config_has(cfg, "mp", "pki_cert") &&
+         (!cm_net_config_path(cfg, "mp", "pki_cert", NULL, &p_pki_cert, &error) ||
+          !cm_net_config_path(cfg, "mp", "pki_key", NULL, &p_pki_key, &error))) ||
+        !cm_net_config_httpd(cfg, "listen", &hc, &error))
+        goto out;
+    d.name = name;
+    {
+        g_autofree char *p1 = path_in(opt_dir, "mp-cert.pem"), *p2 = path_in(opt_dir, "mp.key");
+        g_autofree char *p3 = path_in(opt_dir, "ehttp.pem");
+        g_autofree char *p4 = path_in(opt_dir, "site-client.pem");
+        g_autofree char *p5 = path_in(opt_dir, "site-client.key");
+        g_autofree char *p6 = path_in(opt_dir, "site-root.pem");
+        if ((mp_cert = cm_daemon_load_cert(p1, &error)) == NULL ||
+            (key = cm_daemon_load_key(p2, &error)) == NULL ||
+            (ehttp = cm_daemon_load_cert(p3, &error)) == NULL ||
+            (client = cm_daemon_load_cert(p4, &error)) == NULL ||
+            (client_key = cm_daemon_load_key(p5, &error)) == NULL ||
+            (site_root = cm_daemon_load_cert(p6, &error)) == NULL)
+            goto out;
+    }
+    if (p_pki_cert != NULL && ((pki_cert = cm_daemon_load_cert(p_pki_cert, &error)) == NULL ||
+                               (pki_key = cm_daemon_load_key(p_pki_key, &error)) == NULL))
+        goto out;
+
+    /* The site: its name in its certificate, its address from the lab. */
+    addr = site_address(cfg, &error);
+    if (addr == NULL)
+        goto out;
+    {
+        const char *colon = strrchr(addr, ':');
+        if (colon == NULL) {
+            g_set_error(&error, CM_DAEMON_ERROR, 0, "site address \"%s\": expected HOST:PORT",
+                        addr);
+            goto out;
+        }
+        d.site_url = g_strdup_printf("https://%s:%s", site_host, colon + 1);
+        d.connect_to[0] = g_strdup_printf("%s:%s:%.*s:%s", site_host, colon + 1,
+                                          (int)(colon - addr), addr, colon + 1);
+    }
+    d.site_roots[0] = site_root;
+    d.site_client.client_cert = client;
+    d.site_client.client_key = client_key;
+    d.site_client.ca_certs = d.site_roots;
+    d.site_client.n_ca_certs = 1;
+    d.site_client.connect_to = (const char *const *)d.connect_to;
+    d.site_client.max_response_size = MPCONFIG_MAX;
+    conf = fetch_mpconfig(&d, &error);
+    if (conf == NULL)
+        goto out;
+    {
+        CmMpConfig mc = {.name = name,
+                         .role_id = (guint64)role_id,
+                         .internet = internet,
+                         .mp_cert = mp_cert,
+                         .siteinfo = json_object_get(conf, "siteinfo"),
+                         .mplist = json_object_get(conf, "mplist")};
+        d.mp = cm_mp_new(&mc, &error);
+        if (d.mp == NULL)
+            goto out;
+    }
+
+    /* The TLS listener: the site-issued certificate in Enhanced HTTP mode
+     * (REQ TRUST-10), otherwise the enterprise PKI server certificate with
+     * client certificates checked against the site's PKI roots and CRL. */
+    comm = json_string_value(
+        json_object_get(json_object_get(json_object_get(conf, "siteinfo"), "settings"), "communication"));
+    ehttp_mode = comm != NULL && strcmp(comm, "ehttp") == 0;
+    hc.http = TRUE;
+    hc.https = TRUE;
+    hc.handler = on_request;
+    hc.handler_data = &d;
+    hc.metrics = metrics;
+    if (ehttp_mode || pki_cert == NULL) {
+        hc.server_cert = ehttp;
+        hc.server_key = key;
+        hc.tls_transport = ehttp_mode ? CM_TRANSPORT_EHTTP : CM_TRANSPORT_HTTPS;
+        if (!ehttp_mode)
+            g_warning("no [mp] pki_cert: HTTPS uses the site-issued certificate, which PKI "
+                      "clients do not trust");
+    } else {
+        hc.server_cert = pki_cert;
+        hc.server_key = pki_key;
+        hc.tls_transport = CM_TRANSPORT_HTTPS;
+    }
+    if (!ehttp_mode && json_object_get(conf, "pki_root") != NULL) {
+        const char *pem = json_string_value(json_object_get(conf, "pki_root"));
+        const char *crl_pem = json_string_value(json_object_get(conf, "pki_crl"));
+        client_trust = cm_trust_new();
+        if (pem == NULL || (pki_root = cm_cert_from_pem(pem, strlen(pem), &error)) == NULL ||
+            !cm_trust_add_root(client_trust, pki_root, &error))
+            goto out;
+        if (crl_pem != NULL && ((pki_crl = cm_crl_from_pem(crl_pem, strlen(crl_pem), &error)) ==
+                                    NULL ||
+                                !cm_trust_add_crl(client_trust, pki_crl, &error)))
+            goto out;
+        cm_trust_set_crl_check(client_trust, pki_crl != NULL);
+        hc.client_cert = CM_NET_CLIENT_CERT_OPTIONAL;
+        hc.client_trust = client_trust;
+    }
+    d.channels = cm_net_metrics_gauge(metrics, "cm_mp_notification_channels",
+                                      "Open client notification channels", NULL);
+    d.keepalives = cm_net_metrics_counter(metrics, "cm_mp_keepalives_total",
+                                          "Keep-alives answered on open channels", NULL);
+    d.site_failures = cm_net_metrics_counter(metrics, "cm_mp_site_failures_total",
+                                             "Forwarded requests the site did not answer", NULL);
+    if (!cm_net_raise_fd_limit(65536, NULL, NULL))
+        g_message("open-file limit below 65536: fewer notification channels fit");
+    httpd = cm_net_httpd_new(&hc, &error);
+    if (httpd == NULL)
+        goto out;
+    for (guint i = 0; i < cm_net_httpd_n_workers(httpd); i++) {
+        CmNetHttpc *c = cm_net_httpc_new(cm_net_httpd_worker_base(httpd, i), &d.site_client,
+                                         &error);
+        if (c == NULL)
+            goto out;
+        g_ptr_array_add(d.clients, c);
+    }
+    if (!cm_net_httpd_add_route(httpd, "/metrics", cm_net_metrics_route, metrics, &error) ||
+        !cm_net_httpd_add_route(httpd, "/health", health_route, NULL, &error) ||
+        !cm_net_httpd_start(httpd, &error) ||
+        !cm_daemon_write_addr(opt_dir, "mp", hc.address ? hc.address : "127.0.0.1",
+                              cm_net_httpd_http_port(httpd), cm_net_httpd_https_port(httpd),
+                              &error))
+        goto out;
+    d.refresher = g_thread_new("mp-refresh", refresher_main, &d);
+    g_message("MP %s serving http://%s:%u and https://%s:%u (%s, %u workers); site %s", name,
+              hc.address ? hc.address : "127.0.0.1", cm_net_httpd_http_port(httpd),
+              hc.address ? hc.address : "127.0.0.1", cm_net_httpd_https_port(httpd),
+              cm_transport_name(hc.tls_transport), cm_net_httpd_n_workers(httpd), d.site_url);
+    {
+        int sig = cm_net_wait_for_signal();
+        g_message("signal %d: stopping", sig);
+    }
+    rc = 0;
+out:
+    if (error != NULL) {
+        g_critical("cmlab-mp: %s", error->message);
+        g_error_free(error);
+    }
+    if (d.refresher != NULL) {
+        g_mutex_lock(&d.stop_lock);
+        d.stopping = TRUE;
+        g_cond_signal(&d.stop_cond);
+        g_mutex_unlock(&d.stop_lock);
+        g_thread_join(d.refresher);
+    }
+    if (httpd != NULL)
+        cm_net_httpd_stop(httpd);
+    /* Pending forwards complete (cancelled) before the server goes. */
+    g_ptr_array_unref(d.clients);
+    g_clear_pointer(&httpd, cm_net_httpd_free);
+    cm_mp_free(d.mp);
+    g_free(d.site_url);
+    g_free(d.connect_to[0]);
+    g_mutex_clear(&d.lock);
+    return rc;
+}
