@@ -495,6 +495,27 @@ gboolean cm_site_audit_verify(CmSite *site, const char *expect_head, CmAuditRepo
 /* The newest entry's hash (new string, "" when the trail is empty). */
 char *cm_site_audit_head(CmSite *site);
 
+/* ============================================================ hierarchy
+ * site/hierarchy.c: a central administration site with primary and
+ * secondary child sites (REQ NET-05, TRUST-02), intersite replication,
+ * site systems in other forests (REQ NET-06), publishing to forests
+ * (REQ NET-07). */
+
+typedef enum {
+    CM_REPL_DATABASE, /* database replication: global data down, site data up */
+    CM_REPL_FILE,     /* file-based transfer: content, MP certificates */
+} CmReplChannel;
+
+typedef enum {
+    CM_REPL_GLOBAL, /* to every site of the hierarchy */
+    CM_REPL_SITE,   /* site data: up to the parent (and on to the top) */
+} CmReplScope;
+
+typedef enum {
+    CM_LINK_PARENT,
+    CM_LINK_CHILD,
+} CmReplLinkRole;
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmSite, cm_site_free)
 
 G_END_DECLS

@@ -276,6 +276,8 @@ cm_site_admin_create_collection(CmSite *site, const char *name, const CmRule *ru
                                source_names[rules[i].source], rules[i].property,
                                op_names[rules[i].op], rules[i].value);
     }
+    if (!cm_site_authorize(site, admin, CM_ADMIN_COLLECTIONS, 0, now, error)) /* rbac.c */
+        return -1;
     if (!cm_store_begin(site->store, &cause))
         goto store_fail;
     st = SITE_STMT(site, "INSERT INTO collections(name, created) VALUES (?, ?)", &cause);

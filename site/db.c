@@ -66,6 +66,43 @@ static const char *const migrations[] = {
      * secrets named push-account:<name>) */
     "CREATE TABLE push_accounts(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
     "  domains TEXT NOT NULL);",
+    /* 3: role-based administration (REQ ADM-01) with the built-in Full
+     * Administrator, SMS Provider credentials (REQ ADM-02), the hierarchy
+     * and its replication links (REQ NET-05, TRUST-02), site systems in
+     * other forests (REQ NET-06) and publishing to forests (REQ NET-07).
+     * Roles are CmSecurityRole values; collection 1 is All Systems. */
+    "CREATE TABLE admins(name TEXT PRIMARY KEY, builtin INTEGER NOT NULL DEFAULT 0,"
+    "  principal TEXT, cert_thumbprint TEXT, password TEXT,"
+    "  totp_step INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);"
+    "CREATE TABLE admin_roles(admin TEXT NOT NULL, role INTEGER NOT NULL,"
+    "  PRIMARY KEY(admin, role)) WITHOUT ROWID;"
+    "CREATE TABLE admin_scopes(admin TEXT NOT NULL, scope TEXT NOT NULL,"
+    "  PRIMARY KEY(admin, scope)) WITHOUT ROWID;"
+    "CREATE TABLE admin_collections(admin TEXT NOT NULL, collection_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(admin, collection_id)) WITHOUT ROWID;"
+    "CREATE TABLE object_scopes(kind TEXT NOT NULL, object TEXT NOT NULL, scope TEXT NOT NULL,"
+    "  PRIMARY KEY(kind, object, scope)) WITHOUT ROWID;"
+    "INSERT INTO admins(name, builtin, created) VALUES ('admin', 1, 0);"
+    "INSERT INTO admin_roles(admin, role) VALUES ('admin', 0);"
+    "INSERT INTO admin_scopes(admin, scope) VALUES ('admin', 'All');"
+    "INSERT INTO admin_collections(admin, collection_id) VALUES ('admin', 1);"
+    "CREATE TABLE hier_sites(code TEXT PRIMARY KEY, parent TEXT, kind INTEGER NOT NULL,"
+    "  forest TEXT NOT NULL, exchange_key TEXT NOT NULL, server TEXT NOT NULL,"
+    "  install_account TEXT NOT NULL, added INTEGER NOT NULL);"
+    "CREATE TABLE repl_links(peer TEXT PRIMARY KEY, role INTEGER NOT NULL,"
+    "  peer_key TEXT NOT NULL, next_seq INTEGER NOT NULL DEFAULT 1,"
+    "  acked INTEGER NOT NULL DEFAULT 0, last_in INTEGER NOT NULL DEFAULT 0,"
+    "  last_in_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE repl_out(peer TEXT NOT NULL, seq INTEGER NOT NULL, channel INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL, key TEXT NOT NULL, origin TEXT NOT NULL, value TEXT NOT NULL,"
+    "  at INTEGER NOT NULL, PRIMARY KEY(peer, seq)) WITHOUT ROWID;"
+    "CREATE TABLE repl_data(kind TEXT NOT NULL, key TEXT NOT NULL, origin TEXT NOT NULL,"
+    "  channel INTEGER NOT NULL, value TEXT NOT NULL, at INTEGER NOT NULL,"
+    "  PRIMARY KEY(kind, key)) WITHOUT ROWID;"
+    "CREATE TABLE site_systems(server TEXT NOT NULL, role INTEGER NOT NULL,"
+    "  forest TEXT NOT NULL, site_initiates INTEGER NOT NULL, install_account TEXT,"
+    "  db_account TEXT, PRIMARY KEY(server, role));"
+    "CREATE TABLE forest_publish(forest TEXT PRIMARY KEY);",
 };
 
 gboolean

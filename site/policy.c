@@ -33,6 +33,9 @@ cm_site_admin_deploy(CmSite *site, gint64 collection, const CmDeployment *dep, c
                     collection);
         return NULL;
     }
+    if (!cm_site_authorize_object(site, admin, CM_ADMIN_DEPLOY, "content", dep->content_id,
+                                  collection, now, error)) /* rbac.c */
+        return NULL;
     if (!cm_store_begin(site->store, &cause))
         goto store_fail;
     st = SITE_STMT(site, "SELECT count(*) FROM policies", &cause);

@@ -238,7 +238,8 @@ cm_site_set_settings(CmSite *site, const CmSiteSettings *s, const char *admin, C
     CmSiteSettings old = site->settings;
     g_autofree char *detail = NULL;
 
-    if (!settings_check(s, error))
+    if (!settings_check(s, error) ||
+        !cm_site_authorize(site, admin, CM_ADMIN_SETTINGS, 0, now, error)) /* rbac.c */
         return FALSE;
     if (!cm_store_begin(site->store, &cause)) {
         cm_site_store_error(error, cause);
