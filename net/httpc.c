@@ -230,10 +230,11 @@ on_socket_event(evutil_socket_t fd, short what, void *arg)
         flags |= CURL_CSELECT_IN;
     if (what & EV_WRITE)
         flags |= CURL_CSELECT_OUT;
+    /* No timer clean-up here when nothing runs: a completion callback in
+     * check_done may have started the next request, whose "act now" timer
+     * libcurl has just set.  libcurl removes its timer itself (-1). */
     curl_multi_socket_action(c->multi, fd, flags, &running);
     check_done(c);
-    if (running <= 0)
-        evtimer_del(c->timer);
 }
 
 static int

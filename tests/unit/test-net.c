@@ -1104,6 +1104,56 @@ START_TEST(test_async)
 }
 END_TEST
 
+/* A request started from the completion of the previous one, as an agent
+ * does (one request in flight, the next decided by the answer): every link
+ * of the chain completes, over plain HTTP and over TLS. */
+typedef struct {
+    CmNetHttpc *hc;
+    const char *url;
+    int left;
+    int ok;
+} Chain;
+
+static void
+chain_done(CmNetHttpResponse *resp, void *data)
+{
+    Chain *ch = data;
+    CmNetHttpRequest req = {.url = ch->url};
+
+    ch->ok += resp->status == 200;
+    if (--ch->left > 0)
+        ck_assert(cm_net_httpc_send(ch->hc, &req, chain_done, ch, NULL));
+}
+
+START_TEST(test_chained_requests)
+{
+    CmNetHttpdConfig cfg = server_config(TRUE, TRUE);
+    g_autoptr(CmNetHttpd) h = start(&cfg);
+    g_autofree char *plain = http_url(h, "/sms_mp/.sms_aut?MPLIST");
+    g_autofree char *tls = https_url(h, "/sms_mp/.sms_aut?MPLIST");
+    struct event_base *base = cm_net_event_base_new();
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    GError *err = NULL;
+    Client c;
+
+    client_init(&c, h, NULL, NULL);
+    for (int round = 0; round < 2; round++) {
+        Chain ch = {.url = round == 0 ? plain : tls, .left = 5};
+        CmNetHttpRequest req = {.url = ch.url};
+        ch.hc = cm_net_httpc_new(base, &c.cfg, &err);
+        cm_assert_no_error(err);
+        ck_assert(cm_net_httpc_send(ch.hc, &req, chain_done, &ch, &err));
+        while (ch.left > 0 && g_get_monotonic_time() < deadline)
+            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), g_usleep(1000);
+        ck_assert_msg(ch.left == 0, "chain stalled with %d requests left", ch.left);
+        ck_assert_int_eq(ch.ok, 5);
+        cm_net_httpc_free(ch.hc);
+    }
+    event_base_free(base);
+    client_clear(&c);
+}
+END_TEST
+
 START_TEST(test_conn_data)
 {
     CmNetHttpdConfig cfg = server_config(TRUE, FALSE);
@@ -1595,6 +1645,7 @@ net_suite(void)
     tcase_add_test(tc, test_client_errors);
     tcase_add_test(tc, test_slow_client);
     tcase_add_test(tc, test_async);
+    tcase_add_test(tc, test_chained_requests);
     tcase_add_test(tc, test_conn_data);
     tcase_add_test(tc, test_shutdown);
     tcase_add_test(tc, test_wait_for_signal);
