@@ -1,0 +1,749 @@
+/* cmlab-agent - real client agents over HTTP and HTTPS, one or many.
+ *
+ *   cmlab-agent --lab DIR [--count N] [--domain D] [--pki] [--until STATE]
+ *
+ * Each agent is the agent library with its own keys (a modelled TPM 2.0
+ * seals them), its own certificates and its own connections: one HTTP
+ * client each, so that no connection made with one agent's identity
+ * carries another's requests.  --count N runs N of them in one process,
+ * spread over --threads event loops, as a load generator.
+ *
+ * The agents install with the real installation properties: the site code
+ * and SMSPublicRootKey (from DIR/site/trk.hex unless --no-trk), an
+ * assigned MP (/mp:, round robin over the lab's MPs), and with --pki a
+ * client authentication certificate from the lab's enterprise CA
+ * (DIR/ca), as autoenrollment would give them.
+ *
+ * --status FILE is rewritten every half second with each agent's state;
+ * --until active|pending|blocked|inventory|policy ends the run (exit 0)
+ * once every agent got there, or exit 1 at --timeout. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "cmagent.h"
+
+#define STATUS_EVERY_US (500 * 1000)
+#define MAX_AGENTS 100000
+#define MAX_MPS 16
+
+typedef struct Lab Lab;
+typedef struct Worker Worker;
+
+typedef struct {
+    Worker *w;
+    guint index;
+    CmAgent *agent;
+    CmNetHttpc *http;
+    struct event *timer;
+    CmTime started;
+    CmTime active_at;
+} LabAgent;
+
+struct Worker {
+    Lab *lab;
+    guint index;
+    struct event_base *base;
+    struct event *stop_ev;
+    GThread *thread;
+    GMutex lock; /* held while the worker calls into its agents */
+    GPtrArray *agents;
+    gboolean stopping; /* cancelled requests no longer reach the agents */
+};
+
+typedef struct {
+    char *name;
+    char *address;
+    guint http_port;
+    guint https_port;
+} LabMp;
+
+struct Lab {
+    GPtrArray *mps; /* LabMp* */
+    char **connect_to;
+    char *site_code;
+    char *trk;
+    GPtrArray *roots; /* CmCert* */
+    CmCert *ca;       /* enterprise CA, for --pki */
+    CmKey *ca_key;
+    Worker *workers;
+    guint n_workers;
+};
+
+typedef struct {
+    LabAgent *a;
+    guint64 id;
+} Pending;
+
+static char *opt_lab;
+static int opt_count = 1;
+static int opt_threads = 2;
+static char *opt_domain;
+static gboolean opt_pki;
+static gboolean opt_no_trk;
+static char *opt_until;
+static char *opt_status;
+static char *opt_timeout = "60s";
+static char *opt_policy = "60s";
+static char *opt_inventory = "10m";
+static char *opt_keepalive = "15m";
+static char *opt_retry = "2s";
+static char *opt_window = "0s";
+static char **opt_inventory_props;
+static gboolean opt_verbose;
+
+static GOptionEntry entries[] = {
+    {"lab", 'l', 0, G_OPTION_ARG_FILENAME, &opt_lab, "The lab folder (scripts/lab up)", "DIR"},
+    {"count", 'n', 0, G_OPTION_ARG_INT, &opt_count, "Agents to run (1)", "N"},
+    {"threads", 't', 0, G_OPTION_ARG_INT, &opt_threads, "Event loops to spread them over (2)", "T"},
+    {"domain", 0, 0, G_OPTION_ARG_STRING, &opt_domain, "The agents' domain (none: workgroup)",
+     "DOMAIN"},
+    {"pki", 0, 0, G_OPTION_ARG_NONE, &opt_pki,
+     "Enroll a PKI client certificate from DIR/ca and use it (UsePKICert)", NULL},
+    {"no-trk", 0, 0, G_OPTION_ARG_NONE, &opt_no_trk,
+     "Install without SMSPublicRootKey (trust on first use)", NULL},
+    {"until", 'u', 0, G_OPTION_ARG_STRING, &opt_until,
+     "Stop when every agent is: pending, active, blocked, inventory (sent one), policy (accepted "
+     "one)",
+     "STATE"},
+    {"timeout", 0, 0, G_OPTION_ARG_STRING, &opt_timeout, "Give up --until after (60s)", "TIME"},
+    {"status", 's', 0, G_OPTION_ARG_FILENAME, &opt_status, "Write each agent's state here (JSON)",
+     "FILE"},
+    {"policy-interval", 0, 0, G_OPTION_ARG_STRING, &opt_policy, "Policy cycle (60s)", "TIME"},
+    {"inventory-interval", 0, 0, G_OPTION_ARG_STRING, &opt_inventory, "Inventory cycle (10m)",
+     "TIME"},
+    {"keepalive-interval", 0, 0, G_OPTION_ARG_STRING, &opt_keepalive,
+     "Notification keep-alives (15m; 0 for no channel)", "TIME"},
+    {"retry-base", 0, 0, G_OPTION_ARG_STRING, &opt_retry, "Retry and poll backoff base (2s)",
+     "TIME"},
+    {"start-window", 0, 0, G_OPTION_ARG_STRING, &opt_window,
+     "Spread first contacts over this window (0s)", "TIME"},
+    {"inventory", 'i', 0, G_OPTION_ARG_STRING_ARRAY, &opt_inventory_props,
+     "Report inventory property KEY=VALUE (repeatable)", "KEY=VALUE"},
+    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "Debug logging", NULL},
+    {NULL}};
+
+/* ------------------------------------------------------------ timing */
+
+static CmTime
+parse_time(const char *s, const char *what)
+{
+    g_autofree char *data = g_strdup_printf("[t]\nv = %s\n", s);
+    g_autoptr(CmNetConfig) cfg = cm_net_config_new_from_data(data, -1, what, NULL);
+    CmTime t = -1;
+    GError *error = NULL;
+
+    if (cfg == NULL ||
+        !cm_net_config_duration(cfg, "t", "v", 0, 0, 365 * CM_USEC_PER_DAY, &t, &error)) {
+        fprintf(stderr, "cmlab-agent: --%s: expected a duration such as 10s, got \"%s\"\n", what,
+                s);
+        g_clear_error(&error);
+        exit(2);
+    }
+    return t;
+}
+
+/* ----------------------------------------------------------- driving */
+
+static void run_actions(LabAgent *a, CmAgentActions *act);
+
+static const LabMp *
+find_mp(Lab *lab, const char *name)
+{
+    for (guint i = 0; i < lab->mps->len; i++) {
+        const LabMp *m = g_ptr_array_index(lab->mps, i);
+        if (g_ascii_strcasecmp(m->name, name) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+static void
+on_response(CmNetHttpResponse *hresp, void *user_data)
+{
+    Pending *p = user_data;
+    LabAgent *a = p->a;
+    CmAgentActions act;
+    CmResponse resp = {0};
+    gboolean got;
+
+    if (a->w->stopping) {
+        g_free(p);
+        return;
+    }
+    got = cm_net_http_response_to_cm(hresp, &resp, NULL);
+    g_debug("agent %u: answer %d %s%s%s", a->index, hresp->status, cm_reason_name(resp.reason),
+            hresp->error ? ": " : "", hresp->error ? hresp->error->message : "");
+    cm_agent_actions_init(&act);
+    g_mutex_lock(&a->w->lock);
+    cm_agent_on_response(a->agent, p->id, got ? &resp : NULL, cm_net_wall_now(), &act);
+    run_actions(a, &act);
+    g_mutex_unlock(&a->w->lock);
+    cm_agent_actions_clear(&act);
+    cm_response_clear(&resp);
+    g_free(p);
+}
+
+static void
+send_one(LabAgent *a, const CmAgentSend *send)
+{
+    Lab *lab = a->w->lab;
+    const LabMp *mp = find_mp(lab, send->mp);
+    CmNetHttpRequest hreq = {0};
+    CmRequest req;
+    g_autofree char *url = NULL;
+    Pending *p;
+    GError *error = NULL;
+    CmAgentActions act;
+
+    if (mp != NULL) {
+        gboolean tls = send->transport != CM_TRANSPORT_HTTP;
+        url = g_strdup_printf("%s://%s:%u%s", tls ? "https" : "http", mp->name,
+                              tls ? mp->https_port : mp->http_port, cm_ep_path(send->ep));
+        cm_agent_send_request(send, &req);
+        hreq.url = url;
+        hreq.msg = &req;
+        p = g_new0(Pending, 1);
+        p->a = a;
+        p->id = send->id;
+        if (cm_net_httpc_send(a->http, &hreq, on_response, p, &error))
+            return;
+        g_free(p);
+        g_debug("agent %u: %s", a->index, error->message);
+        g_clear_error(&error);
+    }
+    /* No such MP in the lab, or a request that cannot be made: the agent
+     * sees a transport failure and moves on, as it would. */
+    cm_agent_actions_init(&act);
+    cm_agent_on_response(a->agent, send->id, NULL, cm_net_wall_now(), &act);
+    run_actions(a, &act);
+    cm_agent_actions_clear(&act);
+}
+
+static void
+run_actions(LabAgent *a, CmAgentActions *act)
+{
+    const CmAgentStatus *st;
+
+    for (guint i = 0; i < act->sends->len; i++) {
+        const CmAgentSend *send = g_ptr_array_index(act->sends, i);
+        g_debug("agent %u: %s to %s over %s", a->index, cm_ep_name(send->ep), send->mp,
+                cm_transport_name(send->transport));
+        send_one(a, send);
+    }
+    if (act->wake_at > 0) {
+        CmTime delay = MAX(act->wake_at - cm_net_wall_now(), 0);
+        struct timeval tv = {.tv_sec = delay / CM_USEC_PER_SEC,
+                             .tv_usec = delay % CM_USEC_PER_SEC};
+        evtimer_add(a->timer, &tv);
+    }
+    st = cm_agent_status(a->agent);
+    if (st->state == CM_AGENT_ACTIVE && a->active_at == 0)
+        a->active_at = cm_net_wall_now();
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    LabAgent *a = arg;
+    CmAgentActions act;
+
+    (void)fd;
+    (void)what;
+    cm_agent_actions_init(&act);
+    g_mutex_lock(&a->w->lock);
+    cm_agent_on_timer(a->agent, cm_net_wall_now(), &act);
+    run_actions(a, &act);
+    g_mutex_unlock(&a->w->lock);
+    cm_agent_actions_clear(&act);
+}
+
+static void
+on_start(evutil_socket_t fd, short what, void *arg)
+{
+    Worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    for (guint i = 0; i < w->agents->len; i++) {
+        LabAgent *a = g_ptr_array_index(w->agents, i);
+        CmAgentActions act;
+        cm_agent_actions_init(&act);
+        g_mutex_lock(&w->lock);
+        a->started = cm_net_wall_now();
+        cm_agent_start(a->agent, a->started, &act);
+        run_actions(a, &act);
+        g_mutex_unlock(&w->lock);
+        cm_agent_actions_clear(&act);
+    }
+}
+
+static void
+on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    Worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    w->stopping = TRUE;
+    event_base_loopbreak(w->base);
+}
+
+static gpointer
+worker_main(gpointer data)
+{
+    Worker *w = data;
+
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ set-up */
+
+static CmCert *
+enroll_pki(Lab *lab, const char *name, CmKey **key_out, GError **error)
+{
+    CmTime now = cm_net_wall_now();
+    g_autoptr(CmKey) key = cm_key_generate(CM_KEY_EC_P256, error);
+    CmRng rng;
+    CmCertSpec spec = {.profile = CM_CERT_CLIENT_AUTH,
+                       .subject_cn = name,
+                       .not_before = now - CM_USEC_PER_HOUR,
+                       .not_after = now + 365 * CM_USEC_PER_DAY,
+                       .issuer_key = lab->ca_key,
+                       .issuer_cert = lab->ca};
+    CmCert *cert;
+
+    if (key == NULL)
+        return NULL;
+    /* Serials from the OS generator: many agents enroll at once, and a CRL
+     * revokes by serial. */
+    cm_rng_init_os(&rng);
+    spec.serial = (cm_rng_u64(&rng) >> 2) | 0x100000;
+    spec.subject_key = key;
+    cert = cm_cert_issue(&spec, error);
+    if (cert != NULL)
+        *key_out = g_steal_pointer(&key);
+    return cert;
+}
+
+static LabAgent *
+agent_new(Lab *lab, Worker *w, guint index, GError **error)
+{
+    LabAgent *a = g_new0(LabAgent, 1);
+    CmAgentConfig c;
+    CmRng rng;
+    guint8 secret[32];
+    g_autofree char *name = g_strdup_printf("LAB%05u", index);
+    g_autoptr(CmCert) pki = NULL;
+    g_autoptr(CmKey) pki_key = NULL;
+    g_autofree const char **dns = g_new0(const char *, lab->mps->len + 1);
+    const LabMp *assigned = g_ptr_array_index(lab->mps, index % lab->mps->len);
+    CmNetHttpcConfig hc = {0};
+
+    a->w = w;
+    a->index = index;
+    cm_rng_init_os(&rng);
+    cm_rng_bytes(&rng, secret, sizeof secret);
+    for (guint i = 0; i < lab->mps->len; i++)
+        dns[i] = ((LabMp *)g_ptr_array_index(lab->mps, i))->name;
+    cm_agent_config_default(&c);
+    c.smssitecode = lab->site_code;
+    c.smspublicrootkey = opt_no_trk ? NULL : lab->trk;
+    c.mp = assigned->name;
+    c.dns_mps = dns;
+    c.name = name;
+    c.domain = opt_domain;
+    c.tpm_version = 2;
+    c.device_secret = secret;
+    c.policy_interval = parse_time(opt_policy, "policy-interval");
+    c.inventory_interval = parse_time(opt_inventory, "inventory-interval");
+    c.keepalive_interval = parse_time(opt_keepalive, "keepalive-interval");
+    c.retry_base = parse_time(opt_retry, "retry-base");
+    c.start_window = parse_time(opt_window, "start-window");
+    if (opt_pki) {
+        g_autofree char *cn = g_strdup_printf("%s.%s", name, opt_domain ? opt_domain : "lab");
+        pki = enroll_pki(lab, cn, &pki_key, error);
+        if (pki == NULL)
+            goto fail;
+        c.pki_cert = pki;
+        c.pki_key = pki_key;
+        c.usepkicert = TRUE;
+    }
+    a->agent = cm_agent_new(&c, &rng, cm_net_wall_now(), error);
+    memset(secret, 0, sizeof secret);
+    if (a->agent == NULL)
+        goto fail;
+    for (char **kv = opt_inventory_props; kv != NULL && *kv != NULL; kv++) {
+        const char *eq = strchr(*kv, '=');
+        g_autofree char *k = eq ? g_strndup(*kv, (gsize)(eq - *kv)) : NULL;
+        if (k != NULL)
+            cm_agent_set_inventory(a->agent, k, eq + 1);
+    }
+    /* One identity per client: the agent's PKI certificate when it has
+     * one; its self-signed certificate never goes in TLS. */
+    hc.client_cert = pki;
+    hc.client_key = pki_key;
+    hc.ca_certs = (const CmCert *const *)lab->roots->pdata;
+    hc.n_ca_certs = lab->roots->len;
+    hc.connect_to = (const char *const *)lab->connect_to;
+    hc.timeout_ms = 30000;
+    a->http = cm_net_httpc_new(w->base, &hc, error);
+    if (a->http == NULL)
+        goto fail;
+    a->timer = evtimer_new(w->base, on_timer, a);
+    return a;
+fail:
+    cm_agent_free(a->agent);
+    g_free(a);
+    return NULL;
+}
+
+static void
+agent_free(LabAgent *a)
+{
+    cm_net_httpc_free(a->http);
+    event_free(a->timer);
+    cm_agent_free(a->agent);
+    g_free(a);
+}
+
+static gboolean
+load_mp(Lab *lab, const char *dir, GError **error)
+{
+    g_autofree char *conf = g_build_filename(dir, "mp.conf", NULL);
+    g_autofree char *addr = g_build_filename(dir, "mp.addr", NULL);
+    g_autoptr(GKeyFile) kc = g_key_file_new(), ka = g_key_file_new();
+    g_autofree char *http = NULL, *https = NULL;
+    LabMp *m;
+    const char *c1, *c2;
+
+    if (!g_key_file_load_from_file(kc, conf, G_KEY_FILE_NONE, error) ||
+        !g_key_file_load_from_file(ka, addr, G_KEY_FILE_NONE, error) ||
+        (http = g_key_file_get_string(ka, "listen", "http", error)) == NULL ||
+        (https = g_key_file_get_string(ka, "listen", "https", error)) == NULL)
+        return FALSE;
+    c1 = strrchr(http, ':');
+    c2 = strrchr(https, ':');
+    if (c1 == NULL || c2 == NULL) {
+        g_set_error(error, CM_DAEMON_ERROR, 0, "%s: expected ADDRESS:PORT", addr);
+        return FALSE;
+    }
+    m = g_new0(LabMp, 1);
+    m->name = g_key_file_get_string(kc, "mp", "name", error);
+    if (m->name == NULL) {
+        g_free(m);
+        return FALSE;
+    }
+    m->address = g_strndup(http, (gsize)(c1 - http));
+    m->http_port = (guint)atoi(c1 + 1);
+    m->https_port = (guint)atoi(c2 + 1);
+    g_ptr_array_add(lab->mps, m);
+    return TRUE;
+}
+
+static void
+mp_free(gpointer data)
+{
+    LabMp *m = data;
+    g_free(m->name);
+    g_free(m->address);
+    g_free(m);
+}
+
+static gboolean
+load_lab(Lab *lab, GError **error)
+{
+    g_autoptr(GDir) dir = g_dir_open(opt_lab, 0, error);
+    g_autofree char *trk = g_build_filename(opt_lab, "site", "trk.hex", NULL);
+    g_autofree char *sconf = g_build_filename(opt_lab, "site", "site.conf", NULL);
+    g_autofree char *root = g_build_filename(opt_lab, "site", "issuing-root.pem", NULL);
+    g_autofree char *ca = g_build_filename(opt_lab, "ca", "ca.pem", NULL);
+    g_autofree char *ca_key = g_build_filename(opt_lab, "ca", "ca.key", NULL);
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GPtrArray) connect = g_ptr_array_new();
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    const char *entry;
+    CmCert *cert;
+
+    if (dir == NULL)
+        return FALSE;
+    while ((entry = g_dir_read_name(dir)) != NULL)
+        if (g_str_has_prefix(entry, "mp"))
+            g_ptr_array_add(names, g_build_filename(opt_lab, entry, NULL));
+    g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+    for (guint i = 0; i < names->len && lab->mps->len < MAX_MPS; i++) {
+        const char *d = g_ptr_array_index(names, i);
+        if (g_file_test(d, G_FILE_TEST_IS_DIR) && !load_mp(lab, d, error))
+            return FALSE;
+    }
+    if (lab->mps->len == 0) {
+        g_set_error(error, CM_DAEMON_ERROR, 0, "%s: no MP folders (mp*/) with mp.addr", opt_lab);
+        return FALSE;
+    }
+    if (!g_key_file_load_from_file(kf, sconf, G_KEY_FILE_NONE, error) ||
+        (lab->site_code = g_key_file_get_string(kf, "site", "code", error)) == NULL ||
+        (lab->trk = cm_daemon_read_file(trk, 4096, NULL, error)) == NULL)
+        return FALSE;
+    g_strstrip(lab->trk);
+    if ((cert = cm_daemon_load_cert(root, error)) == NULL)
+        return FALSE;
+    g_ptr_array_add(lab->roots, cert);
+    if (g_file_test(ca, G_FILE_TEST_EXISTS)) {
+        if ((lab->ca = cm_daemon_load_cert(ca, error)) == NULL)
+            return FALSE;
+        g_ptr_array_add(lab->roots, cm_cert_ref(lab->ca));
+        if (opt_pki && (lab->ca_key = cm_daemon_load_key(ca_key, error)) == NULL)
+            return FALSE;
+    } else if (opt_pki) {
+        g_set_error(error, CM_DAEMON_ERROR, 0, "--pki: %s has no enterprise CA (ca/)", opt_lab);
+        return FALSE;
+    }
+    /* MP names resolve to their loopback addresses without DNS, and TLS
+     * still checks the names in the certificates. */
+    for (guint i = 0; i < lab->mps->len; i++) {
+        const LabMp *m = g_ptr_array_index(lab->mps, i);
+        g_ptr_array_add(connect, g_strdup_printf("%s:%u:%s:%u", m->name, m->http_port, m->address,
+                                                 m->http_port));
+        g_ptr_array_add(connect, g_strdup_printf("%s:%u:%s:%u", m->name, m->https_port,
+                                                 m->address, m->https_port));
+    }
+    g_ptr_array_add(connect, NULL);
+    lab->connect_to = (char **)g_ptr_array_free(g_steal_pointer(&connect), FALSE);
+    return TRUE;
+}
+
+/* ------------------------------------------------------------ status */
+
+typedef struct {
+    guint by_state[CM_AGENT_FAILED + 1];
+    guint with_inventory;
+    guint with_policy;
+    gint64 registrations, retries, policies, inventories, keepalives, refused;
+    double active_secs_sum;
+    guint active_n;
+} Totals;
+
+/* Reads every agent under its worker's lock; writes the status file when
+ * asked. */
+static void
+collect(Lab *lab, Totals *t, const char *status_path)
+{
+    json_t *list = status_path ? json_array() : NULL;
+
+    memset(t, 0, sizeof *t);
+    for (guint w = 0; w < lab->n_workers; w++) {
+        Worker *wk = &lab->workers[w];
+        g_mutex_lock(&wk->lock);
+        for (guint i = 0; i < wk->agents->len; i++) {
+            LabAgent *a = g_ptr_array_index(wk->agents, i);
+            const CmAgentStatus *st = cm_agent_status(a->agent);
+            t->by_state[st->state]++;
+            t->with_inventory += st->inventories_sent > 0;
+            t->with_policy += st->policies_accepted > 0;
+            t->registrations += st->registrations;
+            t->retries += st->retries;
+            t->policies += st->policies_accepted;
+            t->refused += st->policies_refused;
+            t->inventories += st->inventories_sent;
+            t->keepalives += st->keepalives_sent;
+            if (a->active_at > 0) {
+                t->active_secs_sum += (double)(a->active_at - a->started) / 1e6;
+                t->active_n++;
+            }
+            if (list != NULL)
+                json_array_append_new(
+                    list,
+                    json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:b}",
+                              "index", (int)a->index, "smsid", st->smsid, "state",
+                              cm_agent_state_name(st->state), "mp", st->mp, "transport",
+                              cm_transport_name(st->transport), "trk_source",
+                              cm_trust_source_name(st->trk_source), "registrations",
+                              st->registrations, "policies_accepted", st->policies_accepted,
+                              "policies_refused", st->policies_refused, "inventories_sent",
+                              st->inventories_sent, "keepalives_answered",
+                              st->keepalives_answered, "channel_open", st->channel_open));
+        }
+        g_mutex_unlock(&wk->lock);
+    }
+    if (list != NULL) {
+        g_autofree char *text = json_dumps(list, JSON_INDENT(1));
+        GError *error = NULL;
+        if (!cm_daemon_write_file(status_path, text, strlen(text), 0644, &error)) {
+            g_warning("%s", error->message);
+            g_error_free(error);
+        }
+        json_decref(list);
+    }
+}
+
+static gboolean
+reached(const Totals *t, guint n)
+{
+    if (opt_until == NULL)
+        return FALSE;
+    if (strcmp(opt_until, "pending") == 0)
+        return t->by_state[CM_AGENT_PENDING] + t->by_state[CM_AGENT_ACTIVE] == n;
+    if (strcmp(opt_until, "active") == 0)
+        return t->by_state[CM_AGENT_ACTIVE] == n;
+    if (strcmp(opt_until, "blocked") == 0)
+        return t->by_state[CM_AGENT_BLOCKED] == n;
+    if (strcmp(opt_until, "inventory") == 0)
+        return t->with_inventory == n;
+    if (strcmp(opt_until, "policy") == 0)
+        return t->with_policy == n;
+    return FALSE;
+}
+
+static void
+print_summary(const Totals *t, guint n, double secs)
+{
+    printf("cmlab-agent: %u agents after %.1f s:", n, secs);
+    for (int s = 0; s <= CM_AGENT_FAILED; s++)
+        if (t->by_state[s] > 0)
+            printf(" %s %u", cm_agent_state_name((CmAgentState)s), t->by_state[s]);
+    printf("\n  registrations %" G_GINT64_FORMAT ", retries %" G_GINT64_FORMAT
+           ", policies accepted %" G_GINT64_FORMAT " refused %" G_GINT64_FORMAT
+           ", inventories %" G_GINT64_FORMAT ", keep-alives %" G_GINT64_FORMAT "\n",
+           t->registrations, t->retries, t->policies, t->refused, t->inventories, t->keepalives);
+    if (t->active_n > 0)
+        printf("  time to active: mean %.2f s over %u agents\n", t->active_secs_sum / t->active_n,
+               t->active_n);
+}
+
+int
+main(int argc, char **argv)
+{
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- real cmlab client agents");
+    GError *error = NULL;
+    Lab lab = {0};
+    Totals t;
+    CmTime timeout, t0;
+    gboolean done = FALSE;
+    int rc = 2;
+
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_option_context_set_summary(ctx, "Installs --count agents against the lab in --lab and "
+                                      "runs them until SIGTERM, SIGINT or --until.");
+    if (!g_option_context_parse(ctx, &argc, &argv, &error) || opt_lab == NULL || argc != 1 ||
+        opt_count < 1 || opt_count > MAX_AGENTS || opt_threads < 1 || opt_threads > 64) {
+        fprintf(stderr, "cmlab-agent: %s (see --help)\n",
+                error ? error->message
+                      : "give --lab DIR, --count 1 to 100000 and --threads 1 to 64");
+        g_clear_error(&error);
+        return 2;
+    }
+    if (opt_until != NULL && !g_strv_contains((const char *const[]){"pending", "active",
+                                                                     "blocked", "inventory",
+                                                                     "policy", NULL},
+                                              opt_until)) {
+        fprintf(stderr, "cmlab-agent: --until: expected pending, active, blocked, inventory or "
+                        "policy\n");
+        return 2;
+    }
+    timeout = parse_time(opt_timeout, "timeout");
+    cm_net_init();
+    cm_daemon_log_init("cmlab-agent", opt_verbose);
+    lab.mps = g_ptr_array_new_with_free_func(mp_free);
+    lab.roots = g_ptr_array_new_with_free_func((GDestroyNotify)cm_cert_unref);
+    if (!load_lab(&lab, &error))
+        goto out;
+    cm_net_raise_fd_limit((guint64)opt_count * 2 + 256, NULL, NULL);
+    /* SIGTERM and SIGINT stop the run like --until does; blocked before
+     * any thread starts so that only the main thread takes them. */
+    {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
+    lab.n_workers = (guint)MIN(opt_threads, opt_count);
+    lab.workers = g_new0(Worker, lab.n_workers);
+    for (guint w = 0; w < lab.n_workers; w++) {
+        Worker *wk = &lab.workers[w];
+        wk->lab = &lab;
+        wk->index = w;
+        wk->base = cm_net_event_base_new();
+        wk->agents = g_ptr_array_new_with_free_func((GDestroyNotify)agent_free);
+        wk->stop_ev = event_new(wk->base, -1, 0, on_stop, wk);
+        g_mutex_init(&wk->lock);
+    }
+    for (guint i = 0; i < (guint)opt_count; i++) {
+        Worker *wk = &lab.workers[i % lab.n_workers];
+        LabAgent *a = agent_new(&lab, wk, i, &error);
+        if (a == NULL)
+            goto out;
+        g_ptr_array_add(wk->agents, a);
+    }
+    t0 = cm_net_wall_now();
+    for (guint w = 0; w < lab.n_workers; w++) {
+        Worker *wk = &lab.workers[w];
+        event_base_once(wk->base, -1, EV_TIMEOUT, on_start, wk, NULL);
+        wk->thread = g_thread_new("agents", worker_main, wk);
+    }
+    g_message("%d agents started against %u MPs", opt_count, lab.mps->len);
+    {
+        sigset_t set;
+        struct timespec ts = {0, STATUS_EVERY_US * 1000};
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        while (!done) {
+            int sig = sigtimedwait(&set, NULL, &ts);
+            collect(&lab, &t, opt_status);
+            if (sig == SIGTERM || sig == SIGINT) {
+                rc = 0;
+                done = TRUE;
+            } else if (reached(&t, (guint)opt_count)) {
+                rc = 0;
+                done = TRUE;
+            } else if (opt_until != NULL && cm_net_wall_now() - t0 > timeout) {
+                g_warning("--until %s: not every agent got there in %s", opt_until, opt_timeout);
+                rc = 1;
+                done = TRUE;
+            }
+        }
+    }
+    for (guint w = 0; w < lab.n_workers; w++) {
+        event_active(lab.workers[w].stop_ev, EV_TIMEOUT, 0);
+        g_thread_join(lab.workers[w].thread);
+        lab.workers[w].thread = NULL;
+    }
+    collect(&lab, &t, opt_status);
+    print_summary(&t, (guint)opt_count, (double)(cm_net_wall_now() - t0) / 1e6);
+out:
+    if (error != NULL) {
+        g_critical("cmlab-agent: %s", error->message);
+        g_error_free(error);
+        rc = 2;
+    }
+    for (guint w = 0; lab.workers != NULL && w < lab.n_workers; w++) {
+        Worker *wk = &lab.workers[w];
+        if (wk->thread != NULL) {
+            event_active(wk->stop_ev, EV_TIMEOUT, 0);
+            g_thread_join(wk->thread);
+        }
+        wk->stopping = TRUE;
+        g_ptr_array_unref(wk->agents);
+        event_free(wk->stop_ev);
+        event_base_free(wk->base);
+        g_mutex_clear(&wk->lock);
+    }
+    g_free(lab.workers);
+    g_ptr_array_unref(lab.mps);
+    g_ptr_array_unref(lab.roots);
+    g_strfreev(lab.connect_to);
+    g_free(lab.site_code);
+    g_free(lab.trk);
+    cm_cert_unref(lab.ca);
+    cm_key_unref(lab.ca_key);
+    return rc;
+}
