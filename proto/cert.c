@@ -26,9 +26,11 @@ struct CmCert {
     CmTime not_before;
     CmTime not_after;
     guint64 serial;
+    CmModelCert *model; /* a cost-model certificate (model.c): no x509 */
 };
 
 #define PEM_MAX (64 * 1024)
+#define MODEL_PEM "CMLAB MODEL CERTIFICATE"
 
 /* Given to OpenSSL's PEM readers in place of their default, which asks for a
  * pass phrase on the terminal when a PEM block says it is encrypted: cmlab
@@ -135,6 +137,32 @@ out:
     return cert;
 }
 
+/* A cost-model certificate from its encoding (counted by the caller). */
+static CmCert *
+cert_from_model(const guint8 *der, size_t len, GError **error)
+{
+    CmModelCert *m = cm_model_cert_parse(der, len, error);
+    CmCert *cert;
+
+    if (m == NULL)
+        return NULL;
+    cert = g_new0(CmCert, 1);
+    cert->refs = 1;
+    cert->model = m;
+    cert->pub = cm_key_model_new((CmKeyAlg)m->key_alg, NULL, m->subject_pub, CM_KEY_WRAP_PUBLIC);
+    cert->cn = m->cn; /* borrowed from m */
+    cert->not_before = m->not_before;
+    cert->not_after = m->not_after;
+    cert->serial = m->serial;
+    return cert;
+}
+
+const CmModelCert *
+cm_cert_model(const CmCert *cert)
+{
+    return cert->model;
+}
+
 CmCert *
 cm_cert_from_x509(X509 *x509, GError **error)
 {
@@ -156,6 +184,12 @@ cm_cert_from_der(const guint8 *der, size_t len, GError **error)
     if ((cert = cm_parse_cache_cert(der, len)) != NULL)
         return cert;
     CM_COUNT(cert_parse);
+    if (cm_model_is(der, len, CM_MODEL_CERT)) {
+        cert = cert_from_model(der, len, error);
+        if (cert != NULL)
+            cm_parse_cache_cert_put(der, len, cert);
+        return cert;
+    }
     x509 = d2i_X509(NULL, &p, (long)len);
     if (x509 == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "not a DER X.509 certificate");
@@ -197,6 +231,28 @@ cm_cert_bundle_from_pem(const char *pem, size_t len, size_t max_certs, GError **
     if (len > max_len) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_TOO_LARGE,
                     "PEM of %zu bytes refused: at most %zu", len, max_len);
+        goto out;
+    }
+    if (cm_model_pem_has(MODEL_PEM, pem, len)) {
+        const char *at = pem;
+        certs = g_ptr_array_new_with_free_func((GDestroyNotify)cm_cert_unref);
+        while (certs->len < max_certs && cm_model_pem_has(MODEL_PEM, at, (size_t)(pem + len - at))) {
+            g_autoptr(GBytes) der =
+                cm_model_pem_decode(MODEL_PEM, at, (size_t)(pem + len - at), &at);
+            CmCert *cert = NULL;
+            CM_COUNT(cert_parse);
+            if (der != NULL && cm_model_is(g_bytes_get_data(der, NULL), g_bytes_get_size(der),
+                                           CM_MODEL_CERT))
+                cert = cert_from_model(g_bytes_get_data(der, NULL), g_bytes_get_size(der), error);
+            else
+                g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                            "malformed cost-model PEM certificate");
+            if (cert == NULL) {
+                g_clear_pointer(&certs, g_ptr_array_unref);
+                goto out;
+            }
+            g_ptr_array_add(certs, cert);
+        }
         goto out;
     }
     bio = BIO_new_mem_buf(pem, (int)len);
@@ -258,7 +314,10 @@ cm_cert_unref(CmCert *cert)
         return;
     X509_free(cert->x509);
     cm_key_unref(cert->pub);
-    g_free(cert->cn);
+    if (cert->model != NULL)
+        cm_model_cert_free(cert->model); /* and the cn it lent */
+    else
+        g_free(cert->cn);
     g_free(cert);
 }
 
@@ -266,9 +325,12 @@ GBytes *
 cm_cert_to_der(const CmCert *cert)
 {
     unsigned char *der = NULL;
-    int len = i2d_X509(cert->x509, &der);
+    int len;
     GBytes *b;
 
+    if (cert->model != NULL)
+        return g_bytes_ref(cert->model->der);
+    len = i2d_X509(cert->x509, &der);
     if (len <= 0)
         g_error("cannot encode a parsed certificate");
     b = g_bytes_new(der, (gsize)len);
@@ -279,9 +341,12 @@ cm_cert_to_der(const CmCert *cert)
 char *
 cm_cert_to_pem(const CmCert *cert)
 {
-    BIO *bio = BIO_new(BIO_s_mem());
+    BIO *bio;
     char *pem;
 
+    if (cert->model != NULL)
+        return cm_model_pem(MODEL_PEM, cert->model->der);
+    bio = BIO_new(BIO_s_mem());
     if (bio == NULL || !PEM_write_bio_X509(bio, cert->x509))
         g_error("cannot write a certificate to memory");
     pem = cm_bio_to_string(bio);
@@ -311,7 +376,15 @@ cm_cert_thumbprint(const CmCert *cert)
 
     if (g_once_init_enter(&c->thumbprint_done)) {
         unsigned char *der = NULL;
-        int len = i2d_X509(c->x509, &der);
+        int len;
+        if (c->model != NULL) {
+            gsize n;
+            const guint8 *d = g_bytes_get_data(c->model->der, &n);
+            cm_hash(CM_HASH_SHA256, d, n, c->thumbprint);
+            g_once_init_leave(&c->thumbprint_done, 1);
+            return cert->thumbprint;
+        }
+        len = i2d_X509(c->x509, &der);
         if (len <= 0)
             g_error("cannot encode a parsed certificate"); /* allocation failure only */
         cm_hash(CM_HASH_SHA256, der, (size_t)len, c->thumbprint);
@@ -358,7 +431,11 @@ cm_cert_is_self_signed(const CmCert *cert)
 
     if (g_once_init_enter(&c->self_signed_done)) {
         CM_COUNT(verify);
-        c->self_signed = X509_self_signed(c->x509, 1) == 1;
+        if (c->model != NULL)
+            c->self_signed = cm_cert_is_self_issued(c) &&
+                             cm_model_cert_signed_by(c->model, c->model->subject_pub);
+        else
+            c->self_signed = X509_self_signed(c->x509, 1) == 1;
         cm_openssl_clear();
         g_once_init_leave(&c->self_signed_done, 1);
     }
@@ -368,6 +445,9 @@ cm_cert_is_self_signed(const CmCert *cert)
 gboolean
 cm_cert_is_self_issued(const CmCert *cert)
 {
+    if (cert->model != NULL)
+        return g_strcmp0(cert->model->cn, cert->model->issuer_cn) == 0 &&
+               g_strcmp0(cert->model->o, cert->model->issuer_o) == 0;
     return X509_NAME_cmp(X509_get_subject_name(cert->x509), X509_get_issuer_name(cert->x509)) ==
            0;
 }
@@ -377,6 +457,8 @@ cm_cert_hash(const CmCert *cert)
 {
     int md_nid = NID_undef;
 
+    if (cert->model != NULL)
+        return (CmHashAlg)cert->model->hash;
     if (X509_get_signature_info(cert->x509, &md_nid, NULL, NULL, NULL) && md_nid == NID_sha1)
         return CM_HASH_SHA1;
     return CM_HASH_SHA256;
@@ -405,8 +487,15 @@ cm_cert_check_time(const CmCert *cert, CmTime now, GError **error)
 gboolean
 cm_cert_check_signed_by(const CmCert *cert, const CmKey *issuer, CmTime now, GError **error)
 {
+    gboolean ok;
+
     CM_COUNT(verify);
-    if (X509_verify(cert->x509, cm_key_evp(issuer)) != 1) {
+    if (cert->model != NULL || cm_key_is_model(issuer))
+        ok = cert->model != NULL && cm_key_is_model(issuer) &&
+             cm_model_cert_signed_by(cert->model, cm_key_model_pub(issuer));
+    else
+        ok = X509_verify(cert->x509, cm_key_evp(issuer)) == 1;
+    if (!ok) {
         cm_openssl_clear();
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_UNTRUSTED,
                     "certificate \"%s\" is not signed by the expected key "
@@ -562,6 +651,25 @@ cm_cert_issue(const CmCertSpec *spec, GError **error)
         goto out;
     CM_COUNT(cert_issue);
     signer = spec->issuer_key != NULL ? spec->issuer_key : spec->subject_key;
+    if (cm_key_is_model(spec->subject_key) || cm_key_is_model(signer)) {
+        const CmModelCert *im = spec->issuer_cert != NULL ? spec->issuer_cert->model : NULL;
+        const char *icn = spec->issuer_cert != NULL ? spec->issuer_cert->cn
+                          : spec->issuer_key != NULL ? spec->issuer_cn
+                                                     : spec->subject_cn;
+        const char *io = spec->issuer_cert != NULL ? (im != NULL ? im->o : NULL)
+                         : spec->issuer_key != NULL ? NULL
+                                                    : spec->subject_o;
+        g_autoptr(GBytes) der = NULL;
+        if (spec->issuer_cert != NULL && im == NULL) {
+            g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                        "cannot issue certificate: cost-model and real objects do not mix");
+            goto out;
+        }
+        der = cm_model_cert_encode(spec, icn, io, error);
+        if (der != NULL)
+            cert = cert_from_model(g_bytes_get_data(der, NULL), g_bytes_get_size(der), error);
+        goto out;
+    }
     prof = profile_of(spec->profile, cm_key_alg(spec->subject_key));
 
     x509 = X509_new();

@@ -139,6 +139,14 @@ void cm_crypto_counters_reset(void);
  * off by default (the counters above count only real parses). */
 void cm_parse_cache_enable(gboolean on);
 
+/* The cost-model crypto mode of the simulator (`crypto = model`): while on,
+ * key generation makes model keys, and everything made from them
+ * (signatures, certificates, CRLs, envelopes) uses a cheap keyed stand-in
+ * for the arithmetic that keeps who holds which key exact (proto/model.c).
+ * Model and real objects never verify each other.  Off by default. */
+void cm_crypto_model_set(gboolean on);
+gboolean cm_crypto_model(void);
+
 /* ------------------------------------------------------------- hashes */
 
 typedef enum {

@@ -76,6 +76,11 @@ cm_cms_encrypt(const CmCert *recipient, CmCipher cipher, const void *data, size_
                     CM_CMS_MAX_DER / 2);
         goto out;
     }
+    if (cm_cert_model(recipient) != NULL) {
+        CM_COUNT(cms_encrypt);
+        result = cm_model_cms_encrypt(recipient, cipher, data, len, error);
+        goto out;
+    }
     recips = sk_X509_new_null();
     /* BIO_new_mem_buf() refuses NULL even for no bytes: an empty message
      * given as (NULL, 0) would pass for an allocation failure. */
@@ -137,6 +142,16 @@ cm_cms_decrypt(const CmCert *recipient, const CmKey *key, const guint8 *der, siz
     if (len > CM_CMS_MAX_DER) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_TOO_LARGE,
                     "encrypted message of %zu bytes refused: at most %d", len, CM_CMS_MAX_DER);
+        goto out;
+    }
+    if (cm_model_is(der, len, CM_MODEL_CMS) || cm_key_is_model(key)) {
+        CM_COUNT(cms_decrypt);
+        if (!cm_model_is(der, len, CM_MODEL_CMS)) {
+            g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_SIGNATURE,
+                        "cannot decrypt: not addressed to this key, or altered");
+            goto out;
+        }
+        result = cm_model_cms_decrypt(key, der, len, max_plain, cipher_out, error);
         goto out;
     }
     cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);

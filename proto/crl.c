@@ -8,7 +8,30 @@
 struct CmCrl {
     gint refs;
     X509_CRL *crl;
+    CmModelCrl *model; /* a cost-model CRL (model.c): no crl */
 };
+
+#define MODEL_PEM "CMLAB MODEL CRL"
+
+static CmCrl *
+crl_from_model(const guint8 *der, size_t len, GError **error)
+{
+    CmModelCrl *m = cm_model_crl_parse(der, len, error);
+    CmCrl *crl;
+
+    if (m == NULL)
+        return NULL;
+    crl = g_new0(CmCrl, 1);
+    crl->refs = 1;
+    crl->model = m;
+    return crl;
+}
+
+const CmModelCrl *
+cm_crl_model(const CmCrl *crl)
+{
+    return crl->model;
+}
 
 /* Given to OpenSSL's PEM readers in place of their default, which asks for a
  * pass phrase on the terminal when a PEM block says it is encrypted: cmlab
@@ -52,6 +75,13 @@ cm_crl_issue(const CmCert *issuer, const CmKey *issuer_key, const CmCrlEntry *en
     if (next_update <= this_update) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "cannot issue CRL: next update must come after this update");
+        goto out;
+    }
+    if (cm_key_is_model(issuer_key)) {
+        g_autoptr(GBytes) der = cm_model_crl_encode(issuer, issuer_key, entries, n_entries,
+                                                    crl_number, this_update, next_update, error);
+        if (der != NULL)
+            out = crl_from_model(g_bytes_get_data(der, NULL), g_bytes_get_size(der), error);
         goto out;
     }
     x = X509_CRL_new();
@@ -110,6 +140,7 @@ cm_crl_unref(CmCrl *crl)
     if (crl == NULL || !g_atomic_int_dec_and_test(&crl->refs))
         return;
     X509_CRL_free(crl->crl);
+    cm_model_crl_free(crl->model);
     g_free(crl);
 }
 
@@ -124,6 +155,8 @@ cm_crl_from_der(const guint8 *der, size_t len, GError **error)
                     "CRL of %zu bytes refused: at most %d", len, CM_CRL_MAX_DER);
         return NULL;
     }
+    if (cm_model_is(der, len, CM_MODEL_CRL))
+        return crl_from_model(der, len, error);
     x = d2i_X509_CRL(NULL, &p, (long)len);
     if (x == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "not a DER X.509 CRL");
@@ -148,6 +181,16 @@ cm_crl_from_pem(const char *pem, size_t len, GError **error)
                     "CRL PEM of %zu bytes refused: at most %d", len, CM_CRL_MAX_DER * 2);
         return NULL;
     }
+    if (cm_model_pem_has(MODEL_PEM, pem, len)) {
+        g_autoptr(GBytes) der = cm_model_pem_decode(MODEL_PEM, pem, len, NULL);
+        if (der == NULL || !cm_model_is(g_bytes_get_data(der, NULL), g_bytes_get_size(der),
+                                        CM_MODEL_CRL)) {
+            g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                        "malformed cost-model PEM CRL");
+            return NULL;
+        }
+        return crl_from_model(g_bytes_get_data(der, NULL), g_bytes_get_size(der), error);
+    }
     bio = BIO_new_mem_buf(pem, (int)len);
     x = bio ? PEM_read_bio_X509_CRL(bio, NULL, no_passphrase, NULL) : NULL;
     BIO_free(bio);
@@ -163,9 +206,12 @@ GBytes *
 cm_crl_to_der(const CmCrl *crl)
 {
     unsigned char *der = NULL;
-    int len = i2d_X509_CRL(crl->crl, &der);
+    int len;
     GBytes *b;
 
+    if (crl->model != NULL)
+        return g_bytes_ref(crl->model->der);
+    len = i2d_X509_CRL(crl->crl, &der);
     if (len <= 0)
         g_error("cannot encode a parsed CRL");
     b = g_bytes_new(der, (gsize)len);
@@ -176,9 +222,12 @@ cm_crl_to_der(const CmCrl *crl)
 char *
 cm_crl_to_pem(const CmCrl *crl)
 {
-    BIO *bio = BIO_new(BIO_s_mem());
+    BIO *bio;
     char *pem;
 
+    if (crl->model != NULL)
+        return cm_model_pem(MODEL_PEM, crl->model->der);
+    bio = BIO_new(BIO_s_mem());
     if (bio == NULL || !PEM_write_bio_X509_CRL(bio, crl->crl))
         g_error("cannot write a CRL to memory");
     pem = cm_bio_to_string(bio);
@@ -197,6 +246,19 @@ cm_crl_check(const CmCrl *crl, const CmCert *issuer, CmTime now, GError **error)
 {
     CmTime this_update, next_update;
 
+    if (crl->model != NULL || cm_cert_model(issuer) != NULL) {
+        const CmModelCrl *m = crl->model;
+        const CmModelCert *im = cm_cert_model(issuer);
+        if (m == NULL || im == NULL || g_strcmp0(m->issuer_cn, im->cn) != 0 ||
+            g_strcmp0(m->issuer_o, im->o) != 0 || !cm_model_crl_signed_by(m, im->subject_pub)) {
+            g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_SIGNATURE,
+                        "CRL is not signed by \"%s\"", cm_cert_subject_cn(issuer));
+            return FALSE;
+        }
+        this_update = m->this_update;
+        next_update = m->next_update;
+        goto times;
+    }
     if (X509_NAME_cmp(X509_CRL_get_issuer(crl->crl), X509_get_subject_name(cm_cert_x509(issuer))) !=
             0 ||
         X509_CRL_verify(crl->crl, cm_key_evp(cm_cert_public_key(issuer))) != 1) {
@@ -212,6 +274,7 @@ cm_crl_check(const CmCrl *crl, const CmCert *issuer, CmTime now, GError **error)
                     "CRL has no usable this/next update times");
         return FALSE;
     }
+times:
     if (now < this_update || now > next_update) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_EXPIRED,
                     "CRL of \"%s\" is %s: publish a fresh one", cm_cert_subject_cn(issuer),
@@ -225,7 +288,12 @@ gboolean
 cm_crl_lists(const CmCrl *crl, const CmCert *cert)
 {
     X509_REVOKED *r = NULL;
-    int rc = X509_CRL_get0_by_cert(crl->crl, &r, cm_cert_x509(cert));
+    int rc;
+
+    if (crl->model != NULL || cm_cert_model(cert) != NULL)
+        return crl->model != NULL && cm_cert_model(cert) != NULL &&
+               cm_model_crl_lists(crl->model, cm_cert_serial(cert));
+    rc = X509_CRL_get0_by_cert(crl->crl, &r, cm_cert_x509(cert));
     /* 1 revoked, 2 removeFromCRL (not revoked), 0 absent */
     return rc == 1;
 }
@@ -233,6 +301,10 @@ cm_crl_lists(const CmCrl *crl, const CmCert *cert)
 size_t
 cm_crl_count(const CmCrl *crl)
 {
-    STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl->crl);
+    STACK_OF(X509_REVOKED) *revoked;
+
+    if (crl->model != NULL)
+        return crl->model->n;
+    revoked = X509_CRL_get_REVOKED(crl->crl);
     return revoked ? (size_t)sk_X509_REVOKED_num(revoked) : 0;
 }

@@ -26,6 +26,11 @@ struct CmKey {
      * as much as 15% of a P-256 signature in OpenSSL 3.0.  Taken and given
      * back atomically, so a key shared by threads stays safe. */
     EVP_PKEY_CTX *ctx_cache[2][2];
+    /* A cost-model key (model.c) has no EVP_PKEY: a secret (all zero for a
+     * public key) and its public half. */
+    gboolean model;
+    guint8 model_secret[CM_MODEL_ID];
+    guint8 model_pub[CM_MODEL_ID];
 };
 
 #define KEY_MAX_DER (8 * 1024)
@@ -120,11 +125,98 @@ cm_key_wrap(EVP_PKEY *pkey, unsigned flags, GError **error)
 }
 
 CmKey *
+cm_key_model_new(CmKeyAlg alg, const guint8 *secret, const guint8 pub[CM_MODEL_ID],
+                 unsigned flags)
+{
+    CmKey *key = g_new0(CmKey, 1);
+
+    key->refs = 1;
+    key->alg = alg;
+    key->model = TRUE;
+    key->has_private = secret != NULL && (flags & CM_KEY_WRAP_PRIVATE) != 0;
+    key->exportable = key->has_private && (flags & CM_KEY_WRAP_EXPORTABLE) != 0;
+    if (key->has_private)
+        memcpy(key->model_secret, secret, CM_MODEL_ID);
+    memcpy(key->model_pub, pub, CM_MODEL_ID);
+    return key;
+}
+
+gboolean
+cm_key_is_model(const CmKey *key)
+{
+    return key->model;
+}
+
+const guint8 *
+cm_key_model_pub(const CmKey *key)
+{
+    return key->model_pub;
+}
+
+const guint8 *
+cm_key_model_secret(const CmKey *key)
+{
+    return key->model && key->has_private ? key->model_secret : NULL;
+}
+
+/* A model key's encodings: magic, algorithm, then the public half or the
+ * secret. */
+static GBytes *
+model_der(const char *magic, CmKeyAlg alg, const guint8 id[CM_MODEL_ID])
+{
+    guint8 b[5 + CM_MODEL_ID];
+
+    memcpy(b, magic, 4);
+    b[4] = (guint8)alg;
+    memcpy(b + 5, id, CM_MODEL_ID);
+    return g_bytes_new(b, sizeof b);
+}
+
+GBytes *
+cm_key_model_private_der(const CmKey *key)
+{
+    return model_der(CM_MODEL_KEY_PRIV, key->alg, key->model_secret);
+}
+
+CmKey *
+cm_key_model_private_from_der(const guint8 *der, size_t len, unsigned flags, GError **error)
+{
+    guint8 pub[CM_MODEL_ID];
+
+    if (len != 5 + CM_MODEL_ID || !cm_model_is(der, len, CM_MODEL_KEY_PRIV) ||
+        der[4] > CM_KEY_RSA_2048) {
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                    "not a cost-model private key");
+        return NULL;
+    }
+    cm_model_pub_of(der + 5, pub);
+    return cm_key_model_new((CmKeyAlg)der[4], der + 5, pub, flags | CM_KEY_WRAP_PRIVATE);
+}
+
+static CmKey *
+model_public_from_der(const guint8 *der, size_t len, GError **error)
+{
+    if (len != 5 + CM_MODEL_ID || der[4] > CM_KEY_RSA_2048) {
+        g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                    "not a cost-model public key");
+        return NULL;
+    }
+    return cm_key_model_new((CmKeyAlg)der[4], NULL, der + 5, CM_KEY_WRAP_PUBLIC);
+}
+
+CmKey *
 cm_key_generate(CmKeyAlg alg, GError **error)
 {
     EVP_PKEY *pkey;
 
     CM_COUNT(keygen);
+    if (cm_crypto_model()) {
+        guint8 secret[CM_MODEL_ID], pub[CM_MODEL_ID];
+        cm_model_new_secret(secret);
+        cm_model_pub_of(secret, pub);
+        return cm_key_model_new(alg, secret, pub,
+                                CM_KEY_WRAP_PRIVATE | CM_KEY_WRAP_EXPORTABLE);
+    }
     if (alg == CM_KEY_RSA_2048)
         pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     else
@@ -152,6 +244,7 @@ cm_key_unref(CmKey *key)
         for (int h = 0; h < 2; h++)
             EVP_PKEY_CTX_free(key->ctx_cache[op][h]);
     EVP_PKEY_free(key->pkey);
+    OPENSSL_cleanse(key->model_secret, sizeof key->model_secret);
     g_free(key);
 }
 
@@ -198,7 +291,12 @@ gboolean
 cm_key_public_equal(const CmKey *a, const CmKey *b)
 {
     /* Compares the key material; encoding both to hash them costs more. */
-    int eq = a == b ? 1 : EVP_PKEY_eq(a->pkey, b->pkey);
+    int eq;
+
+    if (a->model || b->model)
+        return a == b || (a->model && b->model && a->alg == b->alg &&
+                          memcmp(a->model_pub, b->model_pub, CM_MODEL_ID) == 0);
+    eq = a == b ? 1 : EVP_PKEY_eq(a->pkey, b->pkey);
 
     cm_openssl_clear();
     return eq == 1;
@@ -208,9 +306,12 @@ GBytes *
 cm_key_public_der(const CmKey *key)
 {
     unsigned char *der = NULL;
-    int len = i2d_PUBKEY(key->pkey, &der);
+    int len;
     GBytes *b;
 
+    if (key->model)
+        return model_der(CM_MODEL_KEY_PUB, key->alg, key->model_pub);
+    len = i2d_PUBKEY(key->pkey, &der);
     if (len <= 0)
         g_error("cannot encode a parsed public key"); /* allocation failure only */
     b = g_bytes_new(der, (gsize)len);
@@ -221,9 +322,14 @@ cm_key_public_der(const CmKey *key)
 char *
 cm_key_public_pem(const CmKey *key)
 {
-    BIO *bio = BIO_new(BIO_s_mem());
+    BIO *bio;
     char *pem;
 
+    if (key->model) {
+        g_autoptr(GBytes) der = cm_key_public_der(key);
+        return cm_model_pem("CMLAB MODEL PUBLIC KEY", der);
+    }
+    bio = BIO_new(BIO_s_mem());
     if (bio == NULL || !PEM_write_bio_PUBKEY(bio, key->pkey))
         g_error("cannot write a public key to memory");
     pem = cm_bio_to_string(bio);
@@ -257,6 +363,12 @@ cm_key_public_from_der(const guint8 *der, size_t len, GError **error)
             return hit;
     }
     CM_COUNT(key_parse);
+    if (cm_model_is(der, len, CM_MODEL_KEY_PUB)) {
+        CmKey *key = model_public_from_der(der, len, error);
+        if (key != NULL)
+            cm_parse_cache_key_put(der, len, key);
+        return key;
+    }
     pkey = d2i_PUBKEY(NULL, &p, (long)len);
     if (pkey == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID,
@@ -289,6 +401,18 @@ cm_key_public_from_pem(const char *pem, size_t len, GError **error)
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_TOO_LARGE,
                     "public key PEM of %zu bytes refused: at most %d", len, KEY_MAX_PEM);
         return NULL;
+    }
+    if (cm_model_pem_has("CMLAB MODEL PUBLIC KEY", pem, len)) {
+        g_autoptr(GBytes) der = cm_model_pem_decode("CMLAB MODEL PUBLIC KEY", pem, len, NULL);
+        gsize n;
+        const guint8 *d = der != NULL ? g_bytes_get_data(der, &n) : NULL;
+        if (d == NULL || !cm_model_is(d, n, CM_MODEL_KEY_PUB)) {
+            g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                        "malformed cost-model public key PEM");
+            return NULL;
+        }
+        CM_COUNT(key_parse);
+        return model_public_from_der(d, n, error);
     }
     bio = BIO_new_mem_buf(pem, (int)len);
     CM_COUNT(key_parse);
@@ -338,6 +462,10 @@ cm_key_private_pem(const CmKey *key, GError **error)
                     "private key is held by a key storage provider and is not exportable");
         return NULL;
     }
+    if (key->model) {
+        g_autoptr(GBytes) der = cm_key_model_private_der(key);
+        return cm_model_pem("CMLAB MODEL PRIVATE KEY", der);
+    }
     bio = BIO_new(BIO_s_mem());
     if (bio == NULL || !PEM_write_bio_PrivateKey(bio, key->pkey, NULL, NULL, 0, NULL, NULL)) {
         BIO_free(bio);
@@ -360,6 +488,17 @@ cm_key_private_from_pem(const char *pem, size_t len, GError **error)
                     "private key PEM of %zu bytes refused: at most %d", len, KEY_MAX_PEM);
         return NULL;
     }
+    if (cm_model_pem_has("CMLAB MODEL PRIVATE KEY", pem, len)) {
+        g_autoptr(GBytes) der = cm_model_pem_decode("CMLAB MODEL PRIVATE KEY", pem, len, NULL);
+        CM_COUNT(key_parse);
+        if (der == NULL) {
+            g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
+                        "malformed cost-model private key PEM");
+            return NULL;
+        }
+        return cm_key_model_private_from_der(g_bytes_get_data(der, NULL), g_bytes_get_size(der),
+                                             CM_KEY_WRAP_EXPORTABLE, error);
+    }
     bio = BIO_new_mem_buf(pem, (int)len);
     CM_COUNT(key_parse);
     pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
@@ -376,8 +515,11 @@ EVP_PKEY_CTX *
 cm_key_take_ctx(const CmKey *key, gboolean sign, CmHashAlg hash)
 {
     CmKey *k = (CmKey *)key; /* the cache is not part of the key's value */
-    EVP_PKEY_CTX *ctx = g_atomic_pointer_exchange(&k->ctx_cache[sign ? 0 : 1][hash], NULL);
+    EVP_PKEY_CTX *ctx;
 
+    if (key->model)
+        return NULL;
+    ctx = g_atomic_pointer_exchange(&k->ctx_cache[sign ? 0 : 1][hash], NULL);
     if (ctx != NULL)
         return ctx;
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);

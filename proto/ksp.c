@@ -82,6 +82,13 @@ cm_ksp_generate(CmKsp *ksp, CmKeyAlg alg, GError **error)
     EVP_PKEY *pkey;
 
     CM_COUNT(keygen);
+    if (cm_crypto_model()) {
+        guint8 secret[CM_MODEL_ID], pub[CM_MODEL_ID];
+        (void)ksp;
+        cm_model_new_secret(secret);
+        cm_model_pub_of(secret, pub);
+        return cm_key_model_new(alg, secret, pub, CM_KEY_WRAP_PRIVATE);
+    }
     if (alg == CM_KEY_RSA_2048)
         pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     else
@@ -182,8 +189,14 @@ cm_ksp_seal(CmKsp *ksp, const CmKey *key, GError **error)
                     "only a private key can be sealed");
         goto out;
     }
-    len = i2d_PrivateKey(cm_key_evp(key), &der);
-    if (len <= 0) {
+    if (cm_key_is_model(key)) {
+        g_autoptr(GBytes) m = cm_key_model_private_der(key);
+        len = (int)g_bytes_get_size(m);
+        der = OPENSSL_memdup(g_bytes_get_data(m, NULL), (size_t)len);
+    } else {
+        len = i2d_PrivateKey(cm_key_evp(key), &der);
+    }
+    if (len <= 0 || der == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "cannot encode private key");
         goto out;
     }
@@ -260,6 +273,10 @@ cm_ksp_unseal(CmKsp *ksp, const guint8 *blob, size_t len, GError **error)
     }
     p = plain;
     CM_COUNT(key_parse);
+    if (cm_model_is(plain, plain_len, CM_MODEL_KEY_PRIV)) {
+        key = cm_key_model_private_from_der(plain, plain_len, CM_KEY_WRAP_PRIVATE, error);
+        goto out;
+    }
     pkey = d2i_AutoPrivateKey(NULL, &p, (long)plain_len);
     if (pkey == NULL) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "sealed key is corrupt");

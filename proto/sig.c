@@ -7,6 +7,8 @@
  * within a few percent of raw OpenSSL. */
 #include "internal.h"
 
+#include <string.h>
+
 #include <openssl/evp.h>
 
 GBytes *
@@ -25,6 +27,13 @@ cm_sig_sign(const CmKey *key, CmHashAlg hash, const void *data, size_t len, GErr
         goto out;
     }
     CM_COUNT(sign);
+    if (cm_key_is_model(key)) {
+        guint8 m[4 + CM_MODEL_ID];
+        memcpy(m, CM_MODEL_SIG, 4);
+        cm_model_tag(cm_key_model_pub(key), (guint8)(CM_MODEL_DOMAIN_SIG + hash), data, len, m + 4);
+        out = g_bytes_new(m, sizeof m);
+        goto out;
+    }
     dgst_len = cm_hash(hash, data, len, dgst);
     ctx = cm_key_take_ctx(key, TRUE, hash);
     if (ctx == NULL || EVP_PKEY_sign(ctx, sig, &sig_len, dgst, dgst_len) != 1) {
@@ -53,6 +62,19 @@ cm_sig_verify(const CmKey *key, CmHashAlg hash, const void *data, size_t len, co
         goto out;
     }
     CM_COUNT(verify);
+    if (cm_key_is_model(key)) {
+        if (sig_len != 4 + CM_MODEL_ID || !cm_model_is(sig, sig_len, CM_MODEL_SIG) ||
+            !cm_model_tag_ok(cm_key_model_pub(key), (guint8)(CM_MODEL_DOMAIN_SIG + hash), data,
+                             len, sig + 4)) {
+            g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_SIGNATURE,
+                        "%s signature does not verify with the signer's key "
+                        "(message altered, or signed by another key)",
+                        cm_hash_alg_name(hash));
+            goto out;
+        }
+        ok = TRUE;
+        goto out;
+    }
     dgst_len = cm_hash(hash, data, len, dgst);
     ctx = cm_key_take_ctx(key, FALSE, hash);
     if (ctx == NULL) {

@@ -13,6 +13,7 @@ struct CmTrust {
     GPtrArray *intermediates; /* CmCert */
     gboolean crl_check;
     CmCtl *ctl;
+    GPtrArray *model_crls;    /* CmCrl of the cost-model mode (model.c) */
 };
 
 CmTrust *
@@ -25,6 +26,7 @@ cm_trust_new(void)
         g_error("out of memory");
     trust->roots = g_ptr_array_new_with_free_func((GDestroyNotify)cm_cert_unref);
     trust->intermediates = g_ptr_array_new_with_free_func((GDestroyNotify)cm_cert_unref);
+    trust->model_crls = g_ptr_array_new_with_free_func((GDestroyNotify)cm_crl_unref);
     return trust;
 }
 
@@ -36,6 +38,7 @@ cm_trust_free(CmTrust *trust)
     X509_STORE_free(trust->store);
     g_ptr_array_unref(trust->roots);
     g_ptr_array_unref(trust->intermediates);
+    g_ptr_array_unref(trust->model_crls);
     cm_ctl_free(trust->ctl);
     g_free(trust);
 }
@@ -48,7 +51,7 @@ cm_trust_add_root(CmTrust *trust, const CmCert *root, GError **error)
                     "\"%s\" is not a self-signed root certificate", cm_cert_subject_cn(root));
         return FALSE;
     }
-    if (!X509_STORE_add_cert(trust->store, cm_cert_x509(root))) {
+    if (cm_cert_model(root) == NULL && !X509_STORE_add_cert(trust->store, cm_cert_x509(root))) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "cannot add trusted root");
         return FALSE;
     }
@@ -69,6 +72,10 @@ cm_trust_add_intermediate(CmTrust *trust, const CmCert *cert, GError **error)
 gboolean
 cm_trust_add_crl(CmTrust *trust, const CmCrl *crl, GError **error)
 {
+    if (cm_crl_model(crl) != NULL) {
+        g_ptr_array_add(trust->model_crls, cm_crl_ref((CmCrl *)crl));
+        return TRUE;
+    }
     if (!X509_STORE_add_crl(trust->store, cm_crl_x509(crl))) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "cannot add CRL");
         return FALSE;
@@ -173,6 +180,14 @@ cm_trust_verify(CmTrust *trust, const CmCert *leaf, GPtrArray *untrusted, CmTime
     gboolean ok = FALSE;
     int rc;
 
+    if (cm_cert_model(leaf) != NULL) {
+        root = cm_model_trust_verify(trust->roots, trust->intermediates, untrusted,
+                                     trust->model_crls, trust->crl_check, leaf, now, purpose,
+                                     error);
+        if (root == NULL)
+            goto out;
+        goto anchored;
+    }
     chain_in = sk_X509_new_null();
     ctx = X509_STORE_CTX_new();
     if (chain_in == NULL || ctx == NULL)
@@ -214,6 +229,7 @@ cm_trust_verify(CmTrust *trust, const CmCert *leaf, GPtrArray *untrusted, CmTime
                     cm_cert_subject_cn(leaf));
         goto out;
     }
+anchored:
     if (trust->ctl != NULL && !cm_ctl_allows(trust->ctl, root)) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_REFUSED,
                     "certificate \"%s\" was issued under root \"%s\", which is not in the "

@@ -17,6 +17,7 @@ static gboolean opt_quiet;
 static gboolean opt_no_progress;
 static gboolean opt_verbose;
 static int opt_calibrate_clients = 300;
+static char *opt_crypto;
 
 static gboolean
 write_report(const char *dir, const char *name, const char *data, GError **error)
@@ -40,6 +41,9 @@ run_file(const char *path)
         g_error_free(error);
         return 2;
     }
+    for (guint i = 0; opt_crypto != NULL && i < variants->len; i++)
+        ((CmScenario *)g_ptr_array_index(variants, i))->model_crypto =
+            strcmp(opt_crypto, "model") == 0;
     for (guint i = 0; i < variants->len; i++) {
         CmRun *run = cm_sim_run_scenario(g_ptr_array_index(variants, i), &options, &error);
         if (run == NULL) {
@@ -104,6 +108,10 @@ main(int argc, char **argv)
         {"no-progress", 0, 0, G_OPTION_ARG_NONE, &opt_no_progress, "No progress line", NULL},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose,
          "List every metric in the summary (the reports always have them all)", NULL},
+        {"crypto", 0, 0, G_OPTION_ARG_STRING, &opt_crypto,
+         "real or model: override the scenario's [scenario] crypto (model: the cost-model "
+         "stand-in for millions of clients)",
+         "MODE"},
         {"clients", 0, 0, G_OPTION_ARG_INT, &opt_calibrate_clients,
          "Clients to time for calibrate (300)", "N"},
         {NULL}};
@@ -128,6 +136,10 @@ main(int argc, char **argv)
     }
     if (opt_scale <= 0 || opt_scale > 100) {
         fprintf(stderr, "cmlab-sim: --scale must be in (0, 100]\n");
+        return 2;
+    }
+    if (opt_crypto != NULL && strcmp(opt_crypto, "real") != 0 && strcmp(opt_crypto, "model") != 0) {
+        fprintf(stderr, "cmlab-sim: --crypto must be real or model, not \"%s\"\n", opt_crypto);
         return 2;
     }
     if (strcmp(argv[1], "calibrate") == 0)
