@@ -495,6 +495,61 @@ gboolean cm_site_audit_verify(CmSite *site, const char *expect_head, CmAuditRepo
 /* The newest entry's hash (new string, "" when the trail is empty). */
 char *cm_site_audit_head(CmSite *site);
 
+/* ============================================================ SMS Provider
+ * site/provider.c: the minimum authentication level of every administrative
+ * caller, hierarchy-wide (REQ ADM-02).  Windows authentication is a password
+ * or a Kerberos principal the transport verified (GSSAPI); certificate
+ * authentication a PKI client certificate that chains to the site's trusted
+ * roots; two-factor a certificate or Kerberos plus a time-based one-time
+ * code (RFC 6238, HMAC-SHA1, 30 s, 6 digits) for the Windows Hello level. */
+
+typedef enum {
+    CM_PROVIDER_AUTH_WINDOWS,
+    CM_PROVIDER_AUTH_CERTIFICATE,
+    CM_PROVIDER_AUTH_TWO_FACTOR,
+} CmProviderAuth;
+
+const char *cm_provider_auth_name(CmProviderAuth a); /* "windows", "certificate", "two-factor" */
+gboolean cm_provider_auth_parse(const char *s, CmProviderAuth *out, GError **error);
+
+/* RFC 6238 TOTP of key at unix_seconds: digest "SHA1", "SHA256" or
+ * "SHA512", step in seconds, 6 to 10 digits, written to out (NUL-ended). */
+#define CM_TOTP_MAX_KEY 64
+gboolean cm_totp(const char *digest, const guint8 *key, size_t key_len, gint64 unix_seconds,
+                 guint step, guint digits, char out[11], GError **error);
+
+/* The hierarchy-wide level: set at the top-level site only
+ * (CM_ADMIN_SECURITY, audited), replicated to every child.  Refused when the
+ * acting administrator could not sign in at the new level itself; the
+ * audit entry names the administrators who could not either. */
+gboolean cm_site_provider_set_level(CmSite *site, CmProviderAuth level, const char *admin,
+                                    CmTime now, GError **error);
+CmProviderAuth cm_site_provider_level(CmSite *site);
+
+/* An administrator's password (PBKDF2-HMAC-SHA256, salt from rng) and
+ * one-time-code secret (sealed, REQ ADM-03); each needs CM_ADMIN_SECURITY
+ * or to be the administrator's own. */
+gboolean cm_site_admin_set_password(CmSite *site, const char *name, const char *password,
+                                    CmRng *rng, const char *admin, CmTime now, GError **error);
+gboolean cm_site_admin_enroll_totp(CmSite *site, const char *name, const guint8 *secret,
+                                   size_t len, const char *admin, CmTime now, GError **error);
+
+/* What a caller presents; fields it does not have are NULL. */
+typedef struct {
+    const char *admin;
+    const char *password;
+    const char *kerberos_principal; /* verified by the transport, "alice@CORP.EXAMPLE" */
+    const CmCert *cert;             /* the TLS client certificate */
+    const char *totp;               /* the current one-time code */
+} CmProviderLogin;
+
+/* Admits a registered administrator that reaches the hierarchy's level;
+ * *achieved (may be NULL) is the strongest level its factors make.  A
+ * factor presented but wrong refuses the login; a one-time code is accepted
+ * once (one step of clock skew either way).  Audited either way. */
+gboolean cm_site_provider_login(CmSite *site, const CmProviderLogin *login, CmTime now,
+                                CmProviderAuth *achieved, GError **error);
+
 /* ============================================================ hierarchy
  * site/hierarchy.c: a central administration site with primary and
  * secondary child sites (REQ NET-05, TRUST-02), intersite replication,
@@ -515,6 +570,174 @@ typedef enum {
     CM_LINK_PARENT,
     CM_LINK_CHILD,
 } CmReplLinkRole;
+
+typedef enum {
+    CM_SITE_KIND_CENTRAL,   /* central administration site: primaries below it */
+    CM_SITE_KIND_PRIMARY,   /* a standalone (top-level) or child primary site */
+    CM_SITE_KIND_SECONDARY, /* below a primary */
+} CmSiteKind;
+
+const char *cm_site_kind_name(CmSiteKind k); /* "central", "primary", "secondary" */
+
+typedef struct {
+    CmSiteKind kind;
+    gboolean joined;  /* a child site that took its parent's grant */
+    char parent[4];   /* "" at the top */
+    char top[4];      /* the top-level site's code (its own at the top) */
+} CmHierarchyInfo;
+
+gboolean cm_site_hierarchy_info(CmSite *site, CmHierarchyInfo *out, GError **error);
+
+/* Joining a child site, as JSON a daemon carries (bounded on parsing):
+ * 1. the child's request: code, kind, forest, server, public exchange key;
+ * 2. the parent admits it (CM_ADMIN_HIERARCHY, audited, a refusal too): a
+ *    primary goes below the top-level site, which becomes the central
+ *    site; a secondary below a primary.  A child in another forest needs a
+ *    two-way forest trust between the forests (REQ NET-05).  install_account
+ *    installs the site and carries file-based transfers.  The grant names
+ *    the parent's exchange key and the hierarchy's trusted root key, and the
+ *    parent queues the global data it holds for the new child;
+ * 3. the child takes the grant. */
+json_t *cm_site_hierarchy_join_request(CmSite *child, CmSiteKind kind, const char *server,
+                                       GError **error);
+json_t *cm_site_hierarchy_add_child(CmSite *parent, const json_t *request,
+                                    const char *install_account, const char *admin, CmTime now,
+                                    GError **error);
+gboolean cm_site_hierarchy_join(CmSite *child, const json_t *grant, CmTime now, GError **error);
+/* The trusted root key this site's clients get (REQ TRUST-02): the
+ * top-level site's exchange key, public hex (new string).  The siteinfo the
+ * MPs serve and cm_site_export_trk carry it. */
+char *cm_site_hierarchy_trk_hex(CmSite *site);
+/* Whether site may sign its own MP certificates: a joined child may not
+ * (it has no TRK private key); CM_SITE_ERROR_REFUSED says what to do. */
+gboolean cm_site_hierarchy_may_self_sign_mp(CmSite *site, GError **error);
+
+/* A child site's management point (REQ TRUST-02): the child asks (request
+ * JSON: site, MP name, public key), the top-level site signs the MP
+ * certificate with the TRK for a site of its hierarchy (answer JSON), the
+ * child installs the MP with it (and its own Enhanced HTTP TLS certificate).
+ * Either travels by file-based transfer or any channel. */
+json_t *cm_site_hierarchy_mp_request(CmSite *child, const char *mp_name, const CmKey *mp_key,
+                                     GError **error);
+json_t *cm_site_hierarchy_sign_mp(CmSite *top, const json_t *request, CmTime now,
+                                  GError **error);
+gboolean cm_site_hierarchy_add_mp(CmSite *child, const json_t *answer, const CmKey *mp_key,
+                                  gboolean internet, CmTime now, CmMpInfo *info_out,
+                                  CmCert **mp_cert, CmCert **tls_cert, GError **error);
+
+/* Replication.  Each link (parent or child) has an outgoing queue with
+ * sequence numbers.  A batch carries queued items from one sequence on,
+ * the highest sequence the sender applied from the receiver (its
+ * acknowledgment), and a signature with the sender's exchange key.  The
+ * receiver verifies it against the key it recorded at joining, skips items
+ * it has (a resent batch changes nothing), refuses a batch that starts
+ * after a gap, applies the rest in one transaction and passes global data
+ * on to its other links and site data up to its parent. */
+#define CM_REPL_BATCH_MAX (1024 * 1024)
+#define CM_REPL_ITEMS_MAX 1000
+#define CM_REPL_VALUE_MAX (64 * 1024)
+
+/* Queues data of this site (value an object; NULL deletes). */
+gboolean cm_site_repl_publish(CmSite *site, CmReplScope scope, CmReplChannel channel,
+                              const char *kind, const char *key, const json_t *value,
+                              CmTime now, GError **error);
+/* The replicated value this site holds (new reference), NULL when none. */
+json_t *cm_site_repl_get(CmSite *site, const char *kind, const char *key);
+/* A batch for peer of at most max_items unacknowledged items (new bytes;
+ * an empty batch still carries the acknowledgment). */
+GBytes *cm_site_repl_batch(CmSite *site, const char *peer, guint max_items, CmTime now,
+                           GError **error);
+
+typedef struct {
+    char from[4];
+    gint64 first, last; /* the batch's sequence range (0 when empty) */
+    guint applied;
+    guint skipped;      /* already had them */
+} CmReplApplied;
+
+gboolean cm_site_repl_apply(CmSite *site, const void *data, size_t len, CmTime now,
+                            CmReplApplied *out, GError **error);
+
+typedef struct {
+    CmReplLinkRole role;
+    gint64 queued;        /* the last sequence queued for the peer */
+    gint64 acked;         /* the last the peer acknowledged */
+    gint64 backlog;       /* queued - acked: items the peer has not confirmed */
+    CmTime oldest_unacked; /* when the oldest of them was queued (0: none) */
+    gint64 received;      /* the last sequence applied from the peer */
+    CmTime received_at;
+} CmReplLinkStatus;
+
+gboolean cm_site_repl_link_status(CmSite *site, const char *peer, CmReplLinkStatus *out,
+                                  GError **error);
+
+/* Forests and trusts as audited administrative actions (CM_ADMIN_HIERARCHY). */
+gboolean cm_site_admin_add_forest(CmSite *site, const char *forest, const char *const *domains,
+                                  const char *admin, CmTime now, GError **error);
+gboolean cm_site_admin_set_trust(CmSite *site, const char *forest_a, const char *forest_b,
+                                 CmForestTrust trust, const char *admin, CmTime now,
+                                 GError **error);
+
+/* Site systems in other forests (REQ NET-06). */
+typedef enum {
+    CM_SYSTEM_MP,
+    CM_SYSTEM_DP,
+    CM_SYSTEM_ENROLLMENT_POINT,
+    CM_SYSTEM_SUP,
+    CM_SYSTEM_REPORTING_POINT,
+    CM_SYSTEM_ENDPOINT_PROTECTION_POINT,
+    CM_SYSTEM_STATE_MIGRATION_POINT,
+    CM_SYSTEM_ASSET_INTELLIGENCE_POINT,
+    CM_SYSTEM__COUNT,
+} CmSystemRole;
+
+const char *cm_system_role_name(CmSystemRole r); /* "management-point" */
+/* The roles that read the site database directly (seed 004). */
+gboolean cm_system_role_needs_db(CmSystemRole r);
+
+typedef struct {
+    const char *server;          /* FQDN */
+    const char *forest;          /* its forest (a known one) */
+    CmSystemRole role;
+    gboolean site_initiates;     /* "Require the site server to initiate connections" */
+    const char *install_account; /* site system installation account */
+    const char *db_account;      /* the role's database connection account */
+} CmSiteSystemSpec;
+
+/* Installs a site system role (CM_ADMIN_HIERARCHY, audited).  In a forest
+ * the site's does not trust both ways, the site needs an installation
+ * account, must initiate the connections itself, and a role that reads the
+ * database needs a connection account; otherwise the site uses computer
+ * accounts. */
+gboolean cm_site_admin_add_site_system(CmSite *site, const CmSiteSystemSpec *spec,
+                                       const char *admin, CmTime now, GError **error);
+
+typedef enum {
+    CM_CONN_INSTALL,  /* installing and configuring the role */
+    CM_CONN_DATA,     /* file and status transfer between site server and system */
+    CM_CONN_DATABASE, /* the role reading the site database */
+} CmConnPurpose;
+
+typedef struct {
+    gboolean allowed;
+    char account[CM_NAME_MAX + 1]; /* the account the connection uses */
+    char reason[256];
+} CmConnDecision;
+
+/* Who may open a connection to whom: from_site_server TRUE for the site
+ * server (or its SQL server) opening one to the system, FALSE for the
+ * system opening one inward.  NOT_FOUND for an unknown site system. */
+gboolean cm_site_connection(CmSite *site, const char *server, CmSystemRole role,
+                            gboolean from_site_server, CmConnPurpose purpose, CmConnDecision *out,
+                            GError **error);
+
+/* Publishing site information to forests (REQ NET-07), audited
+ * (CM_ADMIN_HIERARCHY).  A client of domain finds the site's MP list in its
+ * forest's directory when the site publishes there (new reference), or NULL:
+ * it falls back to DNS or its assigned MP. */
+gboolean cm_site_admin_publish_to_forest(CmSite *site, const char *forest, gboolean on,
+                                         const char *admin, CmTime now, GError **error);
+json_t *cm_site_directory_lookup(CmSite *site, const char *client_domain);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmSite, cm_site_free)
 

@@ -103,6 +103,11 @@ static const char *const migrations[] = {
     "  forest TEXT NOT NULL, site_initiates INTEGER NOT NULL, install_account TEXT,"
     "  db_account TEXT, PRIMARY KEY(server, role));"
     "CREATE TABLE forest_publish(forest TEXT PRIMARY KEY);",
+    /* 4: replicated items carry their scope (CmReplScope): global data
+     * floods the hierarchy, site data goes up; a new child gets the global
+     * data its parent holds. */
+    "ALTER TABLE repl_out ADD COLUMN scope INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE repl_data ADD COLUMN scope INTEGER NOT NULL DEFAULT 0;",
 };
 
 gboolean

@@ -557,7 +557,8 @@ cm_site_issuing_root(const CmSite *site)
 char *
 cm_site_export_trk(const CmSite *site)
 {
-    return cm_key_public_hex(site->trk);
+    /* A child site's clients get the top-level site's key (hierarchy.c). */
+    return cm_site_hierarchy_trk_hex((CmSite *)site);
 }
 
 CmStore *
@@ -620,6 +621,8 @@ cm_site_add_mp(CmSite *site, const char *name, gboolean internet, CmTime now,
                     "a management point needs a host name of 1 to %d characters", CM_NAME_MAX);
         return FALSE;
     }
+    if (!cm_site_hierarchy_may_self_sign_mp(site, error)) /* hierarchy.c */
+        return FALSE;
     host = g_ascii_strdown(name, -1);
     dns[0] = host;
     if (!cm_store_begin(site->store, &cause))
@@ -760,7 +763,7 @@ cm_site_mps(CmSite *site)
 json_t *
 cm_site_siteinfo_json(CmSite *site)
 {
-    g_autofree char *trk = cm_key_public_hex(site->trk);
+    g_autofree char *trk = cm_site_hierarchy_trk_hex(site); /* REQ TRUST-02 */
     g_autoptr(GBytes) sign = cm_cert_to_der(site->signing_cert);
     g_autoptr(GBytes) enc = cm_cert_to_der(site->enc_cert);
     g_autofree char *sign_b64 = cm_enc_b64(g_bytes_get_data(sign, NULL), g_bytes_get_size(sign));

@@ -527,6 +527,290 @@ START_TEST(test_audit_external_head)
 }
 END_TEST
 
+/* ------------------------------------------------------------ provider */
+
+/* RFC 6238 appendix B test vectors (8 digits; SHA1, SHA256, SHA512).
+ * REQ: ADM-02 */
+START_TEST(test_totp_rfc6238)
+{
+    static const struct {
+        gint64 t;
+        const char *sha1, *sha256, *sha512;
+    } v[] = {
+        {59, "94287082", "46119246", "90693936"},
+        {1111111109, "07081804", "68084774", "25091201"},
+        {1111111111, "14050471", "67062674", "99943326"},
+        {1234567890, "89005924", "91819424", "93441116"},
+        {2000000000, "69279037", "90698825", "38618901"},
+        {G_GINT64_CONSTANT(20000000000), "65353130", "77737706", "47863826"},
+    };
+    const char *k20 = "12345678901234567890";
+    const char *k32 = "12345678901234567890123456789012";
+    const char *k64 = "1234567890123456789012345678901234567890123456789012345678901234";
+    char out[11];
+    GError *error = NULL;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(v); i++) {
+        ck_assert(cm_totp("SHA1", (const guint8 *)k20, 20, v[i].t, 30, 8, out, &error));
+        ck_assert_str_eq(out, v[i].sha1);
+        ck_assert(cm_totp("SHA256", (const guint8 *)k32, 32, v[i].t, 30, 8, out, &error));
+        ck_assert_str_eq(out, v[i].sha256);
+        ck_assert(cm_totp("SHA512", (const guint8 *)k64, 64, v[i].t, 30, 8, out, &error));
+        ck_assert_str_eq(out, v[i].sha512);
+    }
+    /* 6 digits are the last 6 of the 8 */
+    ck_assert(cm_totp("SHA1", (const guint8 *)k20, 20, 59, 30, 6, out, NULL));
+    ck_assert_str_eq(out, "287082");
+    ck_assert(!cm_totp("MD5", (const guint8 *)k20, 20, 59, 30, 6, out, &error));
+    ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID));
+    g_clear_error(&error);
+    ck_assert(!cm_totp("SHA1", (const guint8 *)k20, 0, 59, 30, 6, out, NULL));
+    ck_assert(!cm_totp("SHA1", (const guint8 *)k20, 20, 59, 30, 5, out, NULL));
+    ck_assert(!cm_totp("SHA1", (const guint8 *)k20, 20, -1, 30, 6, out, NULL));
+}
+END_TEST
+
+typedef struct {
+    CmKey *ca_key, *alice_key;
+    CmCert *ca, *alice_cert, *stranger_cert;
+} AdminPki;
+
+static void
+admin_pki_free(AdminPki *p)
+{
+    cm_key_unref(p->ca_key);
+    cm_key_unref(p->alice_key);
+    cm_cert_unref(p->ca);
+    cm_cert_unref(p->alice_cert);
+    cm_cert_unref(p->stranger_cert);
+}
+
+static CmCert *
+issue(CmCertProfile profile, const char *cn, guint64 serial, const CmKey *subject,
+      const CmKey *issuer_key, const CmCert *issuer)
+{
+    CmCertSpec spec = {.profile = profile, .subject_cn = cn, .serial = serial,
+                       .not_before = CM_TEST_NOW - CM_USEC_PER_DAY,
+                       .not_after = CM_TEST_NOW + 365 * CM_USEC_PER_DAY, .subject_key = subject,
+                       .issuer_key = issuer_key, .issuer_cert = issuer};
+    GError *error = NULL;
+    CmCert *cert = cm_cert_issue(&spec, &error);
+    cm_assert_no_error(error);
+    return cert;
+}
+
+/* alice: Full Administrator with a Kerberos principal, a certificate from
+ * the enterprise CA the site trusts, a password and a TOTP secret. */
+static void
+provider_lab(TestLab *lab, AdminPki *p, const guint8 *secret)
+{
+    CmSecurityRole full = CM_ROLE_FULL_ADMINISTRATOR;
+    g_autofree char *thumb = NULL;
+    g_autoptr(CmKey) stranger_ca = cm_key_generate(CM_KEY_EC_P256, NULL);
+    g_autoptr(CmCert) stranger_root = NULL;
+    CmRng rng;
+    GError *error = NULL;
+
+    memset(p, 0, sizeof *p);
+    p->ca_key = cm_key_generate(CM_KEY_EC_P256, NULL);
+    p->alice_key = cm_key_generate(CM_KEY_EC_P256, NULL);
+    p->ca = issue(CM_CERT_ROOT_CA, "Corp Root CA", 1, p->ca_key, NULL, NULL);
+    p->alice_cert = issue(CM_CERT_CLIENT_AUTH, "alice", 2, p->alice_key, p->ca_key, p->ca);
+    stranger_root = issue(CM_CERT_ROOT_CA, "Other CA", 1, stranger_ca, NULL, NULL);
+    p->stranger_cert = issue(CM_CERT_CLIENT_AUTH, "alice", 2, p->alice_key, stranger_ca,
+                             stranger_root);
+    ck_assert(cm_site_set_pki(lab->site, p->ca, NULL, &error));
+    cm_assert_no_error(error);
+    thumb = cm_cert_thumbprint_hex(p->alice_cert);
+    {
+        CmAdminSpec spec = {.name = "alice", .roles = &full, .n_roles = 1,
+                            .principal = "alice@CORP.EXAMPLE", .cert_thumbprint = thumb};
+        ck_assert(cm_site_rbac_add_admin(lab->site, &spec, CM_SITE_BUILTIN_ADMIN, lab->now,
+                                         &error));
+        cm_assert_no_error(error);
+    }
+    cm_rng_init_seeded(&rng, 42, 7);
+    ck_assert(cm_site_admin_set_password(lab->site, "alice", "correct horse", &rng,
+                                         CM_SITE_BUILTIN_ADMIN, lab->now, &error));
+    cm_assert_no_error(error);
+    ck_assert(cm_site_admin_enroll_totp(lab->site, "alice", secret, 20, "alice", lab->now,
+                                        &error));
+    cm_assert_no_error(error);
+}
+
+static const char *
+code_at(const guint8 *secret, CmTime t)
+{
+    static char out[11];
+    ck_assert(cm_totp("SHA1", secret, 20, t / CM_USEC_PER_SEC, 30, 6, out, NULL));
+    return out;
+}
+
+static gboolean
+login(TestLab *lab, const CmProviderLogin *l, CmTime now, CmProviderAuth *got)
+{
+    GError *error = NULL;
+    gboolean ok = cm_site_provider_login(lab->site, l, now, got, &error);
+    if (!ok) {
+        ck_assert_msg(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_REFUSED), "%s",
+                      error->message);
+        g_clear_error(&error);
+    }
+    return ok;
+}
+
+/* Windows authentication (password or Kerberos along trust), a
+ * certificate, two factors: the hierarchy's level decides who gets in.
+ * REQ: ADM-02 */
+START_TEST(test_provider_levels)
+{
+    g_autoptr(TestLab) lab = test_lab_new(NULL, 1);
+    const guint8 *secret = (const guint8 *)"0123456789abcdefghij";
+    AdminPki p;
+    CmProviderAuth got = -1;
+    CmTime t = lab->now;
+    GError *error = NULL;
+
+    provider_lab(lab, &p, secret);
+    ck_assert_int_eq(cm_site_provider_level(lab->site), CM_PROVIDER_AUTH_WINDOWS);
+    /* windows level: a password, or Kerberos */
+    ck_assert(login(lab, &(CmProviderLogin){.admin = "alice", .password = "correct horse"}, t,
+                    &got));
+    ck_assert_int_eq(got, CM_PROVIDER_AUTH_WINDOWS);
+    ck_assert(login(lab, &(CmProviderLogin){.admin = "alice",
+                                            .kerberos_principal = "alice@CORP.EXAMPLE"},
+                    t, &got));
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "alice", .password = "wrong horse"}, t,
+                     NULL));
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "alice",
+                                             .kerberos_principal = "alice@EVIL.EXAMPLE"},
+                     t, NULL));
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "mallory", .password = "correct horse"}, t,
+                     NULL));
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "alice"}, t, NULL));
+    /* a certificate from a CA the site does not trust */
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "alice", .cert = p.stranger_cert}, t,
+                     NULL));
+
+    /* certificate level: windows alone no longer enough */
+    ck_assert(cm_site_provider_set_level(lab->site, CM_PROVIDER_AUTH_CERTIFICATE, "alice", t,
+                                         &error));
+    cm_assert_no_error(error);
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "alice", .password = "correct horse"}, t,
+                     NULL));
+    ck_assert(login(lab, &(CmProviderLogin){.admin = "alice", .cert = p.alice_cert}, t, &got));
+    ck_assert_int_eq(got, CM_PROVIDER_AUTH_CERTIFICATE);
+
+    /* two factors: certificate or Kerberos, plus the one-time code */
+    ck_assert(cm_site_provider_set_level(lab->site, CM_PROVIDER_AUTH_TWO_FACTOR, "alice", t,
+                                         &error));
+    cm_assert_no_error(error);
+    ck_assert_int_eq(cm_site_provider_level(lab->site), CM_PROVIDER_AUTH_TWO_FACTOR);
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "alice", .cert = p.alice_cert}, t, NULL));
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "alice", .password = "correct horse",
+                                             .totp = code_at(secret, t)},
+                     t, NULL));
+    t += 30 * CM_USEC_PER_SEC; /* the code above was used */
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "alice", .cert = p.alice_cert,
+                                             .totp = "000000"},
+                     t, NULL));
+    ck_assert(login(lab, &(CmProviderLogin){.admin = "alice", .cert = p.alice_cert,
+                                            .totp = code_at(secret, t)},
+                    t, &got));
+    ck_assert_int_eq(got, CM_PROVIDER_AUTH_TWO_FACTOR);
+    /* the same code again is a replay */
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "alice", .cert = p.alice_cert,
+                                             .totp = code_at(secret, t)},
+                     t, NULL));
+    t += 30 * CM_USEC_PER_SEC;
+    ck_assert(login(lab, &(CmProviderLogin){.admin = "alice",
+                                            .kerberos_principal = "alice@corp.example",
+                                            .totp = code_at(secret, t)},
+                    t, &got));
+    ck_assert_int_eq(got, CM_PROVIDER_AUTH_TWO_FACTOR);
+    /* one step of skew is accepted, two are not */
+    t += 60 * CM_USEC_PER_SEC;
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = "alice", .cert = p.alice_cert,
+                                             .totp = code_at(secret, t - 60 * CM_USEC_PER_SEC)},
+                     t, NULL));
+    ck_assert(login(lab, &(CmProviderLogin){.admin = "alice", .cert = p.alice_cert,
+                                            .totp = code_at(secret, t - 30 * CM_USEC_PER_SEC)},
+                    t, NULL));
+    /* every sign-in is audited, refusals too */
+    ck_assert_int_eq(audit_count(lab, "alice", "provider-login"), 6);
+    ck_assert_int_ge(audit_count(lab, "alice", "refused:provider-login"), 10);
+    ck_assert_int_eq(audit_count(lab, "mallory", "refused:provider-login"), 1);
+    admin_pki_free(&p);
+}
+END_TEST
+
+/* Setting the level needs the security action, and nobody can lock
+ * themselves out; credentials are one's own or a security
+ * administrator's to change.  REQ: ADM-02, ADM-01 */
+START_TEST(test_provider_level_rules)
+{
+    g_autoptr(TestLab) lab = test_lab_new(NULL, 1);
+    const guint8 *secret = (const guint8 *)"0123456789abcdefghij";
+    AdminPki p;
+    CmRng rng;
+    GError *error = NULL;
+
+    provider_lab(lab, &p, secret);
+    add_admin(lab, "ana", CM_ROLE_READ_ONLY_ANALYST, NULL, NULL, 0);
+    ck_assert(!cm_site_provider_set_level(lab->site, CM_PROVIDER_AUTH_CERTIFICATE, "ana",
+                                          lab->now, &error));
+    assert_refused(&error);
+    /* ana has no certificate: she cannot raise it to a level she fails */
+    {
+        CmSecurityRole r = CM_ROLE_SECURITY_ADMINISTRATOR;
+        CmAdminSpec spec = {.name = "sec", .roles = &r, .n_roles = 1};
+        ck_assert(cm_site_rbac_add_admin(lab->site, &spec, CM_SITE_BUILTIN_ADMIN, lab->now, NULL));
+    }
+    ck_assert(!cm_site_provider_set_level(lab->site, CM_PROVIDER_AUTH_CERTIFICATE, "sec",
+                                          lab->now, &error));
+    ck_assert_ptr_nonnull(strstr(error->message, "could not sign in"));
+    assert_refused(&error);
+    ck_assert_int_eq(cm_site_provider_level(lab->site), CM_PROVIDER_AUTH_WINDOWS);
+    /* alice can, and the audit entry names who cannot */
+    ck_assert(cm_site_provider_set_level(lab->site, CM_PROVIDER_AUTH_CERTIFICATE, "alice",
+                                         lab->now, NULL));
+    {
+        sqlite3_stmt *st = cm_store_stmt(
+            cm_site_store(lab->site),
+            "SELECT detail FROM audit WHERE action = 'provider-auth-level'", NULL);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        ck_assert_ptr_nonnull(strstr((const char *)sqlite3_column_text(st, 0), "ana"));
+        sqlite3_reset(st);
+    }
+    /* ana cannot set alice's password; ana can set her own */
+    cm_rng_init_seeded(&rng, 1, 1);
+    ck_assert(!cm_site_admin_set_password(lab->site, "alice", "hijacked!", &rng, "ana", lab->now,
+                                          &error));
+    assert_refused(&error);
+    ck_assert(cm_site_admin_set_password(lab->site, "ana", "my own password", &rng, "ana",
+                                         lab->now, &error));
+    cm_assert_no_error(error);
+    ck_assert(!cm_site_admin_set_password(lab->site, "ana", "short", &rng, "ana", lab->now,
+                                          &error));
+    ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID));
+    g_clear_error(&error);
+    ck_assert(!cm_site_admin_enroll_totp(lab->site, "alice", secret, 8, "alice", lab->now,
+                                         &error));
+    ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID));
+    g_clear_error(&error);
+    /* the password is stored hashed, the secret sealed */
+    {
+        sqlite3_stmt *st = cm_store_stmt(cm_site_store(lab->site),
+                                         "SELECT password FROM admins WHERE name = 'alice'", NULL);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        ck_assert(g_str_has_prefix((const char *)sqlite3_column_text(st, 0), "pbkdf2-sha256$"));
+        ck_assert_ptr_null(strstr((const char *)sqlite3_column_text(st, 0), "correct"));
+        sqlite3_reset(st);
+    }
+    admin_pki_free(&p);
+}
+END_TEST
+
 static Suite *
 admin_suite(void)
 {
@@ -548,6 +832,12 @@ admin_suite(void)
     tcase_add_test(tc, test_audit_truncated);
     tcase_add_test(tc, test_audit_inserted);
     tcase_add_test(tc, test_audit_external_head);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("provider");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_totp_rfc6238);
+    tcase_add_test(tc, test_provider_levels);
+    tcase_add_test(tc, test_provider_level_rules);
     suite_add_tcase(s, tc);
     return s;
 }
