@@ -33,11 +33,20 @@ typedef struct {
     GMutex lock;
     char *name;
     char *dir;
+    /* Where the site is.  A site restarted on a new ephemeral port is
+     * found again through its .addr file: site_gen counts the moves, and a
+     * worker whose client was made for an older generation makes a new
+     * one (under lock, read by the workers). */
+    char *site_host;
+    char *addr_file; /* NULL: a fixed site_address */
+    char *site_addr;
     char *site_url; /* https://site_host:port */
     char *connect_to[2];
+    guint site_gen;
     CmNetHttpcConfig site_client; /* how to reach the site */
     const CmCert *site_roots[1];
     GPtrArray *clients; /* CmNetHttpc per worker */
+    guint *client_gen;  /* the site_gen each worker's client was made for */
     CmNetMetrics *metrics;
     CmNetGauge *channels;
     CmNetCounter *keepalives;
@@ -71,27 +80,56 @@ static GOptionEntry entries[] = {
 
 /* ------------------------------------------------------- site calls */
 
+/* The site's HTTPS address from its .addr file, or NULL. */
+static char *
+read_addr_file(const char *path)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL))
+        return NULL;
+    return g_key_file_get_string(kf, "listen", "https", NULL);
+}
+
+/* Points the MP at the site at addr ("HOST:PORT"), under d->lock. */
+static gboolean
+set_site(MpDaemon *d, const char *addr, GError **error)
+{
+    const char *colon = strrchr(addr, ':');
+
+    if (colon == NULL) {
+        g_set_error(error, CM_DAEMON_ERROR, 0, "site address \"%s\": expected HOST:PORT", addr);
+        return FALSE;
+    }
+    g_free(d->site_addr);
+    g_free(d->site_url);
+    g_free(d->connect_to[0]);
+    d->site_addr = g_strdup(addr);
+    d->site_url = g_strdup_printf("https://%s:%s", d->site_host, colon + 1);
+    d->connect_to[0] = g_strdup_printf("%s:%s:%.*s:%s", d->site_host, colon + 1,
+                                       (int)(colon - addr), addr, colon + 1);
+    d->site_client.connect_to = (const char *const *)d->connect_to;
+    d->site_gen++;
+    return TRUE;
+}
+
 /* Reads where the site listens: an address given in the configuration,
  * or the site's .addr file (waiting for it while the site starts). */
 static char *
-site_address(CmNetConfig *cfg, GError **error)
+site_address(MpDaemon *d, CmNetConfig *cfg, GError **error)
 {
-    g_autofree char *addr_file = NULL;
-    g_autoptr(GKeyFile) kf = NULL;
     char *addr = NULL;
     gint64 deadline = g_get_monotonic_time() + SITE_WAIT_US;
 
     if (cm_net_config_has(cfg, "mp", "site_address"))
         return cm_net_config_string(cfg, "mp", "site_address", NULL, &addr, error) ? addr : NULL;
-    if (!cm_net_config_path(cfg, "mp", "site_addr_file", NULL, &addr_file, error))
+    if (!cm_net_config_path(cfg, "mp", "site_addr_file", NULL, &d->addr_file, error))
         return NULL;
-    kf = g_key_file_new();
-    while (!g_key_file_load_from_file(kf, addr_file, G_KEY_FILE_NONE, NULL) ||
-           (addr = g_key_file_get_string(kf, "listen", "https", NULL)) == NULL) {
+    while ((addr = read_addr_file(d->addr_file)) == NULL) {
         if (g_get_monotonic_time() > deadline) {
             g_set_error(error, CM_DAEMON_ERROR, 0,
                         "%s: no site listening after %d s (is cmlab-site serve running?)",
-                        addr_file, (int)(SITE_WAIT_US / CM_USEC_PER_SEC));
+                        d->addr_file, (int)(SITE_WAIT_US / CM_USEC_PER_SEC));
             return NULL;
         }
         g_usleep(100000);
@@ -102,12 +140,22 @@ site_address(CmNetConfig *cfg, GError **error)
 static json_t *
 fetch_mpconfig(MpDaemon *d, GError **error)
 {
-    g_autofree char *url = g_strconcat(d->site_url, CM_SITE_API_MPCONFIG, NULL);
-    CmNetHttpRequest req = {.method = "GET", .url = url};
+    g_autofree char *url = NULL, *connect = NULL;
+    const char *connect_to[2] = {NULL, NULL};
+    CmNetHttpcConfig hc;
+    CmNetHttpRequest req = {.method = "GET"};
     CmNetHttpResponse resp = {0};
     json_t *o = NULL;
 
-    if (!cm_net_http_fetch(&d->site_client, &req, &resp, error))
+    g_mutex_lock(&d->lock);
+    url = g_strconcat(d->site_url, CM_SITE_API_MPCONFIG, NULL);
+    connect = g_strdup(d->connect_to[0]);
+    hc = d->site_client;
+    g_mutex_unlock(&d->lock);
+    connect_to[0] = connect;
+    hc.connect_to = connect_to;
+    req.url = url;
+    if (!cm_net_http_fetch(&hc, &req, &resp, error))
         goto out;
     if (resp.status != 200) {
         g_set_error(error, CM_DAEMON_ERROR, 0, "site answered %d to %s: %.*s", resp.status, url,
@@ -172,6 +220,7 @@ on_request(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_d
     g_autofree char *url = NULL;
     CmNetHttpRequest hreq = {0};
     gint64 keepalives;
+    guint worker;
 
     g_mutex_lock(&d->lock);
     keepalives = cm_mp_counters(d->mp)->keepalives;
@@ -191,9 +240,26 @@ on_request(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_d
     if (verdict == CM_MP_ANSWERED)
         return TRUE;
 
-    client = g_ptr_array_index(d->clients, cm_net_call_worker(call));
-    headers = cm_daemon_forward_headers(req);
+    worker = cm_net_call_worker(call);
+    g_mutex_lock(&d->lock);
+    if (d->client_gen[worker] != d->site_gen) {
+        /* The site moved: a client for its new address (requests still in
+         * flight on the old one complete as cancelled: 503, retry). */
+        CmNetHttpc *fresh = cm_net_httpc_new(cm_net_call_base(call), &d->site_client, &error);
+        if (fresh != NULL) {
+            CmNetHttpc *old = d->clients->pdata[worker];
+            d->clients->pdata[worker] = fresh;
+            d->client_gen[worker] = d->site_gen;
+            g_mutex_unlock(&d->lock);
+            cm_net_httpc_free(old);
+            g_mutex_lock(&d->lock);
+        }
+        g_clear_error(&error);
+    }
+    client = g_ptr_array_index(d->clients, worker);
     url = g_strconcat(d->site_url, cm_ep_path(req->ep), NULL);
+    g_mutex_unlock(&d->lock);
+    headers = cm_daemon_forward_headers(req);
     hreq.method = cm_net_call_method(call);
     hreq.url = url;
     hreq.headers = (const char *const *)headers;
@@ -255,8 +321,15 @@ refresher_main(gpointer data)
             GError *error = NULL;
             g_autoptr(json_t) conf = fetch_mpconfig(d, &error);
             if (conf == NULL || !apply_mpconfig(d, conf, &error)) {
+                g_autofree char *addr = d->addr_file ? read_addr_file(d->addr_file) : NULL;
                 g_warning("site configuration refresh: %s", error->message);
-                g_error_free(error);
+                g_clear_error(&error);
+                g_mutex_lock(&d->lock);
+                if (addr != NULL && strcmp(addr, d->site_addr) != 0 &&
+                    set_site(d, addr, &error))
+                    g_message("the site moved to %s", addr);
+                g_mutex_unlock(&d->lock);
+                g_clear_error(&error);
             }
         }
         g_mutex_lock(&d->stop_lock);
@@ -344,27 +417,16 @@ main(int argc, char **argv)
         goto out;
 
     /* The site: its name in its certificate, its address from the lab. */
-    addr = site_address(cfg, &error);
-    if (addr == NULL)
-        goto out;
-    {
-        const char *colon = strrchr(addr, ':');
-        if (colon == NULL) {
-            g_set_error(&error, CM_DAEMON_ERROR, 0, "site address \"%s\": expected HOST:PORT",
-                        addr);
-            goto out;
-        }
-        d.site_url = g_strdup_printf("https://%s:%s", site_host, colon + 1);
-        d.connect_to[0] = g_strdup_printf("%s:%s:%.*s:%s", site_host, colon + 1,
-                                          (int)(colon - addr), addr, colon + 1);
-    }
+    d.site_host = site_host;
     d.site_roots[0] = site_root;
     d.site_client.client_cert = client;
     d.site_client.client_key = client_key;
     d.site_client.ca_certs = d.site_roots;
     d.site_client.n_ca_certs = 1;
-    d.site_client.connect_to = (const char *const *)d.connect_to;
     d.site_client.max_response_size = MPCONFIG_MAX;
+    addr = site_address(&d, cfg, &error);
+    if (addr == NULL || !set_site(&d, addr, &error))
+        goto out;
     conf = fetch_mpconfig(&d, &error);
     if (conf == NULL)
         goto out;
@@ -429,12 +491,14 @@ main(int argc, char **argv)
     httpd = cm_net_httpd_new(&hc, &error);
     if (httpd == NULL)
         goto out;
+    d.client_gen = g_new0(guint, cm_net_httpd_n_workers(httpd));
     for (guint i = 0; i < cm_net_httpd_n_workers(httpd); i++) {
         CmNetHttpc *c = cm_net_httpc_new(cm_net_httpd_worker_base(httpd, i), &d.site_client,
                                          &error);
         if (c == NULL)
             goto out;
         g_ptr_array_add(d.clients, c);
+        d.client_gen[i] = d.site_gen;
     }
     if (!cm_net_httpd_add_route(httpd, "/metrics", cm_net_metrics_route, metrics, &error) ||
         !cm_net_httpd_add_route(httpd, "/health", health_route, NULL, &error) ||
@@ -472,6 +536,9 @@ out:
     g_clear_pointer(&httpd, cm_net_httpd_free);
     cm_mp_free(d.mp);
     g_free(d.site_url);
+    g_free(d.site_addr);
+    g_free(d.addr_file);
+    g_free(d.client_gen);
     g_free(d.connect_to[0]);
     g_mutex_clear(&d.lock);
     return rc;
