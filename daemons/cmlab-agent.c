@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "cmagent.h"
+#include "cmdp.h"
 
 #define STATUS_EVERY_US (500 * 1000)
 #define MAX_AGENTS 100000
@@ -45,6 +46,15 @@ typedef struct {
     struct event *timer;
     CmTime started;
     CmTime active_at;
+    /* Content downloads (REQ DP-04), the driver's part: the agent library
+     * accepts and verifies policies; the driver fetches the content they
+     * name from a DP and checks it with the DP library against the
+     * agent's verified policy (below, "content"). */
+    GHashTable *content_seen; /* policy IDs looked at */
+    char *dl_policy;          /* the policy whose content is downloading */
+    CmDpManifest *dl_manifest;
+    size_t dl_next;
+    int content_ok, content_refused, content_failed;
 } LabAgent;
 
 struct Worker {
@@ -67,6 +77,8 @@ typedef struct {
 
 struct Lab {
     GPtrArray *mps; /* LabMp* */
+    GPtrArray *dps; /* LabMp* (name and ports) of the lab's DPs */
+    gboolean dp_https;
     char **connect_to;
     char *site_code;
     char *trk;
@@ -153,6 +165,7 @@ parse_time(const char *s, const char *what)
 /* ----------------------------------------------------------- driving */
 
 static void run_actions(LabAgent *a, CmAgentActions *act);
+static void content_next(LabAgent *a);
 
 static const LabMp *
 find_mp(Lab *lab, const char *name)
@@ -247,6 +260,113 @@ run_actions(LabAgent *a, CmAgentActions *act)
     st = cm_agent_status(a->agent);
     if (st->state == CM_AGENT_ACTIVE && a->active_at == 0)
         a->active_at = cm_net_wall_now();
+    if (a->dl_policy == NULL)
+        content_next(a);
+}
+
+/* ----------------------------------------------------------- content */
+
+static void
+content_done(LabAgent *a, int *counter, const char *why)
+{
+    (*counter)++;
+    if (why != NULL)
+        g_message("agent %u: content of %s: %s", a->index, a->dl_policy, why);
+    g_clear_pointer(&a->dl_policy, g_free);
+    g_clear_pointer(&a->dl_manifest, cm_dp_manifest_free);
+    a->dl_next = 0;
+}
+
+static char *
+content_url(LabAgent *a, const char *content_id, const char *file)
+{
+    Lab *lab = a->w->lab;
+    const LabMp *dp = g_ptr_array_index(lab->dps, a->index % lab->dps->len);
+
+    return g_strdup_printf("%s://%s:%u/SMS_DP_SMSPKG$/%s%s%s", lab->dp_https ? "https" : "http",
+                           dp->name, lab->dp_https ? dp->https_port : dp->http_port, content_id,
+                           file ? "/" : "", file ? file : "");
+}
+
+static void
+on_content(CmNetHttpResponse *hresp, void *user_data)
+{
+    LabAgent *a = user_data;
+    const json_t *policy;
+    const guint8 *data;
+    gsize len = 0;
+    GError *error = NULL;
+
+    if (a->w->stopping)
+        return;
+    g_mutex_lock(&a->w->lock);
+    if (hresp->status != 200) {
+        g_autofree char *why = g_strdup_printf(
+            "the DP answered %d%s%s", hresp->status, hresp->error ? ": " : "",
+            hresp->error ? hresp->error->message : "");
+        content_done(a, &a->content_failed, why);
+        goto next;
+    }
+    data = g_bytes_get_data(hresp->body, &len);
+    policy = cm_agent_policy(a->agent, a->dl_policy);
+    if (a->dl_manifest == NULL) {
+        /* The manifest first: its hash must be the signed policy's. */
+        a->dl_manifest = cm_dp_manifest_verify(policy, data, len, &error);
+    } else {
+        const CmDpEntry *e = cm_dp_manifest_entry(a->dl_manifest, a->dl_next);
+        if (cm_dp_file_verify(a->dl_manifest, e->name, data, len, &error))
+            a->dl_next++;
+    }
+    if (error != NULL) {
+        content_done(a, &a->content_refused, error->message);
+        g_error_free(error);
+    } else if (a->dl_next == cm_dp_manifest_count(a->dl_manifest)) {
+        content_done(a, &a->content_ok, NULL);
+    }
+next:
+    content_next(a);
+    g_mutex_unlock(&a->w->lock);
+}
+
+/* Starts or continues a download; under the worker's lock. */
+static void
+content_next(LabAgent *a)
+{
+    const CmAgentStatus *st = cm_agent_status(a->agent);
+    const char *cid = NULL;
+    g_autofree char *url = NULL;
+    CmNetHttpRequest req = {.method = "GET"};
+    GError *error = NULL;
+
+    if (a->w->lab->dps->len == 0)
+        return;
+    if (a->dl_policy == NULL) {
+        for (guint i = 0; st->policy_ids != NULL && i < st->policy_ids->len; i++) {
+            const char *id = g_ptr_array_index(st->policy_ids, i);
+            const json_t *content;
+            if (g_hash_table_contains(a->content_seen, id))
+                continue;
+            g_hash_table_add(a->content_seen, g_strdup(id));
+            content = json_object_get(cm_agent_policy(a->agent, id), "content");
+            if (json_is_object(content) && json_is_string(json_object_get(content, "id"))) {
+                a->dl_policy = g_strdup(id);
+                break;
+            }
+        }
+        if (a->dl_policy == NULL)
+            return;
+    }
+    cid = json_string_value(
+        json_object_get(json_object_get(cm_agent_policy(a->agent, a->dl_policy), "content"), "id"));
+    url = content_url(a, cid,
+                      a->dl_manifest
+                          ? cm_dp_manifest_entry(a->dl_manifest, a->dl_next)->name
+                          : NULL);
+    req.url = url;
+    if (!cm_net_httpc_send(a->http, &req, on_content, a, &error)) {
+        content_done(a, &a->content_failed, error->message);
+        g_error_free(error);
+    }
 }
 
 static void
@@ -399,6 +519,7 @@ agent_new(Lab *lab, Worker *w, guint index, GError **error)
     if (a->http == NULL)
         goto fail;
     a->timer = evtimer_new(w->base, on_timer, a);
+    a->content_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     return a;
 fail:
     cm_agent_free(a->agent);
@@ -411,15 +532,23 @@ agent_free(LabAgent *a)
 {
     cm_net_httpc_free(a->http);
     event_free(a->timer);
+    if (a->content_seen != NULL)
+        g_hash_table_unref(a->content_seen);
+    g_free(a->dl_policy);
+    if (a->dl_manifest != NULL)
+        cm_dp_manifest_free(a->dl_manifest);
     cm_agent_free(a->agent);
     g_free(a);
 }
 
+/* An MP's or DP's name and ports (kind "mp" or "dp": its .conf and .addr). */
 static gboolean
-load_mp(Lab *lab, const char *dir, GError **error)
+load_server(Lab *lab, const char *dir, const char *kind, GPtrArray *into, GError **error)
 {
-    g_autofree char *conf = g_build_filename(dir, "mp.conf", NULL);
-    g_autofree char *addr = g_build_filename(dir, "mp.addr", NULL);
+    g_autofree char *conf_name = g_strdup_printf("%s.conf", kind);
+    g_autofree char *addr_name = g_strdup_printf("%s.addr", kind);
+    g_autofree char *conf = g_build_filename(dir, conf_name, NULL);
+    g_autofree char *addr = g_build_filename(dir, addr_name, NULL);
     g_autoptr(GKeyFile) kc = g_key_file_new(), ka = g_key_file_new();
     g_autofree char *http = NULL, *https = NULL;
     LabMp *m;
@@ -437,7 +566,7 @@ load_mp(Lab *lab, const char *dir, GError **error)
         return FALSE;
     }
     m = g_new0(LabMp, 1);
-    m->name = g_key_file_get_string(kc, "mp", "name", error);
+    m->name = g_key_file_get_string(kc, kind, "name", error);
     if (m->name == NULL) {
         g_free(m);
         return FALSE;
@@ -445,7 +574,9 @@ load_mp(Lab *lab, const char *dir, GError **error)
     m->address = g_strndup(http, (gsize)(c1 - http));
     m->http_port = (guint)atoi(c1 + 1);
     m->https_port = (guint)atoi(c2 + 1);
-    g_ptr_array_add(lab->mps, m);
+    if (strcmp(kind, "dp") == 0)
+        lab->dp_https = g_key_file_get_boolean(kc, "dp", "https", NULL);
+    g_ptr_array_add(into, m);
     return TRUE;
 }
 
@@ -476,12 +607,15 @@ load_lab(Lab *lab, GError **error)
     if (dir == NULL)
         return FALSE;
     while ((entry = g_dir_read_name(dir)) != NULL)
-        if (g_str_has_prefix(entry, "mp"))
-            g_ptr_array_add(names, g_build_filename(opt_lab, entry, NULL));
+        if (g_str_has_prefix(entry, "mp") || g_str_has_prefix(entry, "dp"))
+            g_ptr_array_add(names, g_strdup(entry));
     g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
-    for (guint i = 0; i < names->len && lab->mps->len < MAX_MPS; i++) {
-        const char *d = g_ptr_array_index(names, i);
-        if (g_file_test(d, G_FILE_TEST_IS_DIR) && !load_mp(lab, d, error))
+    for (guint i = 0; i < names->len && lab->mps->len + lab->dps->len < 2 * MAX_MPS; i++) {
+        const char *e = g_ptr_array_index(names, i);
+        g_autofree char *d = g_build_filename(opt_lab, e, NULL);
+        gboolean mp = g_str_has_prefix(e, "mp");
+        if (g_file_test(d, G_FILE_TEST_IS_DIR) &&
+            !load_server(lab, d, mp ? "mp" : "dp", mp ? lab->mps : lab->dps, error))
             return FALSE;
     }
     if (lab->mps->len == 0) {
@@ -508,8 +642,9 @@ load_lab(Lab *lab, GError **error)
     }
     /* MP names resolve to their loopback addresses without DNS, and TLS
      * still checks the names in the certificates. */
-    for (guint i = 0; i < lab->mps->len; i++) {
-        const LabMp *m = g_ptr_array_index(lab->mps, i);
+    for (guint i = 0; i < lab->mps->len + lab->dps->len; i++) {
+        const LabMp *m = i < lab->mps->len ? g_ptr_array_index(lab->mps, i)
+                                           : g_ptr_array_index(lab->dps, i - lab->mps->len);
         g_ptr_array_add(connect, g_strdup_printf("%s:%u:%s:%u", m->name, m->http_port, m->address,
                                                  m->http_port));
         g_ptr_array_add(connect, g_strdup_printf("%s:%u:%s:%u", m->name, m->https_port,
@@ -527,6 +662,7 @@ typedef struct {
     guint with_inventory;
     guint with_policy;
     gint64 registrations, retries, policies, inventories, keepalives, refused;
+    gint64 content_ok, content_refused;
     double active_secs_sum;
     guint active_n;
 } Totals;
@@ -570,6 +706,14 @@ collect(Lab *lab, Totals *t, const char *status_path)
                               "policies_refused", st->policies_refused, "inventories_sent",
                               st->inventories_sent, "keepalives_answered",
                               st->keepalives_answered, "channel_open", st->channel_open));
+            if (list != NULL) {
+                json_t *o = json_array_get(list, json_array_size(list) - 1);
+                json_object_set_new(o, "content_verified", json_integer(a->content_ok));
+                json_object_set_new(o, "content_refused", json_integer(a->content_refused));
+                json_object_set_new(o, "content_failed", json_integer(a->content_failed));
+            }
+            t->content_ok += a->content_ok;
+            t->content_refused += a->content_refused;
         }
         g_mutex_unlock(&wk->lock);
     }
@@ -613,6 +757,9 @@ print_summary(const Totals *t, guint n, double secs)
            ", policies accepted %" G_GINT64_FORMAT " refused %" G_GINT64_FORMAT
            ", inventories %" G_GINT64_FORMAT ", keep-alives %" G_GINT64_FORMAT "\n",
            t->registrations, t->retries, t->policies, t->refused, t->inventories, t->keepalives);
+    if (t->content_ok + t->content_refused > 0)
+        printf("  content verified %" G_GINT64_FORMAT ", refused %" G_GINT64_FORMAT "\n",
+               t->content_ok, t->content_refused);
     if (t->active_n > 0)
         printf("  time to active: mean %.2f s over %u agents\n", t->active_secs_sum / t->active_n,
                t->active_n);
@@ -652,6 +799,7 @@ main(int argc, char **argv)
     cm_net_init();
     cm_daemon_log_init("cmlab-agent", opt_verbose);
     lab.mps = g_ptr_array_new_with_free_func(mp_free);
+    lab.dps = g_ptr_array_new_with_free_func(mp_free);
     lab.roots = g_ptr_array_new_with_free_func((GDestroyNotify)cm_cert_unref);
     if (!load_lab(&lab, &error))
         goto out;
@@ -739,6 +887,7 @@ out:
     }
     g_free(lab.workers);
     g_ptr_array_unref(lab.mps);
+    g_ptr_array_unref(lab.dps);
     g_ptr_array_unref(lab.roots);
     g_strfreev(lab.connect_to);
     g_free(lab.site_code);

@@ -287,6 +287,64 @@ out:
     return rc;
 }
 
+/* A distribution point: its TLS certificate from the issuing root (an
+ * Enhanced HTTP DP; the lab gives a PKI-mode DP one from its enterprise CA
+ * instead), the site signing certificate that verifies content access
+ * tokens, and dp.conf. */
+static int
+cmd_add_dp(void)
+{
+    GError *error = NULL;
+    CmTime now = cm_net_wall_now();
+    g_autofree char *code = NULL, *dp_conf = NULL, *host = NULL;
+    g_autoptr(CmNetConfig) cfg = NULL;
+    g_autoptr(CmSite) site = NULL;
+    g_autoptr(CmCert) tls = NULL;
+    g_autoptr(CmKey) key = NULL;
+    int rc = 1;
+
+    if (opt_name == NULL || opt_out == NULL) {
+        g_set_error(&error, CM_DAEMON_ERROR, 0, "give --name HOST and --out DPDIR");
+        goto out;
+    }
+    host = g_ascii_strdown(opt_name, -1);
+    cfg = load_conf(opt_dir, &code, &error);
+    if (cfg == NULL || (site = open_site(opt_dir, code, NULL, now, &error)) == NULL)
+        goto out;
+    if (g_mkdir_with_parents(opt_out, 0700) != 0) {
+        g_set_error(&error, CM_DAEMON_ERROR, 0, "cannot create %s: %s", opt_out,
+                    g_strerror(errno));
+        goto out;
+    }
+    if (!cm_site_issue_system_cert(site, CM_CERT_SERVER, host, host, now, &tls, &key, &error))
+        goto out;
+    {
+        g_autofree char *p1 = path_in(opt_out, "tls.pem"), *p2 = path_in(opt_out, "tls.key");
+        g_autofree char *p3 = path_in(opt_out, "site-signing.pem");
+        if (!cm_daemon_save_cert(p1, tls, &error) || !cm_daemon_save_key(p2, key, &error) ||
+            !cm_daemon_save_cert(p3, cm_site_signing_cert(site), &error))
+            goto out;
+    }
+    dp_conf = g_strdup_printf("# cmlab-dp configuration (written by cmlab-site add-dp)\n"
+                              "[dp]\nname = %s\nsite_code = %s\nhttps = false\n"
+                              "allow_anonymous = true\n"
+                              "\n[listen]\naddress = 127.0.0.1\nhttp_port = 0\nhttps_port = 0\n",
+                              host, code);
+    {
+        g_autofree char *p = path_in(opt_out, "dp.conf");
+        if (!cm_daemon_write_file(p, dp_conf, strlen(dp_conf), 0644, &error))
+            goto out;
+    }
+    printf("DP %s provisioned in %s\n", host, opt_out);
+    rc = 0;
+out:
+    if (error != NULL) {
+        fprintf(stderr, "cmlab-site add-dp: %s\n", error->message);
+        g_error_free(error);
+    }
+    return rc;
+}
+
 static int
 cmd_export_trk(void)
 {
@@ -510,6 +568,7 @@ main(int argc, char **argv)
     g_option_context_set_summary(ctx, "Commands:\n"
                                       "  init        create a site in --dir\n"
                                       "  add-mp      provision a management point (--name, --out)\n"
+                                      "  add-dp      provision a distribution point (--name, --out)\n"
                                       "  serve       run the site server\n"
                                       "  export-trk  print the SMSPublicRootKey value");
     g_option_context_add_main_entries(ctx, common_entries, NULL);
@@ -538,6 +597,8 @@ main(int argc, char **argv)
         return cmd_init();
     if (strcmp(cmd, "add-mp") == 0)
         return cmd_add_mp();
+    if (strcmp(cmd, "add-dp") == 0)
+        return cmd_add_dp();
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve();
     if (strcmp(cmd, "export-trk") == 0)

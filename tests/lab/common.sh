@@ -21,7 +21,7 @@ trap cleanup EXIT
 fail() {
   echo "FAIL: $*" >&2
   if [ -n "$lab" ]; then
-    for log in "$lab"/site/site.log "$lab"/mp*/mp.log "$lab"/agent*.log; do
+    for log in "$lab"/site/site.log "$lab"/mp*/mp.log "$lab"/dp*/dp.log "$lab"/*.log; do
       [ -e "$log" ] && { echo "--- $log" >&2; tail -15 "$log" >&2; }
     done
   fi
@@ -29,16 +29,18 @@ fail() {
 }
 ok() { checks=$((checks + 1)); echo "ok $checks - $*"; }
 
-lab_up() { # name mode approval
-  lab=$work/$1
-  "$top_srcdir/scripts/lab" up --dir "$lab" --mode "$2" --approval "$3" --test-timings >/dev/null ||
-    fail "lab up ($2, $3)"
+lab_up() { # name mode approval [scripts/lab options...]
+  local name=$1 mode=$2 approval=$3
+  shift 3
+  lab=$work/$name
+  "$top_srcdir/scripts/lab" up --dir "$lab" --mode "$mode" --approval "$approval" --test-timings "$@" >/dev/null ||
+    fail "lab up ($mode, $approval)"
 }
 # Stops the lab; a sanitizer report in any daemon's log fails the test
 # (the daemons exit through their clean shutdown on SIGTERM, so leaks show).
 lab_down() {
   "$top_srcdir/scripts/lab" down --dir "$lab" >/dev/null
-  if grep -l "Sanitizer\|runtime error" "$lab"/site/site.log "$lab"/mp*/mp.log "$lab"/*.log 2>/dev/null; then
+  if grep -l "Sanitizer\|runtime error" "$lab"/site/site.log "$lab"/mp*/mp.log "$lab"/dp*/dp.log "$lab"/*.log 2>/dev/null; then
     fail "a daemon reported a sanitizer error"
   fi
   ok "$(basename "$lab"): the daemons stopped cleanly on SIGTERM"
