@@ -739,6 +739,43 @@ gboolean cm_site_admin_publish_to_forest(CmSite *site, const char *forest, gbool
                                          const char *admin, CmTime now, GError **error);
 json_t *cm_site_directory_lookup(CmSite *site, const char *client_domain);
 
+/* ============================================================ wipe
+ * site/wipe.c (REQ DATA-03): a wipe acknowledgment means the message was
+ * sent (for a device managed through the Exchange Server connector: that
+ * Exchange received it), never that the device acted.  The site keeps the
+ * two apart, and a device heard from after the acknowledgment is evidence
+ * that it did not wipe. */
+
+typedef enum {
+    CM_WIPE_DIRECT,   /* to the device over the client notification channel */
+    CM_WIPE_EXCHANGE, /* through the Exchange Server connector */
+} CmWipeVia;
+
+typedef enum {
+    CM_WIPE_QUEUED,       /* requested, not yet handed on */
+    CM_WIPE_ACKNOWLEDGED, /* sent (or received by Exchange): nothing more is known */
+} CmWipeState;
+
+typedef struct {
+    gint64 id;
+    char smsid[CM_ID_SMSID_LEN + 1];
+    CmWipeVia via;
+    CmWipeState state;
+    CmTime requested, acknowledged;
+    gboolean device_confirmed;   /* always FALSE: nothing confirms a wipe */
+    gboolean seen_after_ack;     /* the device talked to the site after the acknowledgment */
+    char meaning[160];           /* what the acknowledgment verified, in words */
+} CmWipeStatus;
+
+/* Requests a wipe (CM_ADMIN_WIPE on the client, audited); returns its ID or
+ * -1. */
+gint64 cm_site_admin_wipe(CmSite *site, const char *smsid, CmWipeVia via, const char *admin,
+                          CmTime now, GError **error);
+/* The carrier reports the message handed on (the notification sent, or
+ * Exchange's receipt): the acknowledgment. */
+gboolean cm_site_wipe_acknowledge(CmSite *site, gint64 id, CmTime now, GError **error);
+gboolean cm_site_wipe_status(CmSite *site, gint64 id, CmWipeStatus *out, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmSite, cm_site_free)
 
 G_END_DECLS

@@ -108,6 +108,10 @@ static const char *const migrations[] = {
      * data its parent holds. */
     "ALTER TABLE repl_out ADD COLUMN scope INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE repl_data ADD COLUMN scope INTEGER NOT NULL DEFAULT 0;",
+    /* 5: wipe requests and what their acknowledgment means (REQ DATA-03) */
+    "CREATE TABLE wipes(id INTEGER PRIMARY KEY, smsid TEXT NOT NULL, via INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL, requested INTEGER NOT NULL, acked INTEGER NOT NULL DEFAULT 0,"
+    "  admin TEXT NOT NULL);",
 };
 
 gboolean

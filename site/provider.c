@@ -234,7 +234,7 @@ cm_site_provider_set_level(CmSite *site, CmProviderAuth level, const char *admin
      * administrator first; the others are named in the audit entry). */
     if (!creds_load(site, admin, &mine, error))
         return FALSE;
-    if (mine.known && !creds_reach(&mine, level)) {
+    if (level > cm_site_provider_level(site) && mine.known && !creds_reach(&mine, level)) {
         creds_clear(&mine);
         g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_REFUSED,
                     "\"%s\" could not sign in at level %s: give them the credentials first",

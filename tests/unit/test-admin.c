@@ -1,6 +1,6 @@
-/* test-admin.c - role-based administration, the audit trail's verification
- * and the SMS Provider's authentication levels (site/rbac.c,
- * site/provider.c). */
+/* test-admin.c - role-based administration, the audit trail's verification,
+ * the SMS Provider's authentication levels and wipe acknowledgments
+ * (site/rbac.c, site/provider.c, site/wipe.c). */
 #include <string.h>
 
 #include <sqlite3.h>
@@ -811,6 +811,64 @@ START_TEST(test_provider_level_rules)
 }
 END_TEST
 
+/* ------------------------------------------------------------ wipe */
+
+/* A wipe's acknowledgment says the message was sent (or that Exchange
+ * received it), never that the device wiped; a device heard from afterwards
+ * shows it did not.  Wiping needs the role and the client in the
+ * administrator's collections.  REQ: DATA-03, ADM-01 */
+START_TEST(test_wipe_acknowledgment)
+{
+    CmSiteSettings s = approve_all();
+    g_autoptr(TestLab) lab = test_lab_new(&s, 1);
+    g_autoptr(TestClient) c = test_client_new(330, "");
+    CmWipeStatus st;
+    GError *error = NULL;
+    gint64 id, ex;
+
+    register_approved(lab, c);
+    add_admin(lab, "ana", CM_ROLE_READ_ONLY_ANALYST, NULL, NULL, 0);
+    add_admin(lab, "otto", CM_ROLE_OPERATIONS_ADMINISTRATOR, NULL, NULL, 0);
+    ck_assert_int_eq(cm_site_admin_wipe(lab->site, c->smsid, CM_WIPE_DIRECT, "ana", lab->now,
+                                        &error),
+                     -1);
+    assert_refused(&error);
+    id = cm_site_admin_wipe(lab->site, c->smsid, CM_WIPE_DIRECT, "otto", lab->now, &error);
+    cm_assert_no_error(error);
+    ck_assert_int_gt(id, 0);
+    ck_assert(cm_site_wipe_status(lab->site, id, &st, &error));
+    ck_assert_int_eq(st.state, CM_WIPE_QUEUED);
+    ck_assert(!st.device_confirmed);
+    ck_assert(cm_site_wipe_acknowledge(lab->site, id, lab->now, &error));
+    cm_assert_no_error(error);
+    ck_assert(cm_site_wipe_status(lab->site, id, &st, NULL));
+    ck_assert_int_eq(st.state, CM_WIPE_ACKNOWLEDGED);
+    ck_assert(!st.device_confirmed); /* acknowledged is not wiped */
+    ck_assert_ptr_nonnull(strstr(st.meaning, "sent"));
+    ck_assert_ptr_nonnull(strstr(st.meaning, "may not have acted"));
+    ck_assert(!st.seen_after_ack);
+    ck_assert(!cm_site_wipe_acknowledge(lab->site, id, lab->now, &error));
+    ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_STATE));
+    g_clear_error(&error);
+    /* the "wiped" device reports inventory a minute later */
+    lab->now += CM_USEC_PER_MIN;
+    send_inventory(lab, c, "os", "still here");
+    ck_assert(cm_site_wipe_status(lab->site, id, &st, NULL));
+    ck_assert(st.seen_after_ack);
+    ck_assert(!st.device_confirmed);
+    /* through Exchange: the acknowledgment is Exchange's receipt */
+    ex = cm_site_admin_wipe(lab->site, c->smsid, CM_WIPE_EXCHANGE, "otto", lab->now, NULL);
+    ck_assert(cm_site_wipe_acknowledge(lab->site, ex, lab->now, NULL));
+    ck_assert(cm_site_wipe_status(lab->site, ex, &st, NULL));
+    ck_assert_ptr_nonnull(strstr(st.meaning, "Exchange received"));
+    ck_assert(!st.device_confirmed);
+    ck_assert_int_eq(audit_count(lab, "otto", "wipe"), 2);
+    ck_assert(!cm_site_wipe_status(lab->site, 999, &st, &error));
+    ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_NOT_FOUND));
+    g_clear_error(&error);
+}
+END_TEST
+
 static Suite *
 admin_suite(void)
 {
@@ -838,6 +896,9 @@ admin_suite(void)
     tcase_add_test(tc, test_totp_rfc6238);
     tcase_add_test(tc, test_provider_levels);
     tcase_add_test(tc, test_provider_level_rules);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("wipe");
+    tcase_add_test(tc, test_wipe_acknowledgment);
     suite_add_tcase(s, tc);
     return s;
 }
