@@ -103,6 +103,18 @@ code=$(curl -s --max-time 10 -o "$work/body" -w '%{http_code}' --cacert "$root" 
 [ "$code" = 403 ] || fail "an MP's certificate reached the administrative API ($code)"
 ok "the administrative API refuses an MP's certificate (403)"
 
+metrics=$(curl_mp "$mp" "$(mp_url "$mp" http /metrics)")
+echo "$metrics" | grep -q '^cm_http_requests_total{endpoint="register",outcome="ok"}' ||
+  fail "MP /metrics has no registration count: $(echo "$metrics" | head -5)"
+health=$(curl_mp "$mp" "$(mp_url "$mp" http /health)")
+[ "$health" = ok ] || fail "MP /health: $health"
+site_metrics=$(curl -s --max-time 10 --cacert "$root" --cert "$lab/site/admin.pem" --key "$lab/site/admin.key" \
+  --connect-to "site.cmlab.test:$(port "$lab/site/site.addr" https):127.0.0.1:$(port "$lab/site/site.addr" https)" \
+  "https://site.cmlab.test:$(port "$lab/site/site.addr" https)/metrics")
+echo "$site_metrics" | grep -q '^cm_site_registrations_total{result="ok"} [1-9]' ||
+  fail "site /metrics has no registrations by result: $(echo "$site_metrics" | grep registr | head -3)"
+ok "/metrics (Prometheus text) counts requests by endpoint and outcome, and registrations by result; /health answers"
+
 admin block "$smsid" >/dev/null || fail "block"
 wait_status agent "a[0]['state'] == 'blocked'" 20
 ok "ehttp: blocked by the administrator, the agent is refused and stops"
