@@ -534,6 +534,13 @@ gboolean cm_site_admin_set_password(CmSite *site, const char *name, const char *
 gboolean cm_site_admin_enroll_totp(CmSite *site, const char *name, const guint8 *secret,
                                    size_t len, const char *admin, CmTime now, GError **error);
 
+/* An administrator's Kerberos principal and certificate thumbprint (NULL
+ * leaves one as it is, "" clears it); the built-in administrator's too, so
+ * that it can sign in at the certificate and two-factor levels. */
+gboolean cm_site_admin_set_identity(CmSite *site, const char *name, const char *principal,
+                                    const char *cert_thumbprint, const char *admin, CmTime now,
+                                    GError **error);
+
 /* What a caller presents; fields it does not have are NULL. */
 typedef struct {
     const char *admin;
@@ -775,6 +782,27 @@ gint64 cm_site_admin_wipe(CmSite *site, const char *smsid, CmWipeVia via, const 
  * Exchange's receipt): the acknowledgment. */
 gboolean cm_site_wipe_acknowledge(CmSite *site, gint64 id, CmTime now, GError **error);
 gboolean cm_site_wipe_status(CmSite *site, gint64 id, CmWipeStatus *out, GError **error);
+
+/* ============================================================ CMG tokens
+ * site/cmgtoken.c: bulk registration tokens for the cloud management
+ * gateway (REQ CMG-12), the JWT cmg/ verifies (kid and iss the site code,
+ * aud "cmg", kind "bulk", a random jti), signed with the site server
+ * signing key.  Issuing and blocking need CM_ADMIN_HIERARCHY (site
+ * systems) and are audited; the blocked IDs are kept in the database for
+ * the gateway. */
+#define CM_SITE_CMG_TOKEN_ID_LEN          32
+#define CM_SITE_CMG_BULK_LIFETIME_DEFAULT (3 * CM_USEC_PER_DAY)
+#define CM_SITE_CMG_BULK_LIFETIME_MAX     (7 * CM_USEC_PER_DAY)
+
+/* lifetime 0: 3 days; over 7 days is refused.  jti_out (may be NULL)
+ * receives the ID that blocking names. */
+char *cm_site_cmg_bulk_token(CmSite *site, const char *admin, CmTime lifetime, CmTime now,
+                             CmRng *rng, char jti_out[CM_SITE_CMG_TOKEN_ID_LEN + 1],
+                             GError **error);
+gboolean cm_site_cmg_block_token(CmSite *site, const char *admin, const char *jti, CmTime now,
+                                 GError **error);
+/* The blocked token IDs, one a line (new string, "" when none). */
+char *cm_site_cmg_blocked_tokens(CmSite *site, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmSite, cm_site_free)
 

@@ -971,6 +971,24 @@ fail:
     return NULL;
 }
 
+static gboolean
+child_is_secondary(CmSite *site, const char *code)
+{
+    sqlite3_stmt *st = SITE_STMT(site, "SELECT kind FROM hier_sites WHERE code = ?", NULL);
+    gboolean row = FALSE, secondary;
+
+    if (st == NULL)
+        return TRUE; /* unreadable: believe nothing */
+    sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
+    if (!cm_store_step_row(site->store, st, &row, NULL))
+        return TRUE;
+    if (!row)
+        return TRUE;
+    secondary = sqlite3_column_int(st, 0) == CM_SITE_KIND_SECONDARY;
+    sqlite3_reset(st);
+    return secondary;
+}
+
 /* Applies one replicated item (inside the caller's transaction). */
 static gboolean
 apply_item(CmSite *site, const char *from, CmReplLinkRole role, CmReplScope scope,
@@ -1001,6 +1019,15 @@ apply_item(CmSite *site, const char *from, CmReplLinkRole role, CmReplScope scop
         if (!cm_site_provider_apply(site, obj, error))
             return FALSE;
     } else if (strcmp(kind, "admin") == 0) {
+        /* Administrators are made where an SMS Provider is: the central
+         * site and primaries.  A secondary has none, so one that sends an
+         * administrator up is not to be believed. */
+        if (role == CM_LINK_CHILD && child_is_secondary(site, from)) {
+            g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_REFUSED,
+                        "an administrator from secondary site %s, which has no SMS Provider",
+                        from);
+            return FALSE;
+        }
         if (!cm_site_rbac_apply(site, key, obj, error))
             return FALSE;
     } else if (strcmp(kind, "site") == 0 && obj != NULL && strcmp(key, site->code) != 0) {

@@ -419,6 +419,53 @@ cm_site_admin_enroll_totp(CmSite *site, const char *name, const guint8 *secret, 
     return FALSE;
 }
 
+gboolean
+cm_site_admin_set_identity(CmSite *site, const char *name, const char *principal,
+                           const char *cert_thumbprint, const char *admin, CmTime now,
+                           GError **error)
+{
+    GError *cause = NULL;
+    g_autofree char *detail = NULL;
+    g_autoptr(json_t) value = NULL;
+    gboolean ok, builtin = name != NULL && strcmp(name, CM_SITE_BUILTIN_ADMIN) == 0;
+
+    if ((principal != NULL && strlen(principal) > CM_NAME_MAX) ||
+        (cert_thumbprint != NULL &&
+         (strlen(cert_thumbprint) > 64 ||
+          strspn(cert_thumbprint, "0123456789abcdefABCDEF") != strlen(cert_thumbprint)))) {
+        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID,
+                    "a principal is at most %d characters, a thumbprint at most 64 hex digits",
+                    CM_NAME_MAX);
+        return FALSE;
+    }
+    if (!may_change_creds(site, name, admin, now, error))
+        return FALSE;
+    detail = g_strdup_printf("principal=%s cert=%s", principal ? principal : "(kept)",
+                             cert_thumbprint ? cert_thumbprint : "(kept)");
+    if (!cm_store_begin(site->store, &cause)) {
+        cm_site_store_error(error, cause);
+        return FALSE;
+    }
+    ok = (principal == NULL ||
+          creds_update(site, "UPDATE admins SET principal = nullif(?1, '') WHERE name = ?2", name,
+                       principal, 0, error)) &&
+         (cert_thumbprint == NULL ||
+          creds_update(site, "UPDATE admins SET cert_thumbprint = nullif(?1, '') WHERE name = ?2",
+                       name, cert_thumbprint, 0, error)) &&
+         cm_site_audit(site, admin, "set-identity", name, detail, now, error);
+    /* Administrators are global data; each site keeps its own installer. */
+    if (ok && !builtin) {
+        value = cm_site_rbac_admin_json(site, name);
+        ok = cm_site_repl_queue_global(site, "admin", name, value, site->code, NULL, now, error);
+    }
+    if (ok && cm_store_commit(site->store, &cause))
+        return TRUE;
+    if (cause != NULL)
+        cm_site_store_error(error, cause);
+    cm_store_rollback(site->store);
+    return FALSE;
+}
+
 /* ---------------------------------------------------------------- login */
 
 /* The realm of "user@REALM", lower-cased (new string), or NULL. */

@@ -1004,8 +1004,6 @@ cm_site_audit_verify(CmSite *site, const char *expect_head, CmAuditReport *out, 
     gboolean row = FALSE;
 
     memset(out, 0, sizeof *out);
-    /* A fresh statement: the walk must not share a cached one with
-     * cm_site_audit. */
     st = SITE_STMT(site,
                    "SELECT id, at, admin, action, target, detail, prev_hash, hash FROM audit"
                    " ORDER BY id",

@@ -811,6 +811,50 @@ START_TEST(test_provider_level_rules)
 }
 END_TEST
 
+/* The built-in administrator gets a certificate identity, then signs in at
+ * the certificate level and raises the level itself; others cannot change
+ * its identity.  REQ: ADM-02, ADM-01 */
+START_TEST(test_builtin_identity)
+{
+    g_autoptr(TestLab) lab = test_lab_new(NULL, 1);
+    const guint8 *secret = (const guint8 *)"0123456789abcdefghij";
+    g_autofree char *thumb = NULL;
+    AdminPki p;
+    CmProviderAuth got;
+    GError *error = NULL;
+
+    provider_lab(lab, &p, secret);
+    add_admin(lab, "ana", CM_ROLE_READ_ONLY_ANALYST, NULL, NULL, 0);
+    thumb = cm_cert_thumbprint_hex(p.alice_cert);
+    ck_assert(!cm_site_provider_set_level(lab->site, CM_PROVIDER_AUTH_CERTIFICATE,
+                                          CM_SITE_BUILTIN_ADMIN, lab->now, &error));
+    assert_refused(&error);
+    ck_assert(!cm_site_admin_set_identity(lab->site, CM_SITE_BUILTIN_ADMIN, NULL, thumb, "ana",
+                                          lab->now, &error));
+    assert_refused(&error);
+    ck_assert(!cm_site_admin_set_identity(lab->site, CM_SITE_BUILTIN_ADMIN, NULL, "xyz!",
+                                          CM_SITE_BUILTIN_ADMIN, lab->now, &error));
+    ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID));
+    g_clear_error(&error);
+    ck_assert(cm_site_admin_set_identity(lab->site, CM_SITE_BUILTIN_ADMIN, NULL, thumb,
+                                         CM_SITE_BUILTIN_ADMIN, lab->now, &error));
+    cm_assert_no_error(error);
+    ck_assert(cm_site_provider_set_level(lab->site, CM_PROVIDER_AUTH_CERTIFICATE,
+                                         CM_SITE_BUILTIN_ADMIN, lab->now, &error));
+    cm_assert_no_error(error);
+    ck_assert(login(lab, &(CmProviderLogin){.admin = CM_SITE_BUILTIN_ADMIN, .cert = p.alice_cert},
+                    lab->now, &got));
+    ck_assert_int_eq(got, CM_PROVIDER_AUTH_CERTIFICATE);
+    /* cleared again, it cannot sign in */
+    ck_assert(cm_site_admin_set_identity(lab->site, CM_SITE_BUILTIN_ADMIN, NULL, "",
+                                         CM_SITE_BUILTIN_ADMIN, lab->now, NULL));
+    ck_assert(!login(lab, &(CmProviderLogin){.admin = CM_SITE_BUILTIN_ADMIN, .cert = p.alice_cert},
+                     lab->now, NULL));
+    ck_assert_int_eq(audit_count(lab, CM_SITE_BUILTIN_ADMIN, "set-identity"), 2);
+    admin_pki_free(&p);
+}
+END_TEST
+
 /* ------------------------------------------------------------ wipe */
 
 /* A wipe's acknowledgment says the message was sent (or that Exchange
@@ -896,6 +940,7 @@ admin_suite(void)
     tcase_add_test(tc, test_totp_rfc6238);
     tcase_add_test(tc, test_provider_levels);
     tcase_add_test(tc, test_provider_level_rules);
+    tcase_add_test(tc, test_builtin_identity);
     suite_add_tcase(s, tc);
     tc = tcase_create("wipe");
     tcase_add_test(tc, test_wipe_acknowledgment);

@@ -5,23 +5,30 @@
 
 #include <sqlite3.h>
 
-#include "testutil.h"
-#include "cmsite.h"
+#include "cmsim.h"
+#include "roles.h"
 
 #define ADMIN CM_SITE_BUILTIN_ADMIN
 
 static const guint8 master_key[32] = {9, 9, 9};
 
 static CmSite *
-site_new(const char *code, const char *forest, gboolean top)
+site_new_with(const char *code, const char *forest, gboolean top, const CmSiteSettings *settings)
 {
     CmSiteConfig config = {.site_code = code, .db_path = ":memory:", .db_mode = CM_STORE_MEMORY,
-                           .top_level = top, .forest = forest, .master_key = master_key};
+                           .top_level = top, .forest = forest, .master_key = master_key,
+                           .settings = settings};
     GError *error = NULL;
     CmSite *site = cm_site_open(&config, CM_TEST_NOW, &error);
 
     cm_assert_no_error(error);
     return site;
+}
+
+static CmSite *
+site_new(const char *code, const char *forest, gboolean top)
+{
+    return site_new_with(code, forest, top, NULL);
 }
 
 static void
@@ -231,7 +238,7 @@ END_TEST
 
 /* Installs an MP at child with a certificate from the top-level site. */
 static CmCert *
-child_mp(CmSite *top, CmSite *child, const char *name, CmKey **key_out)
+child_mp_info(CmSite *top, CmSite *child, const char *name, CmMpInfo *info_out)
 {
     GError *error = NULL;
     g_autoptr(CmKey) key = cm_key_generate(CM_KEY_EC_P256, &error);
@@ -248,9 +255,16 @@ child_mp(CmSite *top, CmSite *child, const char *name, CmKey **key_out)
                                        &error));
     cm_assert_no_error(error);
     ck_assert_str_eq(info.name, name);
-    if (key_out != NULL)
-        *key_out = g_steal_pointer(&key);
+    if (info_out != NULL)
+        *info_out = info;
     return cert;
+}
+
+static CmCert *
+child_mp(CmSite *top, CmSite *child, const char *name, CmKey **key_out)
+{
+    g_assert(key_out == NULL);
+    return child_mp_info(top, child, name, NULL);
 }
 
 /* The top-level site's exchange key is the trusted root key of every site:
@@ -302,6 +316,86 @@ START_TEST(test_hierarchy_trk)
         g_autoptr(GArray) mps = cm_site_mps(s1);
         ck_assert_uint_eq(mps->len, 1);
     }
+}
+END_TEST
+
+static gboolean
+lab_deliver(void *ctx, const CmAgentSend *send, CmRequest *req, CmResponse *resp, CmTime now)
+{
+    TestLab *lab = ctx;
+
+    if (g_ascii_strcasecmp(send->mp, lab->mp_info[0].name) != 0)
+        return FALSE;
+    lab->now = now;
+    test_lab_deliver(lab, 0, req, resp);
+    return TRUE;
+}
+
+static CmAgent *
+secondary_agent(TestLab *lab, const char *trk_hex, guint64 seed, CmTime *now)
+{
+    CmAgentConfig c;
+    CmRng rng;
+    GError *error = NULL;
+    CmAgent *agent;
+
+    cm_agent_config_default(&c);
+    c.name = "BR001";
+    c.smssitecode = "S01";
+    c.smspublicrootkey = trk_hex;
+    c.mp = lab->mp_info[0].name;
+    cm_rng_init_seeded(&rng, seed, 7);
+    agent = cm_agent_new(&c, &rng, *now, &error);
+    cm_assert_no_error(error);
+    cm_sim_run_agent(agent, now, *now + CM_USEC_PER_HOUR, 20000, lab_deliver, lab);
+    return agent;
+}
+
+/* The real agent, pre-provisioned with the central site's TRK, registers
+ * through a secondary site's MP and goes active; one given the secondary's
+ * own exchange key as its TRK refuses that MP.  REQ: TRUST-02, TRUST-03,
+ * TRUST-05 */
+START_TEST(test_client_of_secondary)
+{
+    CmSiteSettings s;
+    g_autoptr(CmSite) cas = NULL;
+    g_autoptr(CmSite) p1 = NULL;
+    g_autofree char *cas_trk = NULL, *own = NULL;
+    g_autoptr(json_t) info = NULL, list = NULL;
+    g_autoptr(CmAgent) good = NULL, wrong = NULL;
+    TestLab *lab = g_new0(TestLab, 1);
+    CmTime now = CM_TEST_NOW;
+    GError *error = NULL;
+
+    cm_site_settings_default(&s);
+    s.approval = CM_APPROVAL_ALL;
+    s.communication = CM_COMM_EHTTP;
+    cas = site_new_with("CAS", "corp.example", TRUE, &s);
+    p1 = site_new_with("P01", "corp.example", FALSE, &s);
+    lab->site = site_new_with("S01", "corp.example", FALSE, &s);
+    lab->now = now;
+    join(cas, p1, CM_SITE_KIND_PRIMARY);
+    join(p1, lab->site, CM_SITE_KIND_SECONDARY);
+    sync_link(p1, cas, now);
+    lab->mp_certs[0] = child_mp_info(cas, lab->site, "mp1.s01.corp.example", &lab->mp_info[0]);
+    info = cm_site_siteinfo_json(lab->site);
+    list = cm_site_mplist_json(lab->site);
+    lab->mps[0] = cm_mp_new(&(CmMpConfig){.name = lab->mp_info[0].name,
+                                          .role_id = lab->mp_info[0].role_id,
+                                          .mp_cert = lab->mp_certs[0],
+                                          .siteinfo = info,
+                                          .mplist = list},
+                            &error);
+    cm_assert_no_error(error);
+    lab->n_mps = 1;
+    cas_trk = cm_site_export_trk(cas);
+    good = secondary_agent(lab, cas_trk, 1, &now);
+    ck_assert_str_eq(cm_agent_state_name(cm_agent_status(good)->state), "active");
+    own = cm_key_public_hex(cm_site_trk(lab->site));
+    wrong = secondary_agent(lab, own, 2, &now);
+    ck_assert_int_ne(cm_agent_status(wrong)->state, CM_AGENT_ACTIVE);
+    ck_assert_int_eq(cm_site_client_count(lab->site, CM_CLIENT_APPROVED), 1);
+    test_lab_free(lab);
 }
 END_TEST
 
@@ -522,12 +616,13 @@ START_TEST(test_replication_refusals)
 }
 END_TEST
 
-/* A child cannot send the provider level or site data down the wrong way.
- * REQ: NET-05, ADM-02 */
+/* A child cannot send the provider level up, nor a parent site data down,
+ * nor a secondary an administrator.  REQ: NET-05, ADM-02, ADM-01 */
 START_TEST(test_replication_direction)
 {
     g_autoptr(CmSite) cas = site_new("CAS", "corp.example", TRUE);
     g_autoptr(CmSite) p1 = site_new("P01", "corp.example", FALSE);
+    g_autoptr(CmSite) s1 = site_new("S01", "corp.example", FALSE);
     g_autoptr(json_t) v = json_pack("{s:i}", "n", 1);
     g_autoptr(GBytes) batch = NULL;
     CmReplApplied r;
@@ -571,6 +666,24 @@ START_TEST(test_replication_direction)
     ck_assert(!cm_site_repl_apply(cas, g_bytes_get_data(batch, NULL), g_bytes_get_size(batch),
                                   CM_TEST_NOW, &r, &error));
     assert_refused(&error);
+    /* a (compromised) secondary sends up a Full Administrator */
+    join(p1, s1, CM_SITE_KIND_SECONDARY);
+    ck_assert_int_eq(
+        sqlite3_exec(cm_store_db(cm_site_store(s1)),
+                     "INSERT INTO repl_out(peer, seq, channel, kind, key, origin, value, at, scope)"
+                     " SELECT 'P01', next_seq, 0, 'admin', 'eve', 'S01',"
+                     " '{\"name\":\"eve\",\"roles\":[\"full\"],\"scopes\":[\"All\"],"
+                     "\"collections\":[1]}', 0, 0 FROM repl_links WHERE peer = 'P01';"
+                     "UPDATE repl_links SET next_seq = next_seq + 1 WHERE peer = 'P01';",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    g_clear_pointer(&batch, g_bytes_unref);
+    batch = cm_site_repl_batch(s1, "P01", 10, CM_TEST_NOW, NULL);
+    ck_assert(!cm_site_repl_apply(p1, g_bytes_get_data(batch, NULL), g_bytes_get_size(batch),
+                                  CM_TEST_NOW, &r, &error));
+    ck_assert_ptr_nonnull(strstr(error->message, "no SMS Provider"));
+    assert_refused(&error);
+    ck_assert(!cm_site_rbac_is_admin(p1, "eve"));
 }
 END_TEST
 
@@ -722,6 +835,7 @@ hierarchy_suite(void)
     tcase_add_test(tc, test_kind_rules);
     tcase_add_test(tc, test_hierarchy_trk);
     tcase_add_test(tc, test_child_mp_forged);
+    tcase_add_test(tc, test_client_of_secondary);
     tcase_add_test(tc, test_replication);
     tcase_add_test(tc, test_replication_refusals);
     tcase_add_test(tc, test_replication_direction);
