@@ -161,10 +161,15 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
                     "for a database that is not kept");
         return NULL;
     }
-    file = memory ? ":memory:" : path;
+    /* A memory store lives in SQLite's memdb VFS rather than as a
+     * ":memory:" database: the latter keeps every page in an unbounded page
+     * cache that each commit walks whole (pcache truncation), so a commit
+     * costs time in proportion to the database's size.  The memdb file is
+     * private to this connection (no leading '/'). */
+    file = memory ? "file:cmstore?vfs=memdb" : path;
 
     store = g_new0(CmStore, 1);
-    store->path = g_strdup(file);
+    store->path = g_strdup(memory ? ":memory:" : file);
     store->stmts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, stmt_free);
 
     /* The database holds secrets (encrypted, but still): it is created
@@ -178,7 +183,9 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
         old_mask = umask(077);
     }
     rc = sqlite3_open_v2(file, &store->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                             (memory ? SQLITE_OPEN_URI : 0),
+                         NULL);
     if (!memory) {
         umask(old_mask);
         g_mutex_unlock(&umask_lock);
@@ -202,6 +209,10 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
         goto out;
     }
     if (!memory && !configure_file(store, mode, error))
+        goto out;
+    /* Nothing to recover after a crash in memory: no rollback journal
+     * beyond what a ROLLBACK needs. */
+    if (memory && !exec_plain(store, "PRAGMA journal_mode=MEMORY", error))
         goto out;
     /* SQLite leaves foreign keys off for compatibility; the site's schema
      * relies on them (a client's records go with the client). */
