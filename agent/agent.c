@@ -449,6 +449,8 @@ parse_location(CmAgent *agent, const json_t *body, GError **error)
             continue;
         g_strlcpy(m.name, name, sizeof m.name);
         m.internet = json_is_true(json_object_get(e, "internet"));
+        if (agent->on_internet && !m.internet)
+            continue; /* not reachable from the internet */
         if (https && agent_have_pki(agent))
             m.transport = CM_TRANSPORT_HTTPS;
         else if (json_is_true(json_object_get(e, "ehttp")))

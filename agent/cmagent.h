@@ -121,6 +121,10 @@ typedef struct {
      * this bound (30 s default, with full jitter, capped at an hour); a lab
      * that approves by hand shortens it to see results in seconds. */
     CmTime retry_base;
+    /* The device is on the internet (it cannot reach its domain): of an
+     * MP list it uses the internet-facing MPs only, a CMG's entries among
+     * them (REQ CMG-10), as the product's client does. */
+    gboolean on_internet;
 } CmAgentConfig;
 
 void cm_agent_config_default(CmAgentConfig *c);
@@ -263,6 +267,9 @@ typedef struct {
 
 /* A view of the agent's state (borrowed fields). */
 const CmAgentStatus *cm_agent_status(const CmAgent *agent);
+/* The client token the site issued with the last approved registration
+ * answer (what the device shows a CMG, REQ CMG-12), borrowed, or NULL. */
+const char *cm_agent_cmg_token(const CmAgent *agent);
 /* The key and certificate the agent signs with (borrowed). */
 CmKey *cm_agent_key(const CmAgent *agent);
 CmCert *cm_agent_cert(const CmAgent *agent);

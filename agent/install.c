@@ -393,6 +393,7 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
         agent->has_device_secret = TRUE;
     }
     agent->retry_base = config->retry_base > 0 ? config->retry_base : AGENT_BACKOFF_BASE;
+    agent->on_internet = config->on_internet;
     agent->policy_interval =
         config->policy_interval > 0 ? config->policy_interval : 60 * CM_USEC_PER_MIN;
     agent->inventory_interval =
@@ -512,6 +513,12 @@ CmCert *
 cm_agent_cert(const CmAgent *agent)
 {
     return agent->cert;
+}
+
+const char *
+cm_agent_cmg_token(const CmAgent *agent)
+{
+    return agent->token;
 }
 
 const json_t *

@@ -137,6 +137,7 @@ struct CmAgent {
     gboolean has_device_secret;
     CmTime policy_interval;
     CmTime retry_base;
+    gboolean on_internet; /* internet-facing MPs only */
     CmTime inventory_interval;
     CmTime start_window;
     CmTime mw_start; /* maintenance window (REQ POL-04), normalised */

@@ -164,6 +164,7 @@ typedef struct {
     gboolean require_encrypt; /* plain inventory refused (forbidden) */
     const char *approval;     /* "approved" or "pending" */
     const char *mps_json;     /* location "mps"; NULL: this MP over HTTP */
+    const char *token;        /* the client token of an approved registration answer */
     FakePolicy policies[4];
     int n_policies;
     gboolean down;
@@ -384,8 +385,13 @@ fake_respond(FakeMp *mp, const CmAgentSend *s, CmResponse *resp)
     }
     case CM_EP_REGISTER:
     case CM_EP_REGISTER_STATUS:
-        ok(resp, json_pack("{s:s,s:s}", "smsid", s->smsid, "approval", mp->approval));
+    {
+        json_t *o = json_pack("{s:s,s:s}", "smsid", s->smsid, "approval", mp->approval);
+        if (mp->token != NULL && strcmp(mp->approval, "approved") == 0)
+            json_object_set_new(o, "token", json_string(mp->token));
+        ok(resp, o);
         break;
+    }
     case CM_EP_POLICY_ASSIGNMENTS: {
         json_t *list = json_array();
         for (int i = 0; i < mp->n_policies; i++) {
@@ -1601,6 +1607,78 @@ START_TEST(test_location_prefers_https)
         ck_assert_str_eq(((CmAgentSend *)g_queue_peek_head(&d.pending))->mp, "a.corp.example");
         ck_assert_int_eq(((CmAgentSend *)g_queue_peek_head(&d.pending))->transport,
                          CM_TRANSPORT_HTTP);
+        drv_clear(&d);
+    }
+}
+END_TEST
+
+/* A device on the internet uses internet-facing MPs only, a CMG's entry
+ * among them, and keeps the client token of its approved registration
+ * for the gateway.
+ * REQ: CMG-10, CMG-12 */
+START_TEST(test_location_on_internet)
+{
+    static const char list[] =
+        "[{\"name\":\"b.corp.example\",\"http\":true,\"ehttp\":true},"
+        " {\"name\":\"cmg.example.com/CCM_Proxy_MutualAuth/72057594037927937\",\"https\":true,"
+        "\"ehttp\":true,\"internet\":true}]";
+
+    for (int internet = 0; internet <= 1; internet++) {
+        CmAgentConfig c;
+        FakeMp mp1;
+        Drv d;
+        CmAgentSend *s;
+
+        base_config(&c);
+        c.on_internet = internet;
+        fake_init(&mp1, MP1, S.mp1_cert);
+        mp1.mps_json = list;
+        drv_init(&d, new_agent(&c, 160 + internet));
+        drv_add(&d, &mp1);
+        drv_start(&d);
+        drv_step(&d);
+        s = g_queue_peek_head(&d.pending);
+        ck_assert_str_eq(s->mp, internet ? "cmg.example.com/CCM_Proxy_MutualAuth/72057594037927937"
+                                         : "b.corp.example");
+        ck_assert_int_eq(s->transport, CM_TRANSPORT_EHTTP);
+        ck_assert_int_eq(s->ep, CM_EP_MPCERT);
+        drv_clear(&d);
+    }
+
+    /* An internet list with no internet MP leaves nothing to use. */
+    {
+        CmAgentConfig c;
+        FakeMp mp1;
+        Drv d;
+
+        base_config(&c);
+        c.on_internet = TRUE;
+        fake_init(&mp1, MP1, S.mp1_cert);
+        mp1.mps_json = "[{\"name\":\"b.corp.example\",\"http\":true,\"ehttp\":true}]";
+        drv_init(&d, new_agent(&c, 162));
+        drv_add(&d, &mp1);
+        drv_start(&d);
+        drv_step(&d);
+        ck_assert(g_queue_is_empty(&d.pending) ||
+                  strcmp(((CmAgentSend *)g_queue_peek_head(&d.pending))->mp, "b.corp.example") != 0);
+        drv_clear(&d);
+    }
+
+    /* The token of the approved registration answer is kept. */
+    {
+        CmAgentConfig c;
+        FakeMp mp1;
+        Drv d;
+
+        base_config(&c);
+        fake_init(&mp1, MP1, S.mp1_cert);
+        mp1.token = "header.claims.signature";
+        drv_init(&d, new_agent(&c, 163));
+        drv_add(&d, &mp1);
+        ck_assert_ptr_null(cm_agent_cmg_token(d.agent));
+        drv_start(&d);
+        drv_run_to(&d, CM_AGENT_ACTIVE, 200);
+        ck_assert_str_eq(cm_agent_cmg_token(d.agent), "header.claims.signature");
         drv_clear(&d);
     }
 }
@@ -3045,6 +3123,7 @@ agent_suite(void)
     tcase_add_test(tc, test_https_required_goes_ehttp);
     tcase_add_test(tc, test_location_prefers_https);
     tcase_add_test(tc, test_location_sources_in_order);
+    tcase_add_test(tc, test_location_on_internet);
     tcase_add_test(tc, test_pki_needs_no_trk);
     tcase_add_test(tc, test_start_window);
     tcase_add_test(tc, test_policy_verification);
