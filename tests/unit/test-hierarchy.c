@@ -353,8 +353,8 @@ secondary_agent(TestLab *lab, const char *trk_hex, guint64 seed, CmTime *now)
 
 /* The real agent, pre-provisioned with the central site's TRK, registers
  * through a secondary site's MP and goes active; one given the secondary's
- * own exchange key as its TRK refuses that MP.  REQ: TRUST-02, TRUST-03,
- * TRUST-05 */
+ * own exchange key as its TRK refuses that MP.
+ * REQ: TRUST-02, TRUST-03, TRUST-05 */
 START_TEST(test_client_of_secondary)
 {
     CmSiteSettings s;
