@@ -628,9 +628,14 @@ on_mpcert(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *ou
         return;
     }
     /* The certificate is public: anyone can serve a genuine MP's.  It must
-     * at least name the MP the client is talking to. */
-    if (g_ascii_strcasecmp(name, agent->st.mp) != 0 ||
-        g_ascii_strcasecmp(cm_cert_subject_cn(cert), agent->st.mp) != 0) {
+     * at least name the MP the client is talking to.  Through a CMG entry
+     * ("<CMG>/CCM_Proxy_MutualAuth/<role ID>", REQ CMG-10) the MP's host
+     * name is not in the URL: the answer must name the certificate's
+     * holder, and the trusted root key's signature (below) decides. */
+    gboolean via_cmg = strstr(agent->st.mp, "/CCM_Proxy_") != NULL;
+    const char *expect = via_cmg ? name : agent->st.mp;
+    if (g_ascii_strcasecmp(name, expect) != 0 ||
+        g_ascii_strcasecmp(cm_cert_subject_cn(cert), expect) != 0) {
         g_autofree char *why =
             g_strdup_printf("its certificate is for \"%s\"", cm_cert_subject_cn(cert));
         refuse_mp(agent, why, now, out);

@@ -8,6 +8,7 @@
  * JSON objects, answers are JSON; refusals carry a reason and a message
  * like every other cmlab answer. */
 #include "site-daemon.h"
+#include "site-cmg.h"
 
 #include <string.h>
 
@@ -248,6 +249,50 @@ client_action(SiteDaemon *d, const char *admin, const char *action, const json_t
     return ok ? cm_site_client_json(d->site, smsid, error) : NULL;
 }
 
+/* CMG bulk registration tokens (REQ CMG-12): cmg/token issues one
+ * ({"lifetime": seconds}, 3 days by default, 7 at most), cmg/block blocks
+ * one by its ID ({"jti"}) and tells the gateway. */
+static json_t *
+cmg_call(SiteDaemon *d, const char *admin, const char *op, const json_t *body, GError **error)
+{
+    CmTime now = cm_net_wall_now();
+    GError *cause = NULL;
+
+    if (strcmp(op, "cmg/token") == 0) {
+        gint64 lifetime = 0;
+        char jti[CM_SITE_CMG_TOKEN_ID_LEN + 1];
+        g_autofree char *token = NULL;
+        CmRng rng;
+        if (json_object_get(body, "lifetime") != NULL &&
+            !cm_json_int(body, "lifetime", 1, 365 * 86400, &lifetime, error))
+            return NULL;
+        cm_rng_init_os(&rng);
+        token = cm_site_cmg_bulk_token(d->site, admin, lifetime * CM_USEC_PER_SEC, now, &rng, jti,
+                                       error);
+        if (token == NULL)
+            return NULL;
+        return json_pack("{s:s, s:s, s:I}", "token", token, "jti", jti, "expires",
+                         (json_int_t)((now + (lifetime ? lifetime * CM_USEC_PER_SEC
+                                                       : CM_SITE_CMG_BULK_LIFETIME_DEFAULT)) /
+                                      CM_USEC_PER_SEC));
+    }
+    if (strcmp(op, "cmg/block") == 0) {
+        const char *jti = cm_json_str(body, "jti", CM_SITE_CMG_TOKEN_ID_LEN, error);
+        if (jti == NULL || !cm_site_cmg_block_token(d->site, admin, jti, now, error))
+            return NULL;
+        if (!cm_site_cmg_push_blocked(d, &cause)) {
+            g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_STORE,
+                        "blocked, but the gateway was not told: %s", cause->message);
+            g_error_free(cause);
+            return NULL;
+        }
+        return json_pack("{s:s}", "blocked", jti);
+    }
+    g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_NOT_FOUND,
+                "POST /admin/%s: docs/lab.md lists the administrative API", op);
+    return NULL;
+}
+
 /* One administrative call, under the site lock. */
 static json_t *
 dispatch(SiteDaemon *d, const char *admin, const char *method, const char *path,
@@ -280,6 +325,15 @@ dispatch(SiteDaemon *d, const char *admin, const char *method, const char *path,
     }
     if (get && g_str_has_prefix(op, "client/"))
         return cm_site_client_json(d->site, op + 7, error);
+    if (get && strcmp(op, "cmg/blocked") == 0) {
+        g_autofree char *list = cm_site_cmg_blocked_tokens(d->site, error);
+        g_auto(GStrv) ids = list ? g_strsplit(list, "\n", -1) : NULL;
+        json_t *arr = list ? json_array() : NULL;
+        for (char **i = ids; i != NULL && *i != NULL; i++)
+            if (**i != '\0')
+                json_array_append_new(arr, json_string(*i));
+        return arr ? json_pack("{s:o}", "blocked", arr) : NULL;
+    }
     if (get) {
         g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_NOT_FOUND,
                     "GET %s: docs/lab.md lists the administrative API", path);
@@ -300,6 +354,8 @@ dispatch(SiteDaemon *d, const char *admin, const char *method, const char *path,
     }
     if (strcmp(op, "crl") == 0)
         return replace_crl(d, body, error);
+    if (g_str_has_prefix(op, "cmg/"))
+        return cmg_call(d, admin, op, body, error);
     g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_NOT_FOUND,
                 "POST %s: docs/lab.md lists the administrative API", path);
     return NULL;

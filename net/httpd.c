@@ -1222,6 +1222,14 @@ cm_net_call_path(const CmNetCall *call)
 }
 
 const char *
+cm_net_call_query(const CmNetCall *call)
+{
+    const struct evhttp_uri *uri = call->hreq ? evhttp_request_get_evhttp_uri(call->hreq) : NULL;
+
+    return uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+}
+
+const char *
 cm_net_call_header(const CmNetCall *call, const char *name)
 {
     if (call->hreq == NULL)

@@ -368,7 +368,10 @@ fake_respond(FakeMp *mp, const CmAgentSend *s, CmResponse *resp)
     }
     case CM_EP_MPCERT: {
         g_autofree char *b64 = b64_cert(mp->cert);
-        ok(resp, json_pack("{s:s,s:s}", "name", mp->name, "cert", b64));
+        /* Through a CMG the real MP answers with its own name. */
+        ok(resp, json_pack("{s:s,s:s}", "name",
+                           strstr(mp->name, "/CCM_Proxy_") ? cm_cert_subject_cn(mp->cert) : mp->name,
+                           "cert", b64));
         break;
     }
     case CM_EP_SITEINFO: {
@@ -1625,7 +1628,7 @@ START_TEST(test_location_on_internet)
 
     for (int internet = 0; internet <= 1; internet++) {
         CmAgentConfig c;
-        FakeMp mp1;
+        FakeMp mp1, cmg;
         Drv d;
         CmAgentSend *s;
 
@@ -1642,6 +1645,14 @@ START_TEST(test_location_on_internet)
                                          : "b.corp.example");
         ck_assert_int_eq(s->transport, CM_TRANSPORT_EHTTP);
         ck_assert_int_eq(s->ep, CM_EP_MPCERT);
+        if (internet) {
+            /* Through the gateway the MP's certificate names the MP, not
+             * the entry; signed with the trusted root key, it is taken. */
+            fake_init(&cmg, "cmg.example.com/CCM_Proxy_MutualAuth/72057594037927937", S.mp1_cert);
+            drv_add(&d, &cmg);
+            drv_run_to(&d, CM_AGENT_ACTIVE, 200);
+            ck_assert_int_eq(cm_agent_status(d.agent)->mp_refused, 0);
+        }
         drv_clear(&d);
     }
 

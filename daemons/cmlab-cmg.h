@@ -1,0 +1,49 @@
+/* cmlab-cmg.h - what the two halves of cmlab-cmg share: the gateway
+ * (cmlab-cmg-gw.c) and the connection point (cmlab-cmg-cp.c), and the
+ * reverse channel between them (docs/lab.md, "CMG").
+ *
+ * The connection point opens every connection itself, outbound to the
+ * gateway's connection point listener (the product's TCP-TLS ports
+ * 10140-10155), with mutual TLS: hello and check (the library's CmCmgcp),
+ * then several outstanding long polls, POST /cmg/cp/poll.  The gateway
+ * answers a poll with a client request it decided to forward to that
+ * connection point; the connection point sends it to the MP the mapping
+ * names and posts the MP's answer with its next poll. */
+#ifndef CM_CMGD_H
+#define CM_CMGD_H
+
+#include "daemon.h"
+
+#include "cmcmg.h"
+
+#define CM_CMGD_API_PREFIX "/cmg/cp/"
+#define CM_CMGD_HELLO      "/cmg/cp/hello"
+#define CM_CMGD_CHECK      "/cmg/cp/check"
+#define CM_CMGD_POLL       "/cmg/cp/poll"
+
+/* Headers of a poll that carries the answer to an earlier request. */
+#define CM_CMGD_HDR_CONNECTION "CMG-Connection-Id"
+#define CM_CMGD_HDR_ANSWER_ID  "CMG-Answer-Id"
+#define CM_CMGD_HDR_STATUS     "CMG-Answer-Status"
+#define CM_CMGD_HDR_REASON     "CMG-Answer-Reason"
+#define CM_CMGD_HDR_RETRY      "CMG-Answer-Retry-After-Ms"
+
+/* A parked poll is answered idle after this, well within every timeout
+ * on the way (the connection point's 60 s request timeout, the idle
+ * timeout of the listener). */
+#define CM_CMGD_POLL_HOLD_US (20 * CM_USEC_PER_SEC)
+/* A client request no connection point took within this is answered
+ * 503; one taken but not answered within CM_CMGD_ANSWER_US, 504-like 503. */
+#define CM_CMGD_QUEUE_US  (30 * CM_USEC_PER_SEC)
+#define CM_CMGD_ANSWER_US (60 * CM_USEC_PER_SEC)
+/* Bodies on the reverse channel: a client body (256 KiB at most, the
+ * gateway checked) in base64 with its envelope, an MP answer. */
+#define CM_CMGD_CHANNEL_BODY_MAX (4 * 1024 * 1024)
+
+int cm_cmgd_gateway_main(const char *dir, gboolean verbose);
+int cm_cmgd_cp_main(const char *dir, gboolean verbose);
+
+/* The HTTPS address in a daemon's .addr file ("127.0.0.1:PORT"), or NULL. */
+char *cm_cmgd_read_addr(const char *path, const char *key);
+
+#endif
