@@ -29,7 +29,6 @@
 #include <event2/event.h>
 
 #include "cmagent.h"
-#include "cmcmg.h"
 #include "cmdp.h"
 
 #define STATUS_EVERY_US (500 * 1000)
@@ -47,6 +46,8 @@ typedef struct {
     struct event *timer;
     CmTime started;
     CmTime active_at;
+    CmAgentSend *held; /* --prepare: its registration, waiting for the start */
+    gboolean quiet;    /* --prepare: got to --until, sends nothing more */
     /* Content downloads (REQ DP-04), the driver's part: the agent library
      * accepts and verifies policies; the driver fetches the content they
      * name from a DP and checks it with the DP library against the
@@ -63,6 +64,7 @@ struct Worker {
     guint index;
     struct event_base *base;
     struct event *stop_ev;
+    struct event *go_ev; /* --prepare: send the held registrations */
     GThread *thread;
     GMutex lock; /* held while the worker calls into its agents */
     GPtrArray *agents;
@@ -85,11 +87,11 @@ struct Lab {
     char *trk;
     GPtrArray *roots; /* CmCert* */
     CmCert *ca;       /* enterprise CA, for --pki */
-    char **cmg_entries; /* --cmg: the CMG's internet MP entries (REQ CMG-10) */
-    guint cmg_port;     /* its client listener */
     CmKey *ca_key;
     Worker *workers;
     guint n_workers;
+    gint ready;     /* --prepare: agents with their registration held */
+    gint gate_open; /* --prepare: the clock started */
 };
 
 typedef struct {
@@ -112,9 +114,9 @@ static char *opt_keepalive = "15m";
 static char *opt_retry = "2s";
 static char *opt_window = "0s";
 static char **opt_inventory_props;
+static gboolean opt_stay;
+static gboolean opt_prepare;
 static gboolean opt_verbose;
-static gboolean opt_cmg;
-static char *opt_bulk_token;
 
 static GOptionEntry entries[] = {
     {"lab", 'l', 0, G_OPTION_ARG_FILENAME, &opt_lab, "The lab folder (scripts/lab up)", "DIR"},
@@ -131,6 +133,15 @@ static GOptionEntry entries[] = {
      "one)",
      "STATE"},
     {"timeout", 0, 0, G_OPTION_ARG_STRING, &opt_timeout, "Give up --until after (60s)", "TIME"},
+    {"prepare", 0, 0, G_OPTION_ARG_NONE, &opt_prepare,
+     "Registration benchmark: run every agent up to its signed registration request (located, "
+     "MP checked, connected) and hold it; start the clock when all are held and send them at "
+     "once; an agent that got to --until sends nothing more",
+     NULL},
+    {"stay", 0, 0, G_OPTION_ARG_NONE, &opt_stay,
+     "Once --until is reached, print the summary and keep the agents running (their channels "
+     "open) until SIGTERM or SIGINT",
+     NULL},
     {"status", 's', 0, G_OPTION_ARG_FILENAME, &opt_status, "Write each agent's state here (JSON)",
      "FILE"},
     {"policy-interval", 0, 0, G_OPTION_ARG_STRING, &opt_policy, "Policy cycle (60s)", "TIME"},
@@ -142,12 +153,6 @@ static GOptionEntry entries[] = {
      "TIME"},
     {"start-window", 0, 0, G_OPTION_ARG_STRING, &opt_window,
      "Spread first contacts over this window (0s)", "TIME"},
-    {"cmg", 0, 0, G_OPTION_ARG_NONE, &opt_cmg,
-     "The agents are on the internet: they reach the site through the lab's CMG (DIR/cmg)", NULL},
-    {"bulk-token", 0, 0, G_OPTION_ARG_STRING, &opt_bulk_token,
-     "--cmg without --pki: the bulk registration token shown until the site issues the client "
-     "its own",
-     "TOKEN"},
     {"inventory", 'i', 0, G_OPTION_ARG_STRING_ARRAY, &opt_inventory_props,
      "Report inventory property KEY=VALUE (repeatable)", "KEY=VALUE"},
     {"verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "Debug logging", NULL},
@@ -215,48 +220,22 @@ on_response(CmNetHttpResponse *hresp, void *user_data)
     g_free(p);
 }
 
-/* A send to a CMG entry "<CMG>/CCM_Proxy_MutualAuth/<role ID>" (REQ
- * CMG-10): HTTPS to the gateway, the endpoint under the published folder;
- * with the PKI certificate in TLS (mutual auth), or a bearer token: the
- * client token once the site issued one, the bulk token before (REQ
- * CMG-12).  FALSE when it cannot be sent (the notification channel is not
- * carried).  Agents with a PKI certificate always use mutual auth. */
+/* Whether one agent got to the --until state. */
 static gboolean
-send_cmg(LabAgent *a, const CmAgentSend *send)
+agent_reached(const CmAgentStatus *st)
 {
-    Lab *lab = a->w->lab;
-    const char *slash = strchr(send->mp, '/'), *last = strrchr(send->mp, '/');
-    CmCmgAuth auth = opt_pki ? CM_CMG_AUTH_MUTUAL : CM_CMG_AUTH_SERVER;
-    const char *token = cm_agent_cmg_token(a->agent) ? cm_agent_cmg_token(a->agent) : opt_bulk_token;
-    g_autofree char *host = NULL, *path = NULL, *query = NULL, *url = NULL, *bearer = NULL;
-    const char *headers[2] = {NULL, NULL};
-    CmNetHttpRequest hreq = {0};
-    CmRequest req;
-    Pending *p;
-    GError *error = NULL;
-
-    if (slash == NULL || lab->cmg_port == 0 ||
-        !cm_cmg_client_path(auth, g_ascii_strtoull(last + 1, NULL, 10), send->ep, &path, &query))
+    if (opt_until == NULL)
         return FALSE;
-    host = g_strndup(send->mp, (gsize)(slash - send->mp));
-    url = g_strdup_printf("https://%s:%u%s%s%s", host, lab->cmg_port, path, *query ? "?" : "",
-                          query);
-    if (auth == CM_CMG_AUTH_SERVER && token != NULL) {
-        bearer = g_strconcat("Authorization: Bearer ", token, NULL);
-        headers[0] = bearer;
-    }
-    cm_agent_send_request(send, &req);
-    hreq.url = url;
-    hreq.msg = &req;
-    hreq.headers = headers;
-    p = g_new0(Pending, 1);
-    p->a = a;
-    p->id = send->id;
-    if (cm_net_httpc_send(a->http, &hreq, on_response, p, &error))
-        return TRUE;
-    g_free(p);
-    g_debug("agent %u: %s", a->index, error->message);
-    g_error_free(error);
+    if (strcmp(opt_until, "pending") == 0)
+        return st->state == CM_AGENT_PENDING || st->state == CM_AGENT_ACTIVE;
+    if (strcmp(opt_until, "active") == 0)
+        return st->state == CM_AGENT_ACTIVE;
+    if (strcmp(opt_until, "blocked") == 0)
+        return st->state == CM_AGENT_BLOCKED;
+    if (strcmp(opt_until, "inventory") == 0)
+        return st->inventories_sent > 0;
+    if (strcmp(opt_until, "policy") == 0)
+        return st->policies_accepted > 0;
     return FALSE;
 }
 
@@ -272,10 +251,18 @@ send_one(LabAgent *a, const CmAgentSend *send)
     GError *error = NULL;
     CmAgentActions act;
 
-    if (strstr(send->mp, "/CCM_Proxy_") != NULL) {
-        if (send_cmg(a, send))
-            return;
-    } else if (mp != NULL) {
+    if (opt_prepare && a->quiet)
+        return;
+    if (opt_prepare && send->ep == CM_EP_REGISTER && !g_atomic_int_get(&lab->gate_open) &&
+        a->held == NULL) {
+        a->held = g_new(CmAgentSend, 1);
+        *a->held = *send;
+        if (send->body != NULL)
+            g_bytes_ref(send->body);
+        g_atomic_int_inc(&lab->ready);
+        return;
+    }
+    if (mp != NULL) {
         gboolean tls = send->transport != CM_TRANSPORT_HTTP;
         url = g_strdup_printf("%s://%s:%u%s", tls ? "https" : "http", mp->name,
                               tls ? mp->https_port : mp->http_port, cm_ep_path(send->ep));
@@ -302,8 +289,10 @@ send_one(LabAgent *a, const CmAgentSend *send)
 static void
 run_actions(LabAgent *a, CmAgentActions *act)
 {
-    const CmAgentStatus *st;
+    const CmAgentStatus *st = cm_agent_status(a->agent);
 
+    if (opt_prepare && agent_reached(st))
+        a->quiet = TRUE;
     for (guint i = 0; i < act->sends->len; i++) {
         const CmAgentSend *send = g_ptr_array_index(act->sends, i);
         g_debug("agent %u: %s to %s over %s", a->index, cm_ep_name(send->ep), send->mp,
@@ -464,6 +453,29 @@ on_start(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* --prepare: the clock started; every held registration goes now. */
+static void
+on_go(evutil_socket_t fd, short what, void *arg)
+{
+    Worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    g_mutex_lock(&w->lock);
+    for (guint i = 0; i < w->agents->len; i++) {
+        LabAgent *a = g_ptr_array_index(w->agents, i);
+        CmAgentSend *send = g_steal_pointer(&a->held);
+        if (send == NULL)
+            continue;
+        a->started = cm_net_wall_now();
+        send_one(a, send);
+        if (send->body != NULL)
+            g_bytes_unref(send->body);
+        g_free(send);
+    }
+    g_mutex_unlock(&w->lock);
+}
+
 static void
 on_stop(evutil_socket_t fd, short what, void *arg)
 {
@@ -538,13 +550,6 @@ agent_new(Lab *lab, Worker *w, guint index, GError **error)
     c.smspublicrootkey = opt_no_trk ? NULL : lab->trk;
     c.mp = assigned->name;
     c.dns_mps = dns;
-    if (lab->cmg_entries != NULL) {
-        /* On the internet: the CMG is all it can reach, and it does not
-         * carry the notification channel. */
-        c.mp = lab->cmg_entries[index % g_strv_length(lab->cmg_entries)];
-        c.dns_mps = NULL;
-        c.on_internet = TRUE;
-    }
     c.name = name;
     c.domain = opt_domain;
     c.tpm_version = 2;
@@ -554,8 +559,6 @@ agent_new(Lab *lab, Worker *w, guint index, GError **error)
     c.keepalive_interval = parse_time(opt_keepalive, "keepalive-interval");
     c.retry_base = parse_time(opt_retry, "retry-base");
     c.start_window = parse_time(opt_window, "start-window");
-    if (lab->cmg_entries != NULL)
-        c.keepalive_interval = 0;
     if (opt_pki) {
         g_autofree char *cn = g_strdup_printf("%s.%s", name, opt_domain ? opt_domain : "lab");
         pki = enroll_pki(lab, cn, &pki_key, error);
@@ -583,6 +586,12 @@ agent_new(Lab *lab, Worker *w, guint index, GError **error)
     hc.n_ca_certs = lab->roots->len;
     hc.connect_to = (const char *const *)lab->connect_to;
     hc.timeout_ms = 30000;
+    /* One connection per agent: the plain HTTP one of its first location
+     * request closes once the agent moved to HTTPS, so an MP holds one
+     * connection (the notification channel) per client. */
+    hc.max_connections = 1;
+    /* ... and it stays open between keep-alives, however far apart. */
+    hc.max_idle_s = (guint)MIN(c.keepalive_interval / CM_USEC_PER_SEC * 2 + 60, 7 * 86400);
     a->http = cm_net_httpc_new(w->base, &hc, error);
     if (a->http == NULL)
         goto fail;
@@ -603,6 +612,11 @@ agent_free(LabAgent *a)
     if (a->content_seen != NULL)
         g_hash_table_unref(a->content_seen);
     g_free(a->dl_policy);
+    if (a->held != NULL) {
+        if (a->held->body != NULL)
+            g_bytes_unref(a->held->body);
+        g_free(a->held);
+    }
     if (a->dl_manifest != NULL)
         cm_dp_manifest_free(a->dl_manifest);
     cm_agent_free(a->agent);
@@ -717,29 +731,6 @@ load_lab(Lab *lab, GError **error)
                                                  m->http_port));
         g_ptr_array_add(connect, g_strdup_printf("%s:%u:%s:%u", m->name, m->https_port,
                                                  m->address, m->https_port));
-    }
-    if (opt_cmg) {
-        /* The gateway's name resolves to its loopback listener too. */
-        g_autofree char *scmg = g_build_filename(opt_lab, "site", "cmg.conf", NULL);
-        g_autofree char *caddr = g_build_filename(opt_lab, "cmg", "cmg.addr", NULL);
-        g_autoptr(GKeyFile) kc = g_key_file_new(), ka = g_key_file_new();
-        g_autofree char *name = NULL, *https = NULL;
-        const char *colon;
-        if (!g_key_file_load_from_file(kc, scmg, G_KEY_FILE_NONE, error) ||
-            !g_key_file_load_from_file(ka, caddr, G_KEY_FILE_NONE, error) ||
-            (name = g_key_file_get_string(kc, "cmg", "name", error)) == NULL ||
-            (lab->cmg_entries = g_key_file_get_string_list(kc, "cmg", "entries", NULL, error)) ==
-                NULL ||
-            (https = g_key_file_get_string(ka, "listen", "https", error)) == NULL)
-            return FALSE;
-        colon = strrchr(https, ':');
-        if (colon == NULL || g_strv_length(lab->cmg_entries) == 0) {
-            g_set_error(error, CM_DAEMON_ERROR, 0, "%s: expected ADDRESS:PORT and entries", caddr);
-            return FALSE;
-        }
-        lab->cmg_port = (guint)atoi(colon + 1);
-        g_ptr_array_add(connect, g_strdup_printf("%s:%u:%.*s:%u", name, lab->cmg_port,
-                                                 (int)(colon - https), https, lab->cmg_port));
     }
     g_ptr_array_add(connect, NULL);
     lab->connect_to = (char **)g_ptr_array_free(g_steal_pointer(&connect), FALSE);
@@ -864,7 +855,7 @@ main(int argc, char **argv)
     Lab lab = {0};
     Totals t;
     CmTime timeout, t0;
-    gboolean done = FALSE;
+    gboolean done = FALSE, until_reached = FALSE;
     int rc = 2;
 
     g_option_context_add_main_entries(ctx, entries, NULL);
@@ -894,7 +885,16 @@ main(int argc, char **argv)
     lab.roots = g_ptr_array_new_with_free_func((GDestroyNotify)cm_cert_unref);
     if (!load_lab(&lab, &error))
         goto out;
-    cm_net_raise_fd_limit((guint64)opt_count * 2 + 256, NULL, NULL);
+    /* Per agent: its connection, one more while it moves from HTTP to
+     * HTTPS, and libcurl's wake-up socket pair of its multi handle. */
+    {
+        guint64 want = (guint64)opt_count * 4 + 256, got = 0;
+        if (!cm_net_raise_fd_limit(want, &got, &error)) {
+            g_warning("%s: some of the %d agents will fail to connect", error->message,
+                      opt_count);
+            g_clear_error(&error);
+        }
+    }
     /* SIGTERM and SIGINT stop the run like --until does; blocked before
      * any thread starts so that only the main thread takes them. */
     {
@@ -913,6 +913,7 @@ main(int argc, char **argv)
         wk->base = cm_net_event_base_new();
         wk->agents = g_ptr_array_new_with_free_func((GDestroyNotify)agent_free);
         wk->stop_ev = event_new(wk->base, -1, 0, on_stop, wk);
+        wk->go_ev = event_new(wk->base, -1, 0, on_go, wk);
         g_mutex_init(&wk->lock);
     }
     for (guint i = 0; i < (guint)opt_count; i++) {
@@ -929,6 +930,20 @@ main(int argc, char **argv)
         wk->thread = g_thread_new("agents", worker_main, wk);
     }
     g_message("%d agents started against %u MPs", opt_count, lab.mps->len);
+    if (opt_prepare) {
+        /* The clock starts once every registration is signed and waiting
+         * on a connection to its MP. */
+        while (g_atomic_int_get(&lab.ready) < opt_count &&
+               cm_net_wall_now() - t0 < timeout)
+            g_usleep(20000);
+        printf("cmlab-agent: %d of %d registrations ready after %.1f s; sending them\n",
+               g_atomic_int_get(&lab.ready), opt_count, (double)(cm_net_wall_now() - t0) / 1e6);
+        fflush(stdout);
+        t0 = cm_net_wall_now();
+        g_atomic_int_set(&lab.gate_open, 1);
+        for (guint w = 0; w < lab.n_workers; w++)
+            event_active(lab.workers[w].go_ev, EV_TIMEOUT, 0);
+    }
     {
         sigset_t set;
         struct timespec ts = {0, STATUS_EVERY_US * 1000};
@@ -941,10 +956,17 @@ main(int argc, char **argv)
             if (sig == SIGTERM || sig == SIGINT) {
                 rc = 0;
                 done = TRUE;
-            } else if (reached(&t, (guint)opt_count)) {
+            } else if (!until_reached && reached(&t, (guint)opt_count)) {
                 rc = 0;
-                done = TRUE;
-            } else if (opt_until != NULL && cm_net_wall_now() - t0 > timeout) {
+                until_reached = TRUE;
+                done = !opt_stay;
+                if (opt_stay) {
+                    /* A benchmark times the run to here, then measures the
+                     * daemons with every agent still connected. */
+                    print_summary(&t, (guint)opt_count, (double)(cm_net_wall_now() - t0) / 1e6);
+                    fflush(stdout);
+                }
+            } else if (opt_until != NULL && !until_reached && cm_net_wall_now() - t0 > timeout) {
                 g_warning("--until %s: not every agent got there in %s", opt_until, opt_timeout);
                 rc = 1;
                 done = TRUE;
@@ -973,6 +995,7 @@ out:
         wk->stopping = TRUE;
         g_ptr_array_unref(wk->agents);
         event_free(wk->stop_ev);
+        event_free(wk->go_ev);
         event_base_free(wk->base);
         g_mutex_clear(&wk->lock);
     }
@@ -981,7 +1004,6 @@ out:
     g_ptr_array_unref(lab.dps);
     g_ptr_array_unref(lab.roots);
     g_strfreev(lab.connect_to);
-    g_strfreev(lab.cmg_entries);
     g_free(lab.site_code);
     g_free(lab.trk);
     cm_cert_unref(lab.ca);

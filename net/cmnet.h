@@ -234,10 +234,6 @@ const char *cm_net_call_peer_address(const CmNetCall *call); /* "127.0.0.1", "" 
 guint cm_net_call_worker(const CmNetCall *call);
 /* An API call's path without the query (NULL for protocol endpoints). */
 const char *cm_net_call_path(const CmNetCall *call);
-/* The request's query (after '?', undecoded), NULL when none or when the
- * connection is gone.  From the worker thread only.  The CMG gateway
- * filters "SMS_MP/.sms_aut?MPLIST" by it. */
-const char *cm_net_call_query(const CmNetCall *call);
 /* A request header (the first of repeats), NULL when absent or when the
  * connection is gone.  From the worker thread only. */
 const char *cm_net_call_header(const CmNetCall *call, const char *name);
@@ -279,6 +275,14 @@ typedef struct {
     guint timeout_ms;          /* whole request; default 30 s */
     size_t max_response_size;  /* body bound; default 8 MiB */
     long max_host_connections; /* 0: libcurl's default (no limit) */
+    /* Connections kept open for reuse (CURLMOPT_MAXCONNECTS); 0: libcurl's
+     * default.  An agent keeps 1: its plain HTTP connection goes once it
+     * moved to HTTPS, so 25,000 agents hold 25,000 connections, not 50,000. */
+    long max_connections;
+    /* A kept connection idle longer than this is not reused but closed
+     * (CURLOPT_MAXAGE_CONN); 0: libcurl's default, 118 s.  An agent's
+     * notification channel idles a whole keep-alive interval. */
+    guint max_idle_s;
 } CmNetHttpcConfig;
 
 typedef struct {
