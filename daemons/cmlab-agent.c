@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "cmagent.h"
+#include "cmcmg.h"
 #include "cmdp.h"
 
 #define STATUS_EVERY_US (500 * 1000)
@@ -87,6 +88,8 @@ struct Lab {
     char *trk;
     GPtrArray *roots; /* CmCert* */
     CmCert *ca;       /* enterprise CA, for --pki */
+    char **cmg_entries; /* --cmg: the CMG's internet MP entries (REQ CMG-10) */
+    guint cmg_port;     /* its client listener */
     CmKey *ca_key;
     Worker *workers;
     guint n_workers;
@@ -117,6 +120,8 @@ static char **opt_inventory_props;
 static gboolean opt_stay;
 static gboolean opt_prepare;
 static gboolean opt_verbose;
+static gboolean opt_cmg;
+static char *opt_bulk_token;
 
 static GOptionEntry entries[] = {
     {"lab", 'l', 0, G_OPTION_ARG_FILENAME, &opt_lab, "The lab folder (scripts/lab up)", "DIR"},
@@ -153,6 +158,12 @@ static GOptionEntry entries[] = {
      "TIME"},
     {"start-window", 0, 0, G_OPTION_ARG_STRING, &opt_window,
      "Spread first contacts over this window (0s)", "TIME"},
+    {"cmg", 0, 0, G_OPTION_ARG_NONE, &opt_cmg,
+     "The agents are on the internet: they reach the site through the lab's CMG (DIR/cmg)", NULL},
+    {"bulk-token", 0, 0, G_OPTION_ARG_STRING, &opt_bulk_token,
+     "--cmg without --pki: the bulk registration token shown until the site issues the client "
+     "its own",
+     "TOKEN"},
     {"inventory", 'i', 0, G_OPTION_ARG_STRING_ARRAY, &opt_inventory_props,
      "Report inventory property KEY=VALUE (repeatable)", "KEY=VALUE"},
     {"verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "Debug logging", NULL},
@@ -220,6 +231,51 @@ on_response(CmNetHttpResponse *hresp, void *user_data)
     g_free(p);
 }
 
+/* A send to a CMG entry "<CMG>/CCM_Proxy_MutualAuth/<role ID>" (REQ
+ * CMG-10): HTTPS to the gateway, the endpoint under the published folder;
+ * with the PKI certificate in TLS (mutual auth), or a bearer token: the
+ * client token once the site issued one, the bulk token before (REQ
+ * CMG-12).  FALSE when it cannot be sent (the notification channel is not
+ * carried).  Agents with a PKI certificate always use mutual auth. */
+static gboolean
+send_cmg(LabAgent *a, const CmAgentSend *send)
+{
+    Lab *lab = a->w->lab;
+    const char *slash = strchr(send->mp, '/'), *last = strrchr(send->mp, '/');
+    CmCmgAuth auth = opt_pki ? CM_CMG_AUTH_MUTUAL : CM_CMG_AUTH_SERVER;
+    const char *token = cm_agent_cmg_token(a->agent) ? cm_agent_cmg_token(a->agent) : opt_bulk_token;
+    g_autofree char *host = NULL, *path = NULL, *query = NULL, *url = NULL, *bearer = NULL;
+    const char *headers[2] = {NULL, NULL};
+    CmNetHttpRequest hreq = {0};
+    CmRequest req;
+    Pending *p;
+    GError *error = NULL;
+
+    if (slash == NULL || lab->cmg_port == 0 ||
+        !cm_cmg_client_path(auth, g_ascii_strtoull(last + 1, NULL, 10), send->ep, &path, &query))
+        return FALSE;
+    host = g_strndup(send->mp, (gsize)(slash - send->mp));
+    url = g_strdup_printf("https://%s:%u%s%s%s", host, lab->cmg_port, path, *query ? "?" : "",
+                          query);
+    if (auth == CM_CMG_AUTH_SERVER && token != NULL) {
+        bearer = g_strconcat("Authorization: Bearer ", token, NULL);
+        headers[0] = bearer;
+    }
+    cm_agent_send_request(send, &req);
+    hreq.url = url;
+    hreq.msg = &req;
+    hreq.headers = headers;
+    p = g_new0(Pending, 1);
+    p->a = a;
+    p->id = send->id;
+    if (cm_net_httpc_send(a->http, &hreq, on_response, p, &error))
+        return TRUE;
+    g_free(p);
+    g_debug("agent %u: %s", a->index, error->message);
+    g_error_free(error);
+    return FALSE;
+}
+
 /* Whether one agent got to the --until state. */
 static gboolean
 agent_reached(const CmAgentStatus *st)
@@ -262,7 +318,10 @@ send_one(LabAgent *a, const CmAgentSend *send)
         g_atomic_int_inc(&lab->ready);
         return;
     }
-    if (mp != NULL) {
+    if (strstr(send->mp, "/CCM_Proxy_") != NULL) {
+        if (send_cmg(a, send))
+            return;
+    } else if (mp != NULL) {
         gboolean tls = send->transport != CM_TRANSPORT_HTTP;
         url = g_strdup_printf("%s://%s:%u%s", tls ? "https" : "http", mp->name,
                               tls ? mp->https_port : mp->http_port, cm_ep_path(send->ep));
@@ -550,6 +609,13 @@ agent_new(Lab *lab, Worker *w, guint index, GError **error)
     c.smspublicrootkey = opt_no_trk ? NULL : lab->trk;
     c.mp = assigned->name;
     c.dns_mps = dns;
+    if (lab->cmg_entries != NULL) {
+        /* On the internet: the CMG is all it can reach, and it does not
+         * carry the notification channel. */
+        c.mp = lab->cmg_entries[index % g_strv_length(lab->cmg_entries)];
+        c.dns_mps = NULL;
+        c.on_internet = TRUE;
+    }
     c.name = name;
     c.domain = opt_domain;
     c.tpm_version = 2;
@@ -559,6 +625,8 @@ agent_new(Lab *lab, Worker *w, guint index, GError **error)
     c.keepalive_interval = parse_time(opt_keepalive, "keepalive-interval");
     c.retry_base = parse_time(opt_retry, "retry-base");
     c.start_window = parse_time(opt_window, "start-window");
+    if (lab->cmg_entries != NULL)
+        c.keepalive_interval = 0;
     if (opt_pki) {
         g_autofree char *cn = g_strdup_printf("%s.%s", name, opt_domain ? opt_domain : "lab");
         pki = enroll_pki(lab, cn, &pki_key, error);
@@ -731,6 +799,29 @@ load_lab(Lab *lab, GError **error)
                                                  m->http_port));
         g_ptr_array_add(connect, g_strdup_printf("%s:%u:%s:%u", m->name, m->https_port,
                                                  m->address, m->https_port));
+    }
+    if (opt_cmg) {
+        /* The gateway's name resolves to its loopback listener too. */
+        g_autofree char *scmg = g_build_filename(opt_lab, "site", "cmg.conf", NULL);
+        g_autofree char *caddr = g_build_filename(opt_lab, "cmg", "cmg.addr", NULL);
+        g_autoptr(GKeyFile) kc = g_key_file_new(), ka = g_key_file_new();
+        g_autofree char *name = NULL, *https = NULL;
+        const char *colon;
+        if (!g_key_file_load_from_file(kc, scmg, G_KEY_FILE_NONE, error) ||
+            !g_key_file_load_from_file(ka, caddr, G_KEY_FILE_NONE, error) ||
+            (name = g_key_file_get_string(kc, "cmg", "name", error)) == NULL ||
+            (lab->cmg_entries = g_key_file_get_string_list(kc, "cmg", "entries", NULL, error)) ==
+                NULL ||
+            (https = g_key_file_get_string(ka, "listen", "https", error)) == NULL)
+            return FALSE;
+        colon = strrchr(https, ':');
+        if (colon == NULL || g_strv_length(lab->cmg_entries) == 0) {
+            g_set_error(error, CM_DAEMON_ERROR, 0, "%s: expected ADDRESS:PORT and entries", caddr);
+            return FALSE;
+        }
+        lab->cmg_port = (guint)atoi(colon + 1);
+        g_ptr_array_add(connect, g_strdup_printf("%s:%u:%.*s:%u", name, lab->cmg_port,
+                                                 (int)(colon - https), https, lab->cmg_port));
     }
     g_ptr_array_add(connect, NULL);
     lab->connect_to = (char **)g_ptr_array_free(g_steal_pointer(&connect), FALSE);
@@ -1004,6 +1095,7 @@ out:
     g_ptr_array_unref(lab.dps);
     g_ptr_array_unref(lab.roots);
     g_strfreev(lab.connect_to);
+    g_strfreev(lab.cmg_entries);
     g_free(lab.site_code);
     g_free(lab.trk);
     cm_cert_unref(lab.ca);

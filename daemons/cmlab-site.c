@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "site-daemon.h"
+#include "site-cmg.h"
 
 #define SITE_HOST "site.cmlab.test"
 
@@ -347,6 +348,23 @@ out:
     return rc;
 }
 
+/* add-cmg and add-connection-point (site-cmg.c), with the site open. */
+static int
+cmd_cmg(const char *cmd)
+{
+    GError *error = NULL;
+    g_autofree char *code = NULL;
+    g_autoptr(CmNetConfig) cfg = load_conf(opt_dir, &code, &error);
+    g_autoptr(CmSite) site = cfg ? open_site(opt_dir, code, NULL, cm_net_wall_now(), &error) : NULL;
+
+    if (site == NULL) {
+        fprintf(stderr, "cmlab-site %s: %s\n", cmd, error->message);
+        g_error_free(error);
+        return 1;
+    }
+    return cm_site_cmg_command(cmd, site, opt_dir, opt_name, opt_out);
+}
+
 static int
 cmd_export_trk(void)
 {
@@ -617,6 +635,7 @@ on_site_api(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_
     }
     o = json_pack("{s:o, s:o}", "siteinfo", cm_site_siteinfo_json(d->site), "mplist",
                   cm_site_mplist_json(d->site));
+    cm_site_cmg_mplist(d->dir, json_object_get(o, "mplist"));
     if (d->pki_root != NULL) {
         g_autofree char *pem = cm_cert_to_pem(d->pki_root);
         json_object_set_new(o, "pki_root", json_string(pem));
@@ -745,6 +764,8 @@ main(int argc, char **argv)
                                       "  init        create a site in --dir\n"
                                       "  add-mp      provision a management point (--name, --out)\n"
                                       "  add-dp      provision a distribution point (--name, --out)\n"
+                                      "  add-cmg     provision a cloud management gateway (--name, --out, --root)\n"
+                                      "  add-connection-point  provision a CMG connection point (--name, --cmg, --out, --mp-addr)\n"
                                       "  serve       run the site server\n"
                                       "  export-trk  print the SMSPublicRootKey value");
     g_option_context_add_main_entries(ctx, common_entries, NULL);
@@ -755,6 +776,10 @@ main(int argc, char **argv)
         g_option_context_add_group(ctx, g);
         g = g_option_group_new("add-mp", "add-mp options", "Show add-mp options", NULL, NULL);
         g_option_group_add_entries(g, mp_entries);
+        g_option_context_add_group(ctx, g);
+        g = g_option_group_new("cmg", "add-cmg and add-connection-point options",
+                               "Show CMG options", NULL, NULL);
+        g_option_group_add_entries(g, cm_site_cmg_entries);
         g_option_context_add_group(ctx, g);
     }
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
@@ -775,6 +800,8 @@ main(int argc, char **argv)
         return cmd_add_mp();
     if (strcmp(cmd, "add-dp") == 0)
         return cmd_add_dp();
+    if (strcmp(cmd, "add-cmg") == 0 || strcmp(cmd, "add-connection-point") == 0)
+        return cmd_cmg(cmd);
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve();
     if (strcmp(cmd, "export-trk") == 0)

@@ -234,6 +234,10 @@ const char *cm_net_call_peer_address(const CmNetCall *call); /* "127.0.0.1", "" 
 guint cm_net_call_worker(const CmNetCall *call);
 /* An API call's path without the query (NULL for protocol endpoints). */
 const char *cm_net_call_path(const CmNetCall *call);
+/* The request's query (after '?', undecoded), NULL when none or when the
+ * connection is gone.  From the worker thread only.  The CMG gateway
+ * filters "SMS_MP/.sms_aut?MPLIST" by it. */
+const char *cm_net_call_query(const CmNetCall *call);
 /* A request header (the first of repeats), NULL when absent or when the
  * connection is gone.  From the worker thread only. */
 const char *cm_net_call_header(const CmNetCall *call, const char *name);
