@@ -16,7 +16,10 @@
  * /SMS_DP_SMSPKG$/<ID>/<file> over HTTP and HTTPS, each request
  * authenticated per seed 004's table by the DP library (REQ DP-01):
  * anonymous when allowed, a PKI client certificate over HTTPS, a content
- * access token (Authorization: Bearer) over HTTPS or Enhanced HTTP. */
+ * access token (Authorization: Bearer) over HTTPS or Enhanced HTTP, and
+ * with [dp] keytab = FILE (the DP's HTTP/<name> key) Windows-integrated
+ * authentication: Kerberos (Authorization: Negotiate, net/gss.c) as a
+ * computer account (NAME$) or a network_access_accounts entry. */
 #include "daemon.h"
 
 #include <errno.h>
@@ -227,6 +230,7 @@ cmd_serve(void)
     g_autofree char *conf_path = g_build_filename(opt_dir, "dp.conf", NULL);
     g_autofree char *content = g_build_filename(opt_dir, "content", NULL);
     g_autofree char *name = NULL, *code = NULL, *p_cert = NULL, *p_key = NULL, *p_root = NULL;
+    g_autofree char *p_keytab = NULL;
     g_auto(GStrv) naa = NULL;
     g_autoptr(CmNetConfig) cfg = NULL;
     g_autoptr(CmNetHttpd) httpd = NULL;
@@ -249,6 +253,8 @@ cmd_serve(void)
         !cm_net_config_path(cfg, "dp", "tls_key", "tls.key", &p_key, &error) ||
         (cm_net_config_has(cfg, "dp", "pki_root") &&
          !cm_net_config_path(cfg, "dp", "pki_root", NULL, &p_root, &error)) ||
+        (cm_net_config_has(cfg, "dp", "keytab") &&
+         !cm_net_config_path(cfg, "dp", "keytab", NULL, &p_keytab, &error)) ||
         !cm_net_config_httpd(cfg, "listen", &hc, &error))
         goto out;
     {
@@ -285,6 +291,7 @@ cmd_serve(void)
     }
     hc.handler = on_endpoint;
     hc.handler_data = &d;
+    hc.keytab = p_keytab; /* Kerberos (SPNEGO) when set */
     hc.metrics = metrics;
     httpd = cm_net_httpd_new(&hc, &error);
     if (httpd == NULL || !cm_net_httpd_add_api(httpd, DP_PREFIX, on_content, &d, &error) ||

@@ -177,6 +177,15 @@ typedef struct {
      * fails. */
     CmTrust *client_trust;
     const CmClock *clock; /* for that check; NULL: the wall clock */
+    /* SPNEGO/Kerberos, RFC 4559 (net/gss.c): with a keytab holding the
+     * server's HTTP/<host> keys, a request with "Authorization: Negotiate
+     * <token>" is accepted in one round trip and req->peer becomes
+     * CM_AUTH_KERBEROS (principal "NAME$@REALM", domain the realm in lower
+     * case) unless a TLS client certificate was verified; a malformed
+     * header is refused with 400, a token Kerberos refuses (forged,
+     * replayed, for another service) with 403; no header: anonymous.
+     * NULL: Negotiate headers are ignored. */
+    const char *keytab;
 
     /* Limits (0: the default). */
     size_t max_header_size; /* request line and headers; default 8 KiB */
@@ -279,14 +288,10 @@ typedef struct {
     guint timeout_ms;          /* whole request; default 30 s */
     size_t max_response_size;  /* body bound; default 8 MiB */
     long max_host_connections; /* 0: libcurl's default (no limit) */
-    /* Connections kept open for reuse (CURLMOPT_MAXCONNECTS); 0: libcurl's
-     * default.  An agent keeps 1: its plain HTTP connection goes once it
-     * moved to HTTPS, so 25,000 agents hold 25,000 connections, not 50,000. */
-    long max_connections;
-    /* A kept connection idle longer than this is not reused but closed
-     * (CURLOPT_MAXAGE_CONN); 0: libcurl's default, 118 s.  An agent's
-     * notification channel idles a whole keep-alive interval. */
-    guint max_idle_s;
+    /* Windows-integrated authentication: SPNEGO/Kerberos (libcurl
+     * CURLAUTH_NEGOTIATE) with the credential cache KRB5CCNAME names, for
+     * the server's HTTP/<host> principal. */
+    gboolean negotiate;
 } CmNetHttpcConfig;
 
 typedef struct {

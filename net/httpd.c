@@ -27,6 +27,7 @@
  * verdict is kept for the connection (and redone after a minute), since a
  * chain verification costs a signature check. */
 #include "internal.h"
+#include "gss.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -119,6 +120,7 @@ struct CmNetHttpd {
     guint16 https_port;
     gboolean started;
     gboolean stopped;
+    CmNetGss *gss; /* Kerberos acceptor (gss.c), NULL without a keytab */
     /* Metrics, resolved once and cached (NULL without a registry). */
     CmNetCounter *requests[CM_EP__COUNT][CM_REASON__COUNT];
     CmNetHistogram *latency[CM_EP__COUNT];
@@ -562,6 +564,39 @@ call_peer(CmNetCall *call, struct evhttp_connection *evcon, CmResponse *resp)
     return TRUE;
 }
 
+/* SPNEGO/Kerberos on a server with a keytab (gss.c): "Authorization:
+ * Negotiate" authenticates the request, a bad token is refused, no header
+ * leaves it anonymous (the MP and the site decide).  Other schemes (a DP's
+ * Bearer token) are the handler's.  A verified TLS client certificate stays
+ * the peer: it is the stronger identity. */
+static gboolean
+call_negotiate(CmNetCall *call, CmResponse *resp)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(call->hreq);
+    const char *auth = evhttp_find_header(in, "Authorization");
+    g_autofree char *reply = NULL;
+    CmPeer peer = {0};
+    GError *err = NULL;
+
+    if (auth == NULL || g_ascii_strncasecmp(auth, "Negotiate", 9) != 0)
+        return TRUE;
+    if (!cm_net_gss_accept(call->worker->httpd->gss, auth, &peer, &reply, &err)) {
+        cm_response_refuse(resp,
+                           err->code == CM_NET_ERROR_PROTOCOL ? CM_REASON_BAD_REQUEST
+                                                              : CM_REASON_UNTRUSTED,
+                           "%s", err->message);
+        g_error_free(err);
+        return FALSE;
+    }
+    if (reply != NULL) {
+        g_autofree char *v = g_strconcat("Negotiate ", reply, NULL);
+        evhttp_add_header(evhttp_request_get_output_headers(call->hreq), "WWW-Authenticate", v);
+    }
+    if (call->req.peer.kind == CM_AUTH_ANONYMOUS)
+        call->req.peer = peer;
+    return TRUE;
+}
+
 /* Fills the call's CmRequest from HTTP; FALSE with resp set to the
  * refusal when the request never reaches the handler. */
 static gboolean
@@ -588,6 +623,8 @@ call_prepare(CmNetCall *call, const Listener *l, const Route *api, CmResponse *r
         return FALSE;
     }
     if (evcon != NULL && l->tls && !call_peer(call, evcon, resp))
+        return FALSE;
+    if (l->worker->httpd->gss != NULL && !call_negotiate(call, resp))
         return FALSE;
     if (api != NULL && body_len > l->worker->httpd->cfg.max_body_size) {
         cm_response_refuse(resp, CM_REASON_TOO_LARGE, "%s takes at most %zu bytes of body, not %zu",
@@ -1108,6 +1145,8 @@ cm_net_httpd_new(const CmNetHttpdConfig *config, GError **error)
                     "the server serves neither HTTP nor HTTPS: turn one on");
         goto out;
     }
+    if (config->keytab != NULL && (h->gss = cm_net_gss_new(config->keytab, error)) == NULL)
+        goto out;
     if (!parse_address(h->address, config->allow_non_loopback, &ss, &ss_len, error))
         goto out;
     if (config->https && !tls_context(h, error))
@@ -1292,6 +1331,7 @@ cm_net_httpd_free(CmNetHttpd *h)
     if (h->ssl_ctx != NULL)
         SSL_CTX_free(h->ssl_ctx);
     g_ptr_array_unref(h->routes);
+    cm_net_gss_free(h->gss);
     g_free(h->address);
     g_free(h);
 }
