@@ -56,6 +56,8 @@ typedef struct {
     struct event *timer;
     CmTime started;
     CmTime active_at;
+    CmAgentSend *held; /* --prepare: its registration, waiting for the start */
+    gboolean quiet;    /* --prepare: got to --until, sends nothing more */
     /* Content downloads (REQ DP-04), the driver's part: the agent library
      * accepts and verifies policies; the driver fetches the content they
      * name from a DP and checks it with the DP library against the
@@ -72,6 +74,7 @@ struct Worker {
     guint index;
     struct event_base *base;
     struct event *stop_ev;
+    struct event *go_ev; /* --prepare: send the held registrations */
     GThread *thread;
     GMutex lock; /* held while the worker calls into its agents */
     GPtrArray *agents;
@@ -99,6 +102,8 @@ struct Lab {
     CmKey *ca_key;
     Worker *workers;
     guint n_workers;
+    gint ready;     /* --prepare: agents with their registration held */
+    gint gate_open; /* --prepare: the clock started */
 };
 
 typedef struct {
@@ -121,6 +126,8 @@ static char *opt_keepalive = "15m";
 static char *opt_retry = "2s";
 static char *opt_window = "0s";
 static char **opt_inventory_props;
+static gboolean opt_stay;
+static gboolean opt_prepare;
 static gboolean opt_verbose;
 static gboolean opt_kerberos;
 static gboolean opt_cmg;
@@ -144,6 +151,15 @@ static GOptionEntry entries[] = {
      "one)",
      "STATE"},
     {"timeout", 0, 0, G_OPTION_ARG_STRING, &opt_timeout, "Give up --until after (60s)", "TIME"},
+    {"prepare", 0, 0, G_OPTION_ARG_NONE, &opt_prepare,
+     "Registration benchmark: run every agent up to its signed registration request (located, "
+     "MP checked, connected) and hold it; start the clock when all are held and send them at "
+     "once; an agent that got to --until sends nothing more",
+     NULL},
+    {"stay", 0, 0, G_OPTION_ARG_NONE, &opt_stay,
+     "Once --until is reached, print the summary and keep the agents running (their channels "
+     "open) until SIGTERM or SIGINT",
+     NULL},
     {"status", 's', 0, G_OPTION_ARG_FILENAME, &opt_status, "Write each agent's state here (JSON)",
      "FILE"},
     {"policy-interval", 0, 0, G_OPTION_ARG_STRING, &opt_policy, "Policy cycle (60s)", "TIME"},
@@ -273,6 +289,25 @@ send_cmg(LabAgent *a, const CmAgentSend *send)
     return FALSE;
 }
 
+/* Whether one agent got to the --until state. */
+static gboolean
+agent_reached(const CmAgentStatus *st)
+{
+    if (opt_until == NULL)
+        return FALSE;
+    if (strcmp(opt_until, "pending") == 0)
+        return st->state == CM_AGENT_PENDING || st->state == CM_AGENT_ACTIVE;
+    if (strcmp(opt_until, "active") == 0)
+        return st->state == CM_AGENT_ACTIVE;
+    if (strcmp(opt_until, "blocked") == 0)
+        return st->state == CM_AGENT_BLOCKED;
+    if (strcmp(opt_until, "inventory") == 0)
+        return st->inventories_sent > 0;
+    if (strcmp(opt_until, "policy") == 0)
+        return st->policies_accepted > 0;
+    return FALSE;
+}
+
 static void
 send_one(LabAgent *a, const CmAgentSend *send)
 {
@@ -285,6 +320,17 @@ send_one(LabAgent *a, const CmAgentSend *send)
     GError *error = NULL;
     CmAgentActions act;
 
+    if (opt_prepare && a->quiet)
+        return;
+    if (opt_prepare && send->ep == CM_EP_REGISTER && !g_atomic_int_get(&lab->gate_open) &&
+        a->held == NULL) {
+        a->held = g_new(CmAgentSend, 1);
+        *a->held = *send;
+        if (send->body != NULL)
+            g_bytes_ref(send->body);
+        g_atomic_int_inc(&lab->ready);
+        return;
+    }
     if (strstr(send->mp, "/CCM_Proxy_") != NULL) {
         if (send_cmg(a, send))
             return;
@@ -315,8 +361,10 @@ send_one(LabAgent *a, const CmAgentSend *send)
 static void
 run_actions(LabAgent *a, CmAgentActions *act)
 {
-    const CmAgentStatus *st;
+    const CmAgentStatus *st = cm_agent_status(a->agent);
 
+    if (opt_prepare && agent_reached(st))
+        a->quiet = TRUE;
     for (guint i = 0; i < act->sends->len; i++) {
         const CmAgentSend *send = g_ptr_array_index(act->sends, i);
         g_debug("agent %u: %s to %s over %s", a->index, cm_ep_name(send->ep), send->mp,
@@ -477,6 +525,29 @@ on_start(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* --prepare: the clock started; every held registration goes now. */
+static void
+on_go(evutil_socket_t fd, short what, void *arg)
+{
+    Worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    g_mutex_lock(&w->lock);
+    for (guint i = 0; i < w->agents->len; i++) {
+        LabAgent *a = g_ptr_array_index(w->agents, i);
+        CmAgentSend *send = g_steal_pointer(&a->held);
+        if (send == NULL)
+            continue;
+        a->started = cm_net_wall_now();
+        send_one(a, send);
+        if (send->body != NULL)
+            g_bytes_unref(send->body);
+        g_free(send);
+    }
+    g_mutex_unlock(&w->lock);
+}
+
 static void
 on_stop(evutil_socket_t fd, short what, void *arg)
 {
@@ -597,6 +668,12 @@ agent_new(Lab *lab, Worker *w, guint index, GError **error)
     hc.connect_to = (const char *const *)lab->connect_to;
     hc.timeout_ms = 30000;
     hc.negotiate = opt_kerberos;
+    /* One connection per agent: the plain HTTP one of its first location
+     * request closes once the agent moved to HTTPS, so an MP holds one
+     * connection (the notification channel) per client. */
+    hc.max_connections = 1;
+    /* ... and it stays open between keep-alives, however far apart. */
+    hc.max_idle_s = (guint)MIN(c.keepalive_interval / CM_USEC_PER_SEC * 2 + 60, 7 * 86400);
     a->http = cm_net_httpc_new(w->base, &hc, error);
     if (a->http == NULL)
         goto fail;
@@ -617,6 +694,11 @@ agent_free(LabAgent *a)
     if (a->content_seen != NULL)
         g_hash_table_unref(a->content_seen);
     g_free(a->dl_policy);
+    if (a->held != NULL) {
+        if (a->held->body != NULL)
+            g_bytes_unref(a->held->body);
+        g_free(a->held);
+    }
     if (a->dl_manifest != NULL)
         cm_dp_manifest_free(a->dl_manifest);
     cm_agent_free(a->agent);
@@ -878,7 +960,7 @@ main(int argc, char **argv)
     Lab lab = {0};
     Totals t;
     CmTime timeout, t0;
-    gboolean done = FALSE;
+    gboolean done = FALSE, until_reached = FALSE;
     int rc = 2;
 
     g_option_context_add_main_entries(ctx, entries, NULL);
@@ -908,7 +990,16 @@ main(int argc, char **argv)
     lab.roots = g_ptr_array_new_with_free_func((GDestroyNotify)cm_cert_unref);
     if (!load_lab(&lab, &error))
         goto out;
-    cm_net_raise_fd_limit((guint64)opt_count * 2 + 256, NULL, NULL);
+    /* Per agent: its connection, one more while it moves from HTTP to
+     * HTTPS, and libcurl's wake-up socket pair of its multi handle. */
+    {
+        guint64 want = (guint64)opt_count * 4 + 256, got = 0;
+        if (!cm_net_raise_fd_limit(want, &got, &error)) {
+            g_warning("%s: some of the %d agents will fail to connect", error->message,
+                      opt_count);
+            g_clear_error(&error);
+        }
+    }
     /* SIGTERM and SIGINT stop the run like --until does; blocked before
      * any thread starts so that only the main thread takes them. */
     {
@@ -927,6 +1018,7 @@ main(int argc, char **argv)
         wk->base = cm_net_event_base_new();
         wk->agents = g_ptr_array_new_with_free_func((GDestroyNotify)agent_free);
         wk->stop_ev = event_new(wk->base, -1, 0, on_stop, wk);
+        wk->go_ev = event_new(wk->base, -1, 0, on_go, wk);
         g_mutex_init(&wk->lock);
     }
     for (guint i = 0; i < (guint)opt_count; i++) {
@@ -943,6 +1035,20 @@ main(int argc, char **argv)
         wk->thread = g_thread_new("agents", worker_main, wk);
     }
     g_message("%d agents started against %u MPs", opt_count, lab.mps->len);
+    if (opt_prepare) {
+        /* The clock starts once every registration is signed and waiting
+         * on a connection to its MP. */
+        while (g_atomic_int_get(&lab.ready) < opt_count &&
+               cm_net_wall_now() - t0 < timeout)
+            g_usleep(20000);
+        printf("cmlab-agent: %d of %d registrations ready after %.1f s; sending them\n",
+               g_atomic_int_get(&lab.ready), opt_count, (double)(cm_net_wall_now() - t0) / 1e6);
+        fflush(stdout);
+        t0 = cm_net_wall_now();
+        g_atomic_int_set(&lab.gate_open, 1);
+        for (guint w = 0; w < lab.n_workers; w++)
+            event_active(lab.workers[w].go_ev, EV_TIMEOUT, 0);
+    }
     {
         sigset_t set;
         struct timespec ts = {0, STATUS_EVERY_US * 1000};
@@ -955,10 +1061,17 @@ main(int argc, char **argv)
             if (sig == SIGTERM || sig == SIGINT) {
                 rc = 0;
                 done = TRUE;
-            } else if (reached(&t, (guint)opt_count)) {
+            } else if (!until_reached && reached(&t, (guint)opt_count)) {
                 rc = 0;
-                done = TRUE;
-            } else if (opt_until != NULL && cm_net_wall_now() - t0 > timeout) {
+                until_reached = TRUE;
+                done = !opt_stay;
+                if (opt_stay) {
+                    /* A benchmark times the run to here, then measures the
+                     * daemons with every agent still connected. */
+                    print_summary(&t, (guint)opt_count, (double)(cm_net_wall_now() - t0) / 1e6);
+                    fflush(stdout);
+                }
+            } else if (opt_until != NULL && !until_reached && cm_net_wall_now() - t0 > timeout) {
                 g_warning("--until %s: not every agent got there in %s", opt_until, opt_timeout);
                 rc = 1;
                 done = TRUE;
@@ -987,6 +1100,7 @@ out:
         wk->stopping = TRUE;
         g_ptr_array_unref(wk->agents);
         event_free(wk->stop_ev);
+        event_free(wk->go_ev);
         event_base_free(wk->base);
         g_mutex_clear(&wk->lock);
     }

@@ -32,6 +32,13 @@
 #define MPCONFIG_MAX (1024 * 1024)
 #define SITE_WAIT_US (30 * CM_USEC_PER_SEC)
 #define SITE_BUSY_RETRY (10 * CM_USEC_PER_SEC)
+/* A notification channel lives as long as its connection (REQ REG-05)
+ * and idles between keep-alives (15 min by default): the MP's idle timeout
+ * must be longer than the clients' keep-alive interval. */
+#define MP_IDLE_TIMEOUT (20 * CM_USEC_PER_MIN)
+/* Connections from each worker to the site: the site commits one request
+ * at a time, so a few keep it busy; more would only cost TLS handshakes. */
+#define SITE_CONNECTIONS 16
 
 typedef struct {
     CmMp *mp;
@@ -367,7 +374,7 @@ main(int argc, char **argv)
     g_autoptr(CmTrust) client_trust = NULL;
     g_autoptr(json_t) conf = NULL;
     g_autoptr(CmNetMetrics) metrics = cm_net_metrics_new();
-    gint64 role_id = 0;
+    gint64 role_id = 0, site_connections = SITE_CONNECTIONS;
     gboolean internet = FALSE, ehttp_mode;
     const char *comm;
     int rc = 1;
@@ -400,10 +407,14 @@ main(int argc, char **argv)
         (cm_net_config_has(cfg, "mp", "pki_cert") &&
          (!cm_net_config_path(cfg, "mp", "pki_cert", NULL, &p_pki_cert, &error) ||
           !cm_net_config_path(cfg, "mp", "pki_key", NULL, &p_pki_key, &error))) ||
+        !cm_net_config_int(cfg, "mp", "site_connections", SITE_CONNECTIONS, 1, 1024,
+                           &site_connections, &error) ||
         (cm_net_config_has(cfg, "mp", "keytab") &&
          !cm_net_config_path(cfg, "mp", "keytab", NULL, &p_keytab, &error)) ||
         !cm_net_config_httpd(cfg, "listen", &hc, &error))
         goto out;
+    if (!cm_net_config_has(cfg, "listen", "idle_timeout"))
+        hc.idle_timeout_ms = MP_IDLE_TIMEOUT / 1000;
     d.name = name;
     {
         g_autofree char *p1 = path_in(opt_dir, "mp-cert.pem"), *p2 = path_in(opt_dir, "mp.key");
@@ -431,6 +442,7 @@ main(int argc, char **argv)
     d.site_client.ca_certs = d.site_roots;
     d.site_client.n_ca_certs = 1;
     d.site_client.max_response_size = MPCONFIG_MAX;
+    d.site_client.max_host_connections = (long)site_connections;
     addr = site_address(&d, cfg, &error);
     if (addr == NULL || !set_site(&d, addr, &error))
         goto out;

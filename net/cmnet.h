@@ -288,6 +288,14 @@ typedef struct {
     guint timeout_ms;          /* whole request; default 30 s */
     size_t max_response_size;  /* body bound; default 8 MiB */
     long max_host_connections; /* 0: libcurl's default (no limit) */
+    /* Connections kept open for reuse (CURLMOPT_MAXCONNECTS); 0: libcurl's
+     * default.  An agent keeps 1: its plain HTTP connection goes once it
+     * moved to HTTPS, so 25,000 agents hold 25,000 connections, not 50,000. */
+    long max_connections;
+    /* A kept connection idle longer than this is not reused but closed
+     * (CURLOPT_MAXAGE_CONN); 0: libcurl's default, 118 s.  An agent's
+     * notification channel idles a whole keep-alive interval. */
+    guint max_idle_s;
     /* Windows-integrated authentication: SPNEGO/Kerberos (libcurl
      * CURLAUTH_NEGOTIATE) with the credential cache KRB5CCNAME names, for
      * the server's HTTP/<host> principal. */

@@ -364,6 +364,8 @@ cm_net_httpc_new(struct event_base *base, const CmNetHttpcConfig *config, GError
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     if (c->cfg.max_host_connections > 0)
         curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, c->cfg.max_host_connections);
+    if (c->cfg.max_connections > 0)
+        curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, c->cfg.max_connections);
     c->transfers = g_hash_table_new(g_direct_hash, g_direct_equal);
     return c;
 }
@@ -482,6 +484,8 @@ transfer_setup(Transfer *t, const CmNetHttpRequest *req, GError **error)
     }
     if (c->connect_to != NULL)
         curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
+    if (c->cfg.max_idle_s > 0)
+        curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)c->cfg.max_idle_s);
     if (c->cfg.negotiate) {
         /* SPNEGO with the process's Kerberos credential cache (KRB5CCNAME):
          * the empty user name asks libcurl for the cached identity, and

@@ -81,6 +81,14 @@ cm_net_raise_fd_limit(guint64 want, guint64 *got, GError **error)
                     g_strerror(errno));
         return FALSE;
     }
+    if (rl.rlim_max < want) {
+        /* A privileged process (root, CAP_SYS_RESOURCE) may raise the hard
+         * limit too, up to fs.nr_open; otherwise this fails and the soft
+         * limit goes as far as the hard one. */
+        struct rlimit more = {.rlim_cur = rl.rlim_cur, .rlim_max = (rlim_t)want};
+        if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+            rl = more;
+    }
     if (rl.rlim_cur < want) {
         rl.rlim_cur = MIN((rlim_t)want, rl.rlim_max);
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {

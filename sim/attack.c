@@ -336,6 +336,8 @@ sim_mp_tamper(SimWorld *w, SimMp *mp, SimJob *job)
 
     if (a == NULL)
         return;
+    /* It reads the site's policies, which the site worker may be writing. */
+    sim_site_sync(w);
     if (a->scn->strategy == CM_SCN_ATK_POLICY_REPLAY && a->replay_answer != NULL)
         replay_fix_refusal(w, a, job);
     if (job->resp.status != 200 || job->resp.body == NULL)

@@ -23,6 +23,8 @@ struct CmSimEngine {
     guint64 events;
     CmTime now;
     gboolean stop;
+    CmSimGuardFn guard;
+    void *guard_data;
 };
 
 static inline gboolean
@@ -126,6 +128,13 @@ cm_sim_stop(CmSimEngine *engine)
     engine->stop = TRUE;
 }
 
+void
+cm_sim_set_guard(CmSimEngine *e, CmSimGuardFn guard, void *data)
+{
+    e->guard = guard;
+    e->guard_data = data;
+}
+
 gboolean
 cm_sim_run_until(CmSimEngine *e, CmTime end)
 {
@@ -136,6 +145,8 @@ cm_sim_run_until(CmSimEngine *e, CmTime end)
         pop(e, &ev);
         e->now = ev.t;
         e->events++;
+        if (e->guard != NULL)
+            e->guard(e->guard_data, ev.fn);
         ev.fn(e, ev.ctx, ev.arg);
         if (e->stop)
             return TRUE;

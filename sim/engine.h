@@ -26,6 +26,9 @@ guint64 cm_sim_events(const CmSimEngine *engine);
 gboolean cm_sim_run_until(CmSimEngine *engine, CmTime end);
 /* Asks a running cm_sim_run_until to return after the current event. */
 void cm_sim_stop(CmSimEngine *engine);
+/* Calls guard(data, fn) before each event's fn runs (NULL: none). */
+typedef void (*CmSimGuardFn)(void *data, CmSimFn fn);
+void cm_sim_set_guard(CmSimEngine *engine, CmSimGuardFn guard, void *data);
 
 G_END_DECLS
 

@@ -169,6 +169,10 @@ static void ev_mp_done(CmSimEngine *e, void *ctx, guint64 arg);
 static void ev_site_arrive(CmSimEngine *e, void *ctx, guint64 arg);
 static void ev_site_done(CmSimEngine *e, void *ctx, guint64 arg);
 static void ev_mp_relay(CmSimEngine *e, void *ctx, guint64 arg);
+static void ev_client_timer(CmSimEngine *e, void *ctx, guint64 arg);
+static void ev_transport_failed(CmSimEngine *e, void *ctx, guint64 arg);
+static void site_hand_over(SimWorld *w, SimJob *job);
+static void site_wait(SimWorld *w, SimJob *job);
 
 static void
 reply_to_client(SimWorld *w, SimJob *job, guint client_seg)
@@ -328,7 +332,10 @@ ev_site_done(CmSimEngine *e, void *ctx, guint64 arg)
     (void)e;
     site->server.served++;
     site->server.served_ep[job->req.ep]++;
-    cm_site_handle(site->site, &job->req, sim_now(w), &job->resp);
+    if (w->site_worker != NULL)
+        site_hand_over(w, job);
+    else
+        cm_site_handle(site->site, &job->req, sim_now(w), &job->resp);
     d = sim_net_delay(w, site->seg, job->mp->seg, nominal_size(job->req.ep, TRUE));
     cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_mp_relay, w,
               GPOINTER_TO_SIZE(job));
@@ -342,6 +349,7 @@ ev_mp_relay(CmSimEngine *e, void *ctx, guint64 arg)
     SimJob *job = GSIZE_TO_POINTER(arg);
 
     (void)e;
+    site_wait(w, job);
     cm_mp_forwarded(job->mp->mp, &job->req, &job->resp, sim_now(w));
     if (job->mp->compromised)
         sim_mp_tamper(w, job->mp, job);
@@ -361,6 +369,8 @@ ev_client_response(CmSimEngine *e, void *ctx, guint64 arg)
     sim_hist_add(&w->lat[job->req.ep], now - job->sent_at);
     sim_hist_add(&w->lat_window[job->req.ep], now - job->sent_at);
     if (job->kind == JOB_ATTACK) {
+        /* An attacker may look at the site to judge its outcome. */
+        sim_site_sync(w);
         if (job->on_done != NULL)
             job->on_done(w, job);
         sim_job_free(job);
@@ -434,13 +444,14 @@ sim_client_actions(SimWorld *w, SimClient *c, CmAgentActions *act)
     /* A notification channel the agent dropped is closed on its MP, as a
      * TCP connection would be: reopening must reach the site again. */
     if (c->channel_open && !st->channel_open) {
-        SimMp *mp = sim_world_mp(w, c->channel_mp);
+        SimMp *mp = c->channel_mp;
         if (mp != NULL)
             cm_mp_channel_close(mp->mp, st->smsid);
     }
+    if (st->channel_open && (!c->channel_open || c->channel_mp == NULL ||
+                             g_ascii_strcasecmp(c->channel_mp->scn->name, st->channel_mp) != 0))
+        c->channel_mp = sim_world_mp(w, st->channel_mp);
     c->channel_open = st->channel_open;
-    if (st->channel_open)
-        g_strlcpy(c->channel_mp, st->channel_mp, sizeof c->channel_mp);
 
     /* Registration completes when the agent first turns active after it
      * needed to register. */
@@ -498,4 +509,169 @@ sim_client_start(CmSimEngine *e, void *ctx, guint64 arg)
     cm_agent_start(c->agent, sim_now(w), &act);
     sim_client_actions(w, c, &act);
     cm_agent_actions_clear(&act);
+}
+
+/* ------------------------------------------------------ the site worker */
+
+struct SimSiteWorker {
+    GThread *thread;
+    GMutex lock;
+    GCond work;    /* the worker waits for jobs */
+    GCond done;    /* the loop waits for a job, or for all of them */
+    GQueue queue;  /* SimJob*, in the order the loop handed them over */
+    guint64 handed, finished;
+    gint queued;   /* queue.length, readable without the lock */
+    gboolean worker_idle, loop_waiting, quit;
+};
+
+/* Either side spins this many rounds before it sleeps: a request is handled
+ * in tens of microseconds, a sleep and wake-up cost a few each. */
+#define SITE_SPIN 100
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static gpointer
+site_worker_main(gpointer data)
+{
+    SimSiteWorker *sw = data;
+
+    g_mutex_lock(&sw->lock);
+    for (;;) {
+        SimJob *job;
+        if (sw->queue.length == 0 && !sw->quit) {
+            g_mutex_unlock(&sw->lock);
+            for (int i = 0; i < SITE_SPIN && g_atomic_int_get(&sw->queued) == 0; i++)
+                cpu_relax();
+            g_mutex_lock(&sw->lock);
+        }
+        while (sw->queue.length == 0 && !sw->quit) {
+            sw->worker_idle = TRUE;
+            g_cond_wait(&sw->work, &sw->lock);
+        }
+        sw->worker_idle = FALSE;
+        if (sw->queue.length == 0)
+            break;
+        job = g_queue_pop_head(&sw->queue);
+        g_atomic_int_add(&sw->queued, -1);
+        g_mutex_unlock(&sw->lock);
+        cm_site_handle(job->mp->site->site, &job->req, job->site_at, &job->resp);
+        g_mutex_lock(&sw->lock);
+        g_atomic_int_set(&job->site_done, TRUE);
+        sw->finished++;
+        if (sw->loop_waiting)
+            g_cond_broadcast(&sw->done);
+    }
+    g_mutex_unlock(&sw->lock);
+    return NULL;
+}
+
+/* Events that touch only agents, MPs and the jobs in flight: the rest wait
+ * for the worker first. */
+static void
+site_guard(void *data, CmSimFn fn)
+{
+    if (fn == ev_mp_arrive || fn == ev_mp_done || fn == ev_site_arrive || fn == ev_site_done ||
+        fn == ev_mp_relay || fn == ev_client_response || fn == ev_client_timer ||
+        fn == ev_transport_failed || fn == sim_client_start)
+        return;
+    sim_site_sync(data);
+}
+
+void
+sim_site_worker_start(SimWorld *w)
+{
+    SimSiteWorker *sw;
+
+    /* One core: the thread would only take turns with the loop.
+     * CMLAB_SIM_SITE_THREAD=0 keeps everything on one thread (to compare:
+     * the reports are the same either way). */
+    if (w->site_worker != NULL || g_get_num_processors() < 2 ||
+        g_strcmp0(g_getenv("CMLAB_SIM_SITE_THREAD"), "0") == 0)
+        return;
+    sw = g_new0(SimSiteWorker, 1);
+    g_mutex_init(&sw->lock);
+    g_cond_init(&sw->work);
+    g_cond_init(&sw->done);
+    g_queue_init(&sw->queue);
+    sw->thread = g_thread_new("cmlab-site", site_worker_main, sw);
+    w->site_worker = sw;
+    cm_sim_set_guard(w->engine, site_guard, w);
+}
+
+void
+sim_site_sync(SimWorld *w)
+{
+    SimSiteWorker *sw = w->site_worker;
+
+    if (sw == NULL)
+        return;
+    g_mutex_lock(&sw->lock);
+    sw->loop_waiting = TRUE;
+    while (sw->finished < sw->handed)
+        g_cond_wait(&sw->done, &sw->lock);
+    sw->loop_waiting = FALSE;
+    g_mutex_unlock(&sw->lock);
+}
+
+void
+sim_site_worker_stop(SimWorld *w)
+{
+    SimSiteWorker *sw = w->site_worker;
+
+    if (sw == NULL)
+        return;
+    sim_site_sync(w);
+    g_mutex_lock(&sw->lock);
+    sw->quit = TRUE;
+    g_cond_signal(&sw->work);
+    g_mutex_unlock(&sw->lock);
+    g_thread_join(sw->thread);
+    cm_sim_set_guard(w->engine, NULL, NULL);
+    g_mutex_clear(&sw->lock);
+    g_cond_clear(&sw->work);
+    g_cond_clear(&sw->done);
+    g_free(sw);
+    w->site_worker = NULL;
+}
+
+static void
+site_hand_over(SimWorld *w, SimJob *job)
+{
+    SimSiteWorker *sw = w->site_worker;
+
+    job->site_at = sim_now(w);
+    job->site_queued = TRUE;
+    job->site_done = FALSE;
+    g_mutex_lock(&sw->lock);
+    g_queue_push_tail(&sw->queue, job);
+    g_atomic_int_add(&sw->queued, 1);
+    sw->handed++;
+    if (sw->worker_idle)
+        g_cond_signal(&sw->work);
+    g_mutex_unlock(&sw->lock);
+}
+
+/* The site's answer to job, once the worker has it. */
+static void
+site_wait(SimWorld *w, SimJob *job)
+{
+    SimSiteWorker *sw = w->site_worker;
+
+    if (!job->site_queued)
+        return;
+    for (int i = 0; i < SITE_SPIN && !g_atomic_int_get(&job->site_done); i++)
+        cpu_relax();
+    g_mutex_lock(&sw->lock);
+    sw->loop_waiting = TRUE;
+    while (!job->site_done)
+        g_cond_wait(&sw->done, &sw->lock);
+    sw->loop_waiting = FALSE;
+    g_mutex_unlock(&sw->lock);
+    job->site_queued = FALSE;
 }

@@ -518,6 +518,7 @@ sim_world_new(CmScenario *scn, const SimCosts *costs, GError **error)
         !sim_events_schedule(w, error))
         goto fail;
     sim_metrics_start(w);
+    sim_site_worker_start(w);
     return w;
 fail:
     sim_world_free(w);
@@ -529,6 +530,7 @@ sim_world_free(SimWorld *w)
 {
     if (w == NULL)
         return;
+    sim_site_worker_stop(w);
     sim_attackers_free(w);
     for (guint i = 0; i < w->n_clients; i++) {
         cm_agent_free(w->clients[i].agent);

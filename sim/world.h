@@ -81,7 +81,7 @@ typedef struct {
     gboolean attacker;     /* run by an attacker strategy */
     gboolean revoked;      /* its PKI certificate is on the CRL */
     gboolean channel_open; /* its notification channel, as last seen */
-    char channel_mp[CM_NAME_MAX + 1];
+    SimMp *channel_mp;     /* the MP holding it */
     CmCert *pki_cert;
     CmKey *pki_key;
 } SimClient;
@@ -113,7 +113,14 @@ struct SimJob {
     guint seg;             /* the sender's segment */
     void (*on_done)(SimWorld *w, SimJob *job); /* attacker jobs */
     void *attack;          /* the attacker's state */
+    /* Handed to the site worker (traffic.c): the time it is handled at,
+     * and whether it is done (read under the worker's lock). */
+    CmTime site_at;
+    gboolean site_queued;
+    gint site_done;
 };
+
+typedef struct SimSiteWorker SimSiteWorker;
 
 /* Per-endpoint latency histograms: log-spaced buckets of 1/16 octave from
  * 10 us, so percentiles come out within about 4%. */
@@ -170,6 +177,7 @@ struct SimWorld {
     guint samples;
     gboolean progress;
     double wall_start;
+    SimSiteWorker *site_worker; /* NULL: sites handled inline */
 };
 
 /* world.c */
@@ -205,6 +213,16 @@ void sim_job_send(SimWorld *w, SimJob *job, guint seg);
 void sim_job_free(SimJob *job);
 /* One-way delay of bytes from segment a to b; -1 when unreachable. */
 CmTime sim_net_delay(SimWorld *w, guint a, guint b, gsize bytes);
+/* The site worker: cm_site_handle of every site runs on a second thread,
+ * in the order the event loop reaches the requests, while the loop goes on
+ * with agents and MPs; an answer is waited for when it reaches the MP, and
+ * anything else that looks at or changes a site first waits for the worker
+ * to catch up (sim_site_sync, run by an engine guard before every event
+ * that is not plain client/MP traffic).  The sites see exactly the calls
+ * of a one-thread run, in the same order, so reports do not change. */
+void sim_site_worker_start(SimWorld *w);
+void sim_site_worker_stop(SimWorld *w);
+void sim_site_sync(SimWorld *w);
 void sim_server_init(SimServer *s, const char *name, int workers, guint limit);
 void sim_server_clear(SimServer *s);
 guint sim_server_backlog(const SimServer *s);

@@ -166,6 +166,23 @@ fail:
     return FALSE;
 }
 
+gboolean
+cm_site_client_state(CmSite *site, const char *smsid, CmClientState *state)
+{
+    sqlite3_stmt *st =
+        SITE_STMT(site, "SELECT state FROM clients WHERE smsid = ? AND obsolete = 0", NULL);
+    gboolean row = FALSE;
+
+    if (st == NULL)
+        return FALSE;
+    sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+    if (!cm_store_step_row(site->store, st, &row, NULL) || !row)
+        return FALSE;
+    *state = (CmClientState)sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    return TRUE;
+}
+
 gint64
 cm_site_client_count(CmSite *site, int state)
 {

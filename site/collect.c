@@ -225,12 +225,12 @@ fail:
 gboolean
 cm_site_collections_evaluate(CmSite *site, const char *smsid, GError **error)
 {
-    CmClientInfo info;
+    CmClientState state;
     gboolean approved;
 
     /* Only approved clients are members: pending and blocked ones receive
      * no policy. */
-    approved = cm_site_client(site, smsid, &info, NULL) && info.state == CM_CLIENT_APPROVED;
+    approved = cm_site_client_state(site, smsid, &state) && state == CM_CLIENT_APPROVED;
     for (guint i = 0; i < site->collections->len; i++) {
         SiteCollection *c = g_ptr_array_index(site->collections, i);
         gboolean member = approved;

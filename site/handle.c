@@ -25,7 +25,7 @@ authenticate(CmSite *site, const CmRequest *req, CmTime now, CmClientState *stat
              CmResponse *resp)
 {
     g_autoptr(GError) e = NULL;
-    CmClientInfo info;
+    CmClientState client_state;
     CmCert *cert;
 
     if (!cm_id_smsid_check(req->smsid, &e)) {
@@ -33,13 +33,13 @@ authenticate(CmSite *site, const CmRequest *req, CmTime now, CmClientState *stat
                            e->message);
         return FALSE;
     }
-    if (!cm_site_client(site, req->smsid, &info, NULL)) {
+    if (!cm_site_client_state(site, req->smsid, &client_state)) {
         cm_response_refuse(resp, CM_REASON_UNKNOWN_CLIENT,
                            "%s is not registered with site %s: register first", req->smsid,
                            site->code);
         return FALSE;
     }
-    if (info.state == CM_CLIENT_BLOCKED) {
+    if (client_state == CM_CLIENT_BLOCKED) {
         cm_response_refuse(resp, CM_REASON_BLOCKED, "client %s is blocked", req->smsid);
         return FALSE;
     }
@@ -72,7 +72,7 @@ authenticate(CmSite *site, const CmRequest *req, CmTime now, CmClientState *stat
             return FALSE;
         }
     }
-    *state = info.state;
+    *state = client_state;
     return TRUE;
 }
 
@@ -295,7 +295,7 @@ handle_status(CmSite *site, const json_t *body, CmTime now, CmResponse *resp)
     const char *smsid, *component, *severity, *text;
     gint64 message_id;
     sqlite3_stmt *st;
-    CmClientInfo info;
+    CmClientState known_state;
     gboolean known;
 
     if ((smsid = cm_json_opt_str(body, "smsid", CM_ID_SMSID_LEN, &e), e != NULL) ||
@@ -331,7 +331,7 @@ handle_status(CmSite *site, const json_t *body, CmTime now, CmResponse *resp)
     sqlite3_bind_text(st, 7, "mp", -1, SQLITE_STATIC);
     if (!cm_store_step_done(site->store, st, &e))
         goto fail_tx;
-    known = smsid != NULL && cm_site_client(site, smsid, &info, NULL);
+    known = smsid != NULL && cm_site_client_state(site, smsid, &known_state);
     if (known && !cm_site_collections_evaluate(site, smsid, &e))
         goto fail_tx;
     if (!cm_store_commit(site->store, &e))

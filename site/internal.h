@@ -72,6 +72,10 @@ gboolean cm_site_collections_evaluate(CmSite *site, const char *smsid, GError **
 void cm_site_handle_assignments(CmSite *site, const char *smsid, CmResponse *resp);
 void cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp);
 
+/* admin.c: a registered (not obsolete) client's state alone, the one
+ * column every signed message needs; FALSE when there is no such client. */
+gboolean cm_site_client_state(CmSite *site, const char *smsid, CmClientState *state);
+
 /* A statement or a GError-and-return shortcut for the store. */
 #define SITE_STMT(site, sql, error) cm_store_stmt((site)->store, (sql), (error))
 
