@@ -612,6 +612,11 @@ cm_cmgd_cp_main(const char *dir, gboolean verbose)
     cp.mp_client.connect_to = (const char *const *)cp.mp_connect;
     cp.mp_client.timeout_ms = 30000;
     cp.polls = (guint)polls;
+    /* Every poll and every request to an MP keeps its connection: without
+     * a cache as large as the polls, libcurl closes connections between
+     * bursts and each request pays a TLS handshake. */
+    cp.gw_client.max_connections = (long)polls + 4;
+    cp.mp_client.max_connections = (long)polls + 4;
 
     cp.base = cm_net_event_base_new();
     cp.timer = evtimer_new(cp.base, on_control_timer, &cp);

@@ -438,10 +438,8 @@ poll_conn_closed(gpointer data)
 {
     PollConn *pc = data;
     Gateway *g = pc->g;
-    GPtrArray *failed = g_ptr_array_new_with_free_func((GDestroyNotify)fwd_free);
-    GwCp *c;
-
     g_autoptr(GPtrArray) gone = g_ptr_array_new();
+    GwCp *c;
 
     g_mutex_lock(&g->lock);
     c = g_hash_table_lookup(g->cps, pc->cp);
@@ -457,23 +455,16 @@ poll_conn_closed(gpointer data)
         }
         l = next;
     }
-    if (c != NULL && c->poll_conns > 0 && --c->poll_conns == 0 && g_queue_is_empty(&c->polls)) {
-        /* Its last channel went: the connection point is down until it
-         * says hello again, and what waited for it is answered busy. */
-        Fwd *f;
-        c->up = FALSE;
-        cm_cmg_cp_disconnect(g->cmg, c->id);
-        while ((f = g_queue_pop_head(&c->queued)) != NULL)
-            g_ptr_array_add(failed, f);
-        g_message("connection point %s: its last connection closed", c->id);
-    }
+    /* A connection closing says little: the connection point's HTTP
+     * client opens and closes them as it likes.  One that is gone stops
+     * polling: what waits for it is answered busy after CM_CMGD_QUEUE_US,
+     * and the library stops choosing it once its checks stop (REQ
+     * CMG-07/08). */
+    if (c != NULL && c->poll_conns > 0)
+        c->poll_conns--;
     g_mutex_unlock(&g->lock);
     for (guint i = 0; i < gone->len; i++)
         idle_reply(g_ptr_array_index(gone, i));
-    for (guint i = 0; i < failed->len; i++)
-        busy_reply(((Fwd *)g_ptr_array_index(failed, i))->client,
-                   "the connection point went away; retry later");
-    g_ptr_array_unref(failed);
     g_free(pc);
 }
 
