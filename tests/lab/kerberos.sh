@@ -4,7 +4,9 @@
 # cross-realm keys standing for forest trusts, SPNEGO between the agents
 # (libcurl) and the MP and DP (GSS-API, net/gss.c).  The site is in forest
 # corp.example with approval trusted-domains; realm PARTNER.EXAMPLE has a
-# two-way trust with CORP.EXAMPLE, OTHER.EXAMPLE none.
+# two-way trust with CORP.EXAMPLE, EXTRANET.EXAMPLE a one-way trust (CORP
+# trusts EXTRANET), VENDOR.EXAMPLE the other way (VENDOR trusts CORP, which
+# gives VENDOR's computers nothing at CORP), OTHER.EXAMPLE none.
 #
 #   REQ: REG-01  approval "trusted-domains": Kerberos-authenticated computers of the site's forest and of a trusted forest are approved automatically; others wait for manual approval
 #   REQ: NET-03  Kerberos works only along trust: without a cross-realm key no ticket for the MP, and the site judges the realm by its forest trusts
@@ -19,13 +21,17 @@ kdcs=()
 stop_kdcs() { for d in "${kdcs[@]}"; do "$kdc" down --dir "$d" >/dev/null 2>&1 || true; done; }
 trap 'stop_kdcs; cleanup' EXIT
 
-echo "# A site in corp.example (Enhanced HTTP, approval trusted-domains), KDCs for three realms"
+echo "# A site in corp.example (Enhanced HTTP, approval trusted-domains), KDCs for five realms"
 lab_up kerberos ehttp trusted-domains --mps 1 --dps 1
 "$top_srcdir/scripts/lab" down --dir "$lab" >/dev/null
 kdcs+=("$lab/kdc")
-"$kdc" lab --dir "$lab" >"$work/kdc.out" 2>&1 || { cat "$work/kdc.out" >&2; fail "scripts/lab-kdc lab"; }
-grep -qx 'partner.example = two-way' "$lab/site/site.conf" && grep -qx 'other.example = none' "$lab/site/site.conf" ||
-  fail "site.conf has no [forests] matching the KDCs' trusts"
+"$kdc" lab --dir "$lab" --realm PARTNER.EXAMPLE --realm EXTRANET.EXAMPLE --realm VENDOR.EXAMPLE \
+  --realm OTHER.EXAMPLE --trust CORP.EXAMPLE:PARTNER.EXAMPLE:two-way \
+  --trust CORP.EXAMPLE:EXTRANET.EXAMPLE:one-way --trust VENDOR.EXAMPLE:CORP.EXAMPLE:one-way \
+  >"$work/kdc.out" 2>&1 || { cat "$work/kdc.out" >&2; fail "scripts/lab-kdc lab"; }
+for f in 'partner.example = two-way' 'extranet.example = one-way' 'vendor.example = none' 'other.example = none'; do
+  grep -qx "$f" "$lab/site/site.conf" || fail "site.conf has no [forests] line \"$f\" matching the KDCs' trusts"
+done
 grep -q '^keytab = http.keytab' "$lab/mp1/mp.conf" && grep -q '^keytab = http.keytab' "$lab/dp1/dp.conf" ||
   fail "the MP or DP got no keytab"
 [ "$(stat -c %a "$lab/mp1/http.keytab")" = 600 ] || fail "the MP's keytab is readable by others"
@@ -35,21 +41,25 @@ export KRB5_CONFIG=$lab/kdc/krb5.conf
 export KRB5RCACHEDIR=$work/rcache
 mkdir -p "$KRB5RCACHEDIR"
 lab_up kerberos ehttp trusted-domains
-ok "three MIT KDCs on loopback, cross-realm keys for the CORP-PARTNER two-way trust; the MP and DP restarted with their HTTP/<host> keytabs"
+ok "five MIT KDCs on loopback, cross-realm keys for a two-way and two one-way trusts; the MP and DP restarted with their HTTP/<host> keytabs"
 
 # Computer accounts NAME$@REALM, each with its keytab and ticket cache.
-for r in CORP PARTNER OTHER; do
+for r in CORP PARTNER EXTRANET VENDOR OTHER; do
   "$kdc" principal --dir "$lab/kdc" --realm $r.EXAMPLE --name 'LAB00000$' --keytab "$work/$r.keytab" ||
     fail "principal in $r.EXAMPLE"
   KRB5CCNAME=FILE:$work/$r.cc kinit -k -t "$work/$r.keytab" "LAB00000\$@$r.EXAMPLE" || fail "kinit in $r.EXAMPLE"
 done
-KRB5CCNAME=FILE:$work/PARTNER.cc kvno -q HTTP/mp1.corp.example@CORP.EXAMPLE ||
-  fail "a PARTNER computer got no ticket for the MP across the trust"
-if KRB5CCNAME=FILE:$work/OTHER.cc kvno -q HTTP/mp1.corp.example@CORP.EXAMPLE 2>"$work/kvno.err"; then
-  fail "a computer of the untrusted realm got a ticket for the MP"
-fi
-grep -q "krbtgt/CORP.EXAMPLE@OTHER.EXAMPLE" "$work/kvno.err" || fail "unexpected kvno failure: $(cat "$work/kvno.err")"
-ok "NET-03: a PARTNER computer gets a ticket for HTTP/mp1.corp.example across the trust; an OTHER one cannot (no krbtgt/CORP.EXAMPLE@OTHER.EXAMPLE)"
+for r in PARTNER EXTRANET; do
+  KRB5CCNAME=FILE:$work/$r.cc kvno -q HTTP/mp1.corp.example@CORP.EXAMPLE ||
+    fail "a $r computer got no ticket for the MP across the trust"
+done
+for r in VENDOR OTHER; do
+  if KRB5CCNAME=FILE:$work/$r.cc kvno -q HTTP/mp1.corp.example@CORP.EXAMPLE 2>"$work/kvno.err"; then
+    fail "a computer of $r.EXAMPLE, which CORP does not trust, got a ticket for the MP"
+  fi
+  grep -q "krbtgt/CORP.EXAMPLE@$r.EXAMPLE" "$work/kvno.err" || fail "unexpected kvno failure: $(cat "$work/kvno.err")"
+done
+ok "NET-03: PARTNER (two-way) and EXTRANET (CORP trusts it) computers get tickets for HTTP/mp1.corp.example; VENDOR (trusts CORP, not trusted by it) and OTHER (no trust) computers cannot (no krbtgt/CORP.EXAMPLE@REALM)"
 
 kagent() { # name realm domain
   KRB5CCNAME=FILE:$work/$2.cc agents_start "$1" 1 --kerberos --domain "$3"
@@ -62,29 +72,32 @@ client_field() { # status-name field
 
 kagent corp CORP corp.example
 kagent partner PARTNER partner.example
-wait_status corp "a[0]['state'] == 'active'" 30
-wait_status partner "a[0]['state'] == 'active'" 30
-[ "$(client_field corp registered_by)" = kerberos ] && [ "$(client_field partner registered_by)" = kerberos ] ||
-  fail "the site did not record the registrations as Kerberos-authenticated"
+kagent extranet EXTRANET extranet.example
+for a in corp partner extranet; do
+  wait_status $a "a[0]['state'] == 'active'" 30
+  [ "$(client_field $a registered_by)" = kerberos ] || fail "the site did not record the $a registration as Kerberos-authenticated"
+done
 grep -q "HTTP/mp1.corp.example@CORP.EXAMPLE" "$lab/kdc/CORP.EXAMPLE/kdc.log" || fail "the CORP KDC issued no ticket for the MP"
-ok "REG-01: computers of CORP.EXAMPLE and of the trusted PARTNER.EXAMPLE registered with Kerberos and were approved automatically"
+ok "REG-01: computers of CORP.EXAMPLE and of the trusted PARTNER.EXAMPLE (two-way) and EXTRANET.EXAMPLE (one-way) registered with Kerberos and were approved automatically"
 
 kagent other OTHER other.example
+kagent vendor VENDOR vendor.example
 # A computer of the untrusted realm claiming the site's domain: Kerberos
 # cannot vouch for it either.
 kagent spoof OTHER corp.example
 wait_status other "a[0]['state'] == 'pending'" 30
 wait_status spoof "a[0]['state'] == 'pending'" 30
+wait_status vendor "a[0]['state'] == 'pending'" 30
 sleep 3 # a few approval polls: still pending
-[ "$(json "d[0]['state']" <"$lab/other.json")" = pending ] && [ "$(json "d[0]['state']" <"$lab/spoof.json")" = pending ] ||
-  fail "an untrusted computer left pending without an administrator"
-[ "$(client_field other registered_by)" = anonymous ] && [ "$(client_field spoof registered_by)" = anonymous ] ||
-  fail "an OTHER.EXAMPLE registration was recorded as authenticated"
-ok "NET-04: computers of OTHER.EXAMPLE (no trust) register without Kerberos and wait for manual approval, also when claiming corp.example"
+for a in other spoof vendor; do
+  [ "$(json "d[0]['state']" <"$lab/$a.json")" = pending ] || fail "the untrusted $a computer left pending without an administrator"
+  [ "$(client_field $a registered_by)" = anonymous ] || fail "the $a registration was recorded as authenticated"
+done
+ok "NET-04: computers of OTHER.EXAMPLE (no trust) and VENDOR.EXAMPLE (untrusted direction) register without Kerberos and wait for manual approval, also when claiming corp.example"
 admin approve "$(json "d[0]['smsid']" <"$lab/other.json")" >/dev/null || fail "approve"
 wait_status other "a[0]['state'] == 'active'" 30
 ok "REG-01: the administrator approves the OTHER.EXAMPLE computer, which goes active"
-for a in corp partner other spoof; do agents_stop $a; done
+for a in corp partner extranet other spoof vendor; do agents_stop $a; done
 
 # SPNEGO at the MP with curl: a good token, a replayed one, a forged one
 # (from a rogue KDC for a realm also named CORP.EXAMPLE), garbage.
@@ -112,7 +125,7 @@ code=$(KRB5_CONFIG=$rogue/krb5.conf KRB5CCNAME=FILE:$work/rogue.cc curl_mp "$lab
   -o "$work/body" -w '%{http_code}' "$mplist")
 [ "$code" = 403 ] && grep -q '"untrusted"' "$work/body" && grep -q 'Kerberos' "$work/body" ||
   fail "a forged ticket: $code $(cat "$work/body")"
-ok "a ticket forged by a rogue KDC for CORP.EXAMPLE (not the MP's key) is refused (403): $(json "d['message']" <"$work/body" | cut -c1-90)"
+ok "a ticket forged by a rogue KDC for CORP.EXAMPLE (not the MP's key) is refused (403): $(json "d['message']" <"$work/body" | sed 's/.*: //')"
 code=$(curl_mp "$lab/mp1" --cacert "$root" -H "Authorization: Negotiate $(head -c 700 /dev/urandom | base64 -w0)" \
   -o "$work/body" -w '%{http_code}' "$mplist")
 [ "$code" = 403 ] || fail "a garbage token: $code $(cat "$work/body")"
