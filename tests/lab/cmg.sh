@@ -8,7 +8,8 @@
 #   REQ: CMG-02 CMG-12           PKI client certificates, bulk and client tokens
 #   REQ: CMG-03 CMG-04           revoked certificates with CRL checking, the CTL
 #   REQ: CMG-05 CMG-06           the URL filter, body limits per endpoint
-#   REQ: CMG-07 CMG-08 CMG-10    round robin to the connection point, reports, URL mappings
+#   REQ: CMG-08 CMG-10           connection point status reports, URL mappings (one
+#                                connection point: round robin, CMG-07, is the unit tests')
 #   REQ: CMG-11                  TLS 1.2 at least (openssl s_client, sslscan)
 . "$(dirname "$0")/common.sh"
 
