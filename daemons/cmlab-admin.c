@@ -23,12 +23,15 @@ static gint64 opt_runtime;
 static gint64 opt_size;
 static char *opt_content_id;
 static char *opt_settings_json;
+static char *opt_otp;
 
 static GOptionEntry entries[] = {
     {"site", 's', 0, G_OPTION_ARG_FILENAME, &opt_site, "The site's state folder", "DIR"},
     {"cert", 0, 0, G_OPTION_ARG_FILENAME, &opt_cert,
      "Administrator certificate (default DIR/admin.pem)", "FILE"},
     {"key", 0, 0, G_OPTION_ARG_FILENAME, &opt_key, "Its key (default DIR/admin.key)", "FILE"},
+    {"otp", 0, 0, G_OPTION_ARG_STRING, &opt_otp,
+     "A one-time code, when the site requires two factors", "CODE"},
     {"required", 0, 0, G_OPTION_ARG_NONE, &opt_required, "deploy: a required deployment", NULL},
     {"deadline", 0, 0, G_OPTION_ARG_INT64, &opt_deadline, "deploy: deadline (Unix time)", "T"},
     {"max-runtime", 0, 0, G_OPTION_ARG_INT64, &opt_runtime, "deploy: maximum run time (s)", "S"},
@@ -42,6 +45,7 @@ static const char summary[] =
     "Commands:\n"
     "  site                          the site, its settings, client counts and MPs\n"
     "  trk                           the public trusted root key (SMSPublicRootKey)\n"
+    "  audit                         verify the audit trail's hash chain\n"
     "  clients [pending|approved|blocked]\n"
     "  client SMSID                  a client's record, inventory and collections\n"
     "  approve|block|unblock SMSID\n"
@@ -81,7 +85,7 @@ command(int argc, char **argv, const char **method, char **path, json_t **body, 
 
     *method = "GET";
     *body = NULL;
-    if (strcmp(cmd, "site") == 0 || strcmp(cmd, "trk") == 0) {
+    if (strcmp(cmd, "site") == 0 || strcmp(cmd, "trk") == 0 || strcmp(cmd, "audit") == 0) {
         *path = g_strconcat(CM_ADMIN_API_PREFIX, cmd, NULL);
         return argc == 1;
     }
@@ -157,6 +161,8 @@ main(int argc, char **argv)
     const char *method, *colon;
     const CmCert *roots[1];
     const char *connect_to[2] = {NULL, NULL};
+    g_autofree char *otp_header = NULL;
+    const char *headers[2] = {NULL, NULL};
     CmNetHttpcConfig hc = {0};
     CmNetHttpRequest req = {0};
     CmNetHttpResponse resp = {0};
@@ -205,6 +211,11 @@ main(int argc, char **argv)
     }
     req.method = method;
     req.url = url;
+    if (opt_otp != NULL) {
+        otp_header = g_strdup_printf("CCM-Admin-OTP: %s", opt_otp);
+        headers[0] = otp_header;
+        req.headers = headers;
+    }
     if (!cm_net_http_fetch(&hc, &req, &resp, &error))
         goto out;
     answer = cm_json_parse(g_bytes_get_data(resp.body, NULL), g_bytes_get_size(resp.body),

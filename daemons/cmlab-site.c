@@ -38,6 +38,9 @@ static char *opt_pki_crl;
 static char *opt_name;
 static char *opt_out;
 static gboolean opt_internet;
+static char **opt_roles;
+static char **opt_scopes;
+static char **opt_collections;
 static gboolean opt_verbose;
 
 static GOptionEntry common_entries[] = {
@@ -59,6 +62,13 @@ static GOptionEntry mp_entries[] = {
     {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "The MP's host name", "HOST"},
     {"out", 'o', 0, G_OPTION_ARG_FILENAME, &opt_out, "The MP's state folder to create", "MPDIR"},
     {"internet", 0, 0, G_OPTION_ARG_NONE, &opt_internet, "An internet-facing MP", NULL},
+    {"role", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_roles,
+     "add-admin: a security role (full, read-only-analyst, application-deployment-manager, "
+     "infrastructure-administrator, ...; repeatable)",
+     "ROLE"},
+    {"scope", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_scopes, "add-admin: a security scope", "SCOPE"},
+    {"collection", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_collections,
+     "add-admin: a limiting collection (name)", "NAME"},
     {NULL}};
 
 static char *
@@ -261,6 +271,15 @@ cmd_init(void)
             !cm_daemon_write_file(p6, trk, strlen(trk), 0644, &error))
             goto out;
     }
+    /* The built-in administrator signs in with that certificate, and
+     * names that are not registered administrators are refused. */
+    {
+        g_autofree char *thumb = cm_cert_thumbprint_hex(admin);
+        if (!cm_site_admin_set_identity(site, CM_SITE_BUILTIN_ADMIN, NULL, thumb,
+                                        CM_SITE_BUILTIN_ADMIN, now, &error) ||
+            !cm_site_rbac_set_enforced(site, TRUE, CM_SITE_BUILTIN_ADMIN, now, &error))
+            goto out;
+    }
     conf = g_strdup_printf("# cmlab-site configuration (written by cmlab-site init)\n"
                            "[site]\ncode = %s\nforest = %s\nadmins = admin\n%s%s%s%s%s%s"
                            "\n[listen]\naddress = 127.0.0.1\nhttps_port = 0\n",
@@ -425,6 +444,96 @@ cmd_cmg(const char *cmd)
         return 1;
     }
     return cm_site_cmg_command(cmd, site, opt_dir, opt_name, opt_out);
+}
+
+/* An administrator with roles (REQ ADM-01), registered by the built-in
+ * one, and its certificate from the issuing root in OUT/NAME.pem,.key. */
+static int
+cmd_add_admin(void)
+{
+    GError *error = NULL;
+    CmTime now = cm_net_wall_now();
+    g_autofree char *code = NULL, *thumb = NULL;
+    g_autoptr(CmNetConfig) cfg = NULL;
+    g_autoptr(CmSite) site = NULL;
+    g_autoptr(CmCert) cert = NULL;
+    g_autoptr(CmKey) key = NULL;
+    CmSecurityRole roles[CM_ADMIN_MAX_ROLES];
+    gint64 colls[CM_ADMIN_MAX_COLLECTIONS];
+    CmAdminSpec spec = {0};
+    int rc = 1;
+
+    if (opt_name == NULL || opt_out == NULL || opt_roles == NULL) {
+        g_set_error(&error, CM_DAEMON_ERROR, 0, "give --name, --role and --out");
+        goto out;
+    }
+    cfg = load_conf(opt_dir, &code, &error);
+    if (cfg == NULL || (site = open_site(opt_dir, code, NULL, now, &error)) == NULL)
+        goto out;
+    for (char **r = opt_roles; *r != NULL && spec.n_roles < CM_ADMIN_MAX_ROLES; r++)
+        if (!cm_security_role_parse(*r, &roles[spec.n_roles++], &error))
+            goto out;
+    for (char **c = opt_collections; c != NULL && *c != NULL &&
+                                     spec.n_collections < CM_ADMIN_MAX_COLLECTIONS;
+         c++) {
+        colls[spec.n_collections] = cm_site_collection_id(site, *c);
+        if (colls[spec.n_collections++] < 0) {
+            g_set_error(&error, CM_DAEMON_ERROR, 0, "no collection \"%s\"", *c);
+            goto out;
+        }
+    }
+    if (!cm_site_issue_system_cert(site, CM_CERT_CLIENT_AUTH, opt_name, NULL, now, &cert, &key,
+                                   &error))
+        goto out;
+    thumb = cm_cert_thumbprint_hex(cert);
+    spec.name = opt_name;
+    spec.roles = roles;
+    spec.collections = colls;
+    spec.scopes = (const char *const *)opt_scopes;
+    spec.cert_thumbprint = thumb;
+    if (!cm_site_rbac_add_admin(site, &spec, CM_SITE_BUILTIN_ADMIN, now, &error))
+        goto out;
+    if (g_mkdir_with_parents(opt_out, 0700) != 0) {
+        g_set_error(&error, CM_DAEMON_ERROR, 0, "cannot create %s", opt_out);
+        goto out;
+    }
+    {
+        g_autofree char *n1 = g_strconcat(opt_name, ".pem", NULL);
+        g_autofree char *n2 = g_strconcat(opt_name, ".key", NULL);
+        g_autofree char *p1 = path_in(opt_out, n1), *p2 = path_in(opt_out, n2);
+        if (!cm_daemon_save_cert(p1, cert, &error) || !cm_daemon_save_key(p2, key, &error))
+            goto out;
+        printf("administrator %s: certificate %s, key %s\n", opt_name, p1, p2);
+    }
+    rc = 0;
+out:
+    if (error != NULL) {
+        fprintf(stderr, "cmlab-site add-admin: %s\n", error->message);
+        g_error_free(error);
+    }
+    return rc;
+}
+
+/* Walks the audit trail's hash chain (REQ ADM-01): exit 0 intact, 1
+ * tampered (the first bad entry named), 2 unreadable. */
+static int
+cmd_verify_audit(void)
+{
+    GError *error = NULL;
+    g_autofree char *code = NULL;
+    g_autoptr(CmNetConfig) cfg = load_conf(opt_dir, &code, &error);
+    g_autoptr(CmSite) site = NULL;
+    CmAuditReport r;
+
+    if (cfg == NULL || (site = open_site(opt_dir, code, NULL, cm_net_wall_now(), &error)) == NULL ||
+        !cm_site_audit_verify(site, NULL, &r, &error)) {
+        fprintf(stderr, "cmlab-site verify-audit: %s\n", error->message);
+        g_error_free(error);
+        return 2;
+    }
+    printf("audit trail: %s, %" G_GINT64_FORMAT " entries%s%s\n", cm_audit_verdict_name(r.verdict),
+           r.entries, r.message[0] ? ": " : "", r.message);
+    return r.verdict == CM_AUDIT_OK ? 0 : 1;
 }
 
 static int
@@ -772,6 +881,7 @@ cmd_serve(void)
     hc.server_key = tls_key;
     hc.client_cert = CM_NET_CLIENT_CERT_REQUIRED;
     hc.client_trust = trust;
+    d.admin_trust = trust;
     hc.handler = on_forwarded;
     hc.handler_data = &d;
     hc.metrics = metrics;
@@ -826,6 +936,8 @@ main(int argc, char **argv)
                                       "  init        create a site in --dir\n"
                                       "  add-mp      provision a management point (--name, --out)\n"
                                       "  add-dp      provision a distribution point (--name, --out)\n"
+                                      "  add-admin   an administrator with roles (--name, --role, --out)\n"
+                                      "  verify-audit  check the audit trail's hash chain\n"
                                       "  add-cmg     provision a cloud management gateway (--name, --out, --root)\n"
                                       "  add-connection-point  provision a CMG connection point (--name, --cmg, --out, --mp-addr)\n"
                                       "  serve       run the site server\n"
@@ -862,6 +974,10 @@ main(int argc, char **argv)
         return cmd_add_mp();
     if (strcmp(cmd, "add-dp") == 0)
         return cmd_add_dp();
+    if (strcmp(cmd, "add-admin") == 0)
+        return cmd_add_admin();
+    if (strcmp(cmd, "verify-audit") == 0)
+        return cmd_verify_audit();
     if (strcmp(cmd, "add-cmg") == 0 || strcmp(cmd, "add-connection-point") == 0)
         return cmd_cmg(cmd);
     if (strcmp(cmd, "serve") == 0)

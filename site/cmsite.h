@@ -548,6 +548,9 @@ typedef struct {
     const char *kerberos_principal; /* verified by the transport, "alice@CORP.EXAMPLE" */
     const CmCert *cert;             /* the TLS client certificate */
     const char *totp;               /* the current one-time code */
+    /* The roots administrators' certificates chain to; NULL: the site's
+     * PKI trust.  The lab issues them from the site's issuing root. */
+    CmTrust *cert_trust;
 } CmProviderLogin;
 
 /* Admits a registered administrator that reaches the hierarchy's level;

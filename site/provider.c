@@ -563,7 +563,8 @@ cm_site_provider_login(CmSite *site, const CmProviderLogin *login, CmTime now,
             why = "the certificate is not this administrator's";
             goto refused;
         }
-        if (!cm_trust_verify(site->pki_trust, login->cert, NULL, now, CM_PURPOSE_CLIENT_AUTH,
+        if (!cm_trust_verify(login->cert_trust ? login->cert_trust : site->pki_trust, login->cert,
+                             NULL, now, CM_PURPOSE_CLIENT_AUTH,
                              NULL, &local)) {
             detail = g_strdup_printf("the certificate does not verify: %s", local->message);
             g_clear_error(&local);
