@@ -46,6 +46,7 @@ static const char summary[] =
     "  site                          the site, its settings, client counts and MPs\n"
     "  trk                           the public trusted root key (SMSPublicRootKey)\n"
     "  audit                         verify the audit trail's hash chain\n"
+    "  hierarchy                     the site's place in the hierarchy, its replication links\n"
     "  clients [pending|approved|blocked]\n"
     "  client SMSID                  a client's record, inventory and collections\n"
     "  approve|block|unblock SMSID\n"
@@ -85,7 +86,8 @@ command(int argc, char **argv, const char **method, char **path, json_t **body, 
 
     *method = "GET";
     *body = NULL;
-    if (strcmp(cmd, "site") == 0 || strcmp(cmd, "trk") == 0 || strcmp(cmd, "audit") == 0) {
+    if (strcmp(cmd, "site") == 0 || strcmp(cmd, "trk") == 0 || strcmp(cmd, "audit") == 0 ||
+        strcmp(cmd, "hierarchy") == 0) {
         *path = g_strconcat(CM_ADMIN_API_PREFIX, cmd, NULL);
         return argc == 1;
     }

@@ -6,6 +6,8 @@
  *   cmlab-site add-mp  --dir DIR --name HOST --out MPDIR [--internet]
  *   cmlab-site serve   --dir DIR [--verbose]
  *   cmlab-site export-trk --dir DIR
+ *   cmlab-site join    --dir CHILD --parent-dir PARENT --kind primary|secondary
+ *                      (a site made with init --child; site-hier.c)
  *
  * The running site serves, over HTTPS with mutual TLS against its issuing
  * root: its MPs' forwarded client requests (the protocol endpoints, with
@@ -25,6 +27,7 @@
 
 #include "site-daemon.h"
 #include "site-cmg.h"
+#include "site-hier.h"
 
 #define SITE_HOST "site.cmlab.test"
 
@@ -42,6 +45,7 @@ static char **opt_roles;
 static char **opt_scopes;
 static char **opt_collections;
 static gboolean opt_verbose;
+static gboolean opt_child;
 
 static GOptionEntry common_entries[] = {
     {"dir", 'd', 0, G_OPTION_ARG_FILENAME, &opt_dir, "The site's state folder", "DIR"},
@@ -57,6 +61,9 @@ static GOptionEntry init_entries[] = {
     {"pki-root", 0, 0, G_OPTION_ARG_FILENAME, &opt_pki_root,
      "Enterprise root CA whose client certificates the site trusts (PEM)", "FILE"},
     {"pki-crl", 0, 0, G_OPTION_ARG_FILENAME, &opt_pki_crl, "That CA's current CRL (PEM)", "FILE"},
+    {"child", 0, 0, G_OPTION_ARG_NONE, &opt_child,
+     "A site that will join a parent (cmlab-site join): its exchange key is no trusted root key",
+     NULL},
     {NULL}};
 static GOptionEntry mp_entries[] = {
     {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "The MP's host name", "HOST"},
@@ -114,7 +121,7 @@ open_site(const char *dir, const char *code, const CmSiteSettings *settings, CmT
     CmSiteConfig config = {.site_code = code,
                            .db_path = db,
                            .db_mode = CM_STORE_DURABLE,
-                           .top_level = TRUE,
+                           .top_level = !opt_child, /* at creation only */
                            .forest = opt_forest,
                            .master_key = key,
                            .settings = settings};
@@ -329,7 +336,8 @@ cmd_add_mp(void)
                     g_strerror(errno));
         goto out;
     }
-    if (!cm_site_add_mp(site, opt_name, opt_internet, now, &info, &mp_cert, &tls, &key, &error) ||
+    if (!cm_site_hier_add_mp(site, opt_dir, opt_name, opt_internet, now, &info, &mp_cert, &tls,
+                             &key, &error) ||
         !cm_site_issue_system_cert(site, CM_CERT_CLIENT_AUTH, info.name, NULL, now, &client,
                                    &client_key, &error))
         goto out;
@@ -550,6 +558,26 @@ cmd_export_trk(void)
     }
     printf("%s\n", trk);
     return 0;
+}
+
+/* site-hier.c opens the other sites of a hierarchy as the commands open
+ * this one. */
+CmSite *
+cm_site_daemon_open(const char *dir, gboolean forests, char **code_out, GError **error)
+{
+    char *forest = opt_forest; /* load_conf sets it for this folder */
+    g_autofree char *code = NULL;
+    g_autoptr(CmNetConfig) cfg = load_conf(dir, &code, error);
+    CmSite *site = cfg ? open_site(dir, code, NULL, cm_net_wall_now(), error) : NULL;
+
+    if (site != NULL && forests && !load_forests(site, cfg, error))
+        g_clear_pointer(&site, cm_site_free);
+    if (site != NULL && code_out != NULL)
+        *code_out = g_steal_pointer(&code);
+    if (opt_forest != forest)
+        g_free(opt_forest);
+    opt_forest = forest;
+    return site;
 }
 
 /* ------------------------------------------------------------ serve */
@@ -792,7 +820,8 @@ on_site_api(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_
     SiteDaemon *d = user_data;
     json_t *o;
 
-    (void)req;
+    if (strcmp(cm_net_call_path(call), CM_SITE_API_REPLICATE) == 0)
+        return cm_site_hier_replicate_api(call, req, resp, d);
     if (strcmp(cm_net_call_path(call), CM_SITE_API_MPCONFIG) != 0) {
         cm_response_refuse(resp, CM_REASON_UNKNOWN_ENDPOINT, "no site API at %s",
                            cm_net_call_path(call));
@@ -856,6 +885,8 @@ cmd_serve(void)
          !cm_net_config_path(cfg, "site", "pki_crl", NULL, &p_crl, &error)) ||
         !cm_net_config_httpd(cfg, "listen", &hc, &error))
         goto out;
+    /* A child's replication batches (site-hier.c) are bounded by the library. */
+    hc.max_body_size = MAX(hc.max_body_size, (size_t)CM_REPL_BATCH_MAX);
     d.site = open_site(opt_dir, code, NULL, cm_net_wall_now(), &error);
     if (d.site == NULL || !load_forests(d.site, cfg, &error))
         goto out;
@@ -895,6 +926,8 @@ cmd_serve(void)
         !cm_net_httpd_start(httpd, &error))
         goto out;
     group_start(&d, opt_dir);
+    if (!cm_site_hier_start(&d, cfg, &error))
+        goto out;
     if (!cm_daemon_write_addr(opt_dir, "site", hc.address ? hc.address : "127.0.0.1", 0,
                               cm_net_httpd_https_port(httpd), &error))
         goto out;
@@ -914,6 +947,7 @@ out:
         cm_net_httpd_stop(httpd);
     /* Answers still waiting for their flush go before the server does. */
     group_stop();
+    cm_site_hier_stop();
     g_clear_pointer(&httpd, cm_net_httpd_free);
     cm_site_free(d.site);
     cm_cert_unref(d.pki_root);
@@ -940,6 +974,7 @@ main(int argc, char **argv)
                                       "  verify-audit  check the audit trail's hash chain\n"
                                       "  add-cmg     provision a cloud management gateway (--name, --out, --root)\n"
                                       "  add-connection-point  provision a CMG connection point (--name, --cmg, --out, --mp-addr)\n"
+                                      "  join        join a child site (--dir) to its parent (--parent-dir, --kind)\n"
                                       "  serve       run the site server\n"
                                       "  export-trk  print the SMSPublicRootKey value");
     g_option_context_add_main_entries(ctx, common_entries, NULL);
@@ -954,6 +989,10 @@ main(int argc, char **argv)
         g = g_option_group_new("cmg", "add-cmg and add-connection-point options",
                                "Show CMG options", NULL, NULL);
         g_option_group_add_entries(g, cm_site_cmg_entries);
+        g_option_context_add_group(ctx, g);
+        g = g_option_group_new("hierarchy", "join and hierarchy options",
+                               "Show hierarchy options", NULL, NULL);
+        g_option_group_add_entries(g, cm_site_hier_entries);
         g_option_context_add_group(ctx, g);
     }
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
@@ -980,6 +1019,8 @@ main(int argc, char **argv)
         return cmd_verify_audit();
     if (strcmp(cmd, "add-cmg") == 0 || strcmp(cmd, "add-connection-point") == 0)
         return cmd_cmg(cmd);
+    if (strcmp(cmd, "join") == 0)
+        return cm_site_hier_join(opt_dir);
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve();
     if (strcmp(cmd, "export-trk") == 0)

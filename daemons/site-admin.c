@@ -10,6 +10,7 @@
  * like every other cmlab answer. */
 #include "site-daemon.h"
 #include "site-cmg.h"
+#include "site-hier.h"
 
 #include <string.h>
 
@@ -340,6 +341,8 @@ dispatch(SiteDaemon *d, const char *admin, const char *method, const char *path,
                                         error)
                    ? cm_site_client_json(d->site, op + 7, error)
                    : NULL;
+    if (get && strcmp(op, "hierarchy") == 0)
+        return cm_site_hier_status_json(d, error);
     if (get && strcmp(op, "cmg/blocked") == 0) {
         g_autofree char *list = cm_site_cmg_blocked_tokens(d->site, error);
         g_auto(GStrv) ids = list ? g_strsplit(list, "\n", -1) : NULL;

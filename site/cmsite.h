@@ -680,6 +680,9 @@ typedef struct {
 
 gboolean cm_site_repl_link_status(CmSite *site, const char *peer, CmReplLinkStatus *out,
                                   GError **error);
+/* The peers of this site's replication links, its parent and children
+ * (new array of site codes, sorted), for a daemon that reports on them. */
+GPtrArray *cm_site_repl_peers(CmSite *site, GError **error);
 
 /* Forests and trusts as audited administrative actions (CM_ADMIN_HIERARCHY). */
 gboolean cm_site_admin_add_forest(CmSite *site, const char *forest, const char *const *domains,

@@ -1237,6 +1237,12 @@ fail:
     return FALSE;
 }
 
+GPtrArray *
+cm_site_repl_peers(CmSite *site, GError **error)
+{
+    return repl_peers(site, -1, NULL, error);
+}
+
 /* ------------------------------------------------- forests, site systems */
 
 gboolean

@@ -439,6 +439,36 @@ END_TEST
 
 /* -------------------------------------------------------- replication */
 
+/* A site lists its replication links, parent and children, for the
+ * daemon's status; a site outside any hierarchy has none.  REQ: NET-05 */
+START_TEST(test_repl_peers)
+{
+    g_autoptr(CmSite) cas = site_new("CAS", "corp.example", TRUE);
+    g_autoptr(CmSite) p1 = site_new("P01", "corp.example", FALSE);
+    g_autoptr(CmSite) p2 = site_new("P02", "corp.example", FALSE);
+    g_autoptr(CmSite) s1 = site_new("S01", "corp.example", FALSE);
+    g_autoptr(GPtrArray) none = NULL, top = NULL, mid = NULL;
+    GError *error = NULL;
+
+    none = cm_site_repl_peers(cas, &error);
+    cm_assert_no_error(error);
+    ck_assert_uint_eq(none->len, 0);
+    join(cas, p2, CM_SITE_KIND_PRIMARY);
+    join(cas, p1, CM_SITE_KIND_PRIMARY);
+    join(p1, s1, CM_SITE_KIND_SECONDARY);
+    top = cm_site_repl_peers(cas, &error);
+    cm_assert_no_error(error);
+    ck_assert_uint_eq(top->len, 2);
+    ck_assert_str_eq(g_ptr_array_index(top, 0), "P01");
+    ck_assert_str_eq(g_ptr_array_index(top, 1), "P02");
+    mid = cm_site_repl_peers(p1, &error);
+    cm_assert_no_error(error);
+    ck_assert_uint_eq(mid->len, 2);
+    ck_assert_str_eq(g_ptr_array_index(mid, 0), "CAS");
+    ck_assert_str_eq(g_ptr_array_index(mid, 1), "S01");
+}
+END_TEST
+
 /* Global data (administrators, the provider level) flows down the tree and
  * site data up; sequence numbers show the backlog and its age; a resent
  * batch changes nothing.  REQ: NET-05, ADM-01, ADM-02 */
@@ -836,6 +866,7 @@ hierarchy_suite(void)
     tcase_add_test(tc, test_hierarchy_trk);
     tcase_add_test(tc, test_child_mp_forged);
     tcase_add_test(tc, test_client_of_secondary);
+    tcase_add_test(tc, test_repl_peers);
     tcase_add_test(tc, test_replication);
     tcase_add_test(tc, test_replication_refusals);
     tcase_add_test(tc, test_replication_direction);
