@@ -138,6 +138,11 @@ CmEndpoint cm_cmg_url_endpoint(const CmCmgUrl *url, const char *query);
 #define CM_CMG_BULK_LIFETIME_DEFAULT (3 * CM_USEC_PER_DAY)
 #define CM_CMG_BULK_LIFETIME_MAX     (7 * CM_USEC_PER_DAY)
 #define CM_CMG_TOKEN_ID_LEN          32 /* hex characters of a jti */
+/* A token verified once is recalled by its exact bytes until its exp (with
+ * the JWT leeway), the blocked list consulted each time: at most this many
+ * tokens of at most this length are remembered. */
+#define CM_CMG_TOKEN_CACHE_MAX       4096
+#define CM_CMG_TOKEN_CACHE_TOKEN_MAX 4096
 
 /* lifetime 0: the default; over 7 days is REFUSED.  jti_out (may be NULL)
  * receives the token's ID, which blocking names. */
@@ -313,6 +318,8 @@ typedef struct {
     gint64 bulk_registrations;        /* forwarded with a bulk registration token */
     gint64 per_cp_forwarded[CM_CMG_MAX_CPS]; /* by registration order of the connection points */
     gint64 cp_hellos, cp_refused, cp_checks;
+    gint64 token_verifications; /* tokens whose signature was checked */
+    gint64 token_cache_hits;    /* tokens recalled from an earlier check */
 } CmCmgCounters;
 
 const CmCmgCounters *cm_cmg_counters(const CmCmg *cmg);

@@ -44,8 +44,25 @@ struct CmCmg {
     guint cps_ever;      /* registrations so far, for Cp.index */
     GHashTable *rr;      /* site code -> next position in cps (GUINT_TO_POINTER) */
     GHashTable *blocked; /* jti -> itself */
+    GHashTable *tokens;  /* token as presented -> TokenVerdict*: signatures held */
     CmCmgCounters counters;
 };
+
+/* A token whose signature and claims held once.  The same bytes verify
+ * the same way against the same key (the sites' and Entra's keys are fixed
+ * at cm_cmg_new), so only what depends on the clock or can change later is
+ * decided again: the validity window (exp and nbf with CM_JWT_LEEWAY,
+ * exactly as cm_jwt_verify) and, for a bulk token, the blocked list. */
+typedef struct {
+    CmTime not_before; /* nbf - leeway (0: no nbf) */
+    CmTime not_after;  /* exp + leeway: refused from then on */
+    CmAuthKind kind;
+    char principal[CM_NAME_MAX + 1];
+    char domain[CM_NAME_MAX + 1];
+    char site[4];
+    gboolean bulk;
+    char jti[CM_CMG_TOKEN_ID_LEN + 1]; /* bulk, lower case */
+} TokenVerdict;
 
 /* ------------------------------------------------------------- TLS */
 
@@ -178,6 +195,7 @@ cm_cmg_new(const CmCmgConfig *config, GError **error)
     cmg->cps = g_ptr_array_new_with_free_func((GDestroyNotify)cp_free);
     cmg->rr = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     cmg->blocked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    cmg->tokens = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 
     url = config->name ? cm_cmgurl_build(config->name, CM_CMG_AUTH_MUTUAL, 1,
                                          CM_CMG_EP_CCM_SYSTEM)
@@ -273,6 +291,7 @@ cm_cmg_free(CmCmg *cmg)
     g_ptr_array_unref(cmg->cps);
     g_hash_table_unref(cmg->rr);
     g_hash_table_unref(cmg->blocked);
+    g_hash_table_unref(cmg->tokens);
     g_free(cmg);
 }
 
@@ -761,17 +780,101 @@ site_token_claims(CmCmg *cmg, const Site *site, const json_t *claims, CmCmgVerdi
     return TRUE;
 }
 
+/* Remembers a token whose signature and claims held (a bounded cache:
+ * when full, what expired goes, and if nothing did, everything; a flood of
+ * distinct tokens then costs what it cost without the cache). */
+static void
+token_remember(CmCmg *cmg, const char *token, const json_t *claims, const CmCmgVerdict *v,
+               const TokenInfo *ti, CmTime now)
+{
+    TokenVerdict *tv;
+    gint64 exp = 0, nbf = 0;
+    const json_t *j;
+
+    if (strlen(token) > CM_CMG_TOKEN_CACHE_TOKEN_MAX)
+        return;
+    /* cm_jwt_verify held, so exp is an integer in range; nbf when present. */
+    if (!json_is_integer((j = json_object_get(claims, "exp"))))
+        return;
+    exp = json_integer_value(j);
+    if (json_is_integer((j = json_object_get(claims, "nbf"))))
+        nbf = json_integer_value(j);
+    if (g_hash_table_size(cmg->tokens) >= CM_CMG_TOKEN_CACHE_MAX) {
+        GHashTableIter it;
+        gpointer val;
+        g_hash_table_iter_init(&it, cmg->tokens);
+        while (g_hash_table_iter_next(&it, NULL, &val))
+            if (((TokenVerdict *)val)->not_after <= now)
+                g_hash_table_iter_remove(&it);
+        if (g_hash_table_size(cmg->tokens) >= CM_CMG_TOKEN_CACHE_MAX)
+            g_hash_table_remove_all(cmg->tokens);
+    }
+    tv = g_new0(TokenVerdict, 1);
+    tv->not_after = exp * CM_USEC_PER_SEC + CM_JWT_LEEWAY;
+    tv->not_before = nbf > 0 ? nbf * CM_USEC_PER_SEC - CM_JWT_LEEWAY : 0;
+    tv->kind = v->peer.kind;
+    g_strlcpy(tv->principal, v->peer.principal, sizeof tv->principal);
+    g_strlcpy(tv->domain, v->peer.domain, sizeof tv->domain);
+    g_strlcpy(tv->site, ti->site, sizeof tv->site);
+    tv->bulk = ti->bulk;
+    if (ti->bulk && g_str_has_prefix(v->peer.principal, "bulk:"))
+        g_strlcpy(tv->jti, v->peer.principal + 5, sizeof tv->jti);
+    g_hash_table_replace(cmg->tokens, g_strdup(token), tv);
+}
+
+/* The verdict on a token seen before: TRUE with v and ti filled, or
+ * refused (blocked); FALSE and *hit unset when it must be verified. */
+static gboolean
+token_recall(CmCmg *cmg, const CmCmgRequest *req, CmTime now, CmCmgVerdict *v, TokenInfo *ti,
+             gboolean *hit)
+{
+    TokenVerdict *tv = g_hash_table_lookup(cmg->tokens, req->token);
+
+    *hit = FALSE;
+    if (tv == NULL)
+        return FALSE;
+    if (now >= tv->not_after || now < tv->not_before) {
+        /* Outside its window: verified again, which refuses it with the
+         * reason cm_jwt_verify gives. */
+        g_hash_table_remove(cmg->tokens, req->token);
+        return FALSE;
+    }
+    *hit = TRUE;
+    cmg->counters.token_cache_hits++;
+    if (tv->bulk && g_hash_table_contains(cmg->blocked, tv->jti)) {
+        refuse(cmg, v, CM_CMG_REFUSE, CM_REASON_BLOCKED, "bulk registration token %s is blocked",
+               tv->jti);
+        return FALSE;
+    }
+    v->peer.kind = tv->kind;
+    v->peer.token = req->token;
+    g_strlcpy(v->peer.principal, tv->principal, sizeof v->peer.principal);
+    g_strlcpy(v->peer.domain, tv->domain, sizeof v->peer.domain);
+    g_strlcpy(ti->site, tv->site, sizeof ti->site);
+    ti->bulk = tv->bulk;
+    return TRUE;
+}
+
 /* A token: the site's (client or bulk registration), found by its kid, or
- * an Entra ID device token (REQ CMG-02, CMG-12). */
+ * an Entra ID device token (REQ CMG-02, CMG-12).  A token verified before
+ * is recalled instead of verified again (token_recall). */
 static gboolean
 auth_token(CmCmg *cmg, const CmCmgRequest *req, CmTime now, CmCmgVerdict *v, TokenInfo *ti)
 {
     g_autoptr(GError) e = NULL;
-    g_autofree char *kid = cm_jwt_peek_kid(req->token, &e);
+    g_autofree char *kid = NULL;
     g_autoptr(json_t) claims = NULL;
-    const Site *site = site_find(cmg, kid);
+    const Site *site;
     const char *sub;
+    gboolean hit;
 
+    if (token_recall(cmg, req, now, v, ti, &hit))
+        return TRUE;
+    if (hit)
+        return FALSE; /* refused */
+    cmg->counters.token_verifications++;
+    kid = cm_jwt_peek_kid(req->token, &e);
+    site = site_find(cmg, kid);
     if (e != NULL) {
         refuse(cmg, v, CM_CMG_REFUSE, CM_REASON_UNTRUSTED, "token refused: %s", e->message);
         return FALSE;
@@ -785,7 +888,10 @@ auth_token(CmCmg *cmg, const CmCmgRequest *req, CmTime now, CmCmgVerdict *v, Tok
             return FALSE;
         }
         v->peer.token = req->token;
-        return site_token_claims(cmg, site, claims, v, ti);
+        if (!site_token_claims(cmg, site, claims, v, ti))
+            return FALSE;
+        token_remember(cmg, req->token, claims, v, ti, now);
+        return TRUE;
     }
     if (cmg->entra_key == NULL) {
         refuse(cmg, v, CM_CMG_REFUSE, CM_REASON_UNTRUSTED,
@@ -806,6 +912,7 @@ auth_token(CmCmg *cmg, const CmCmgRequest *req, CmTime now, CmCmgVerdict *v, Tok
     v->peer.token = req->token;
     g_strlcpy(v->peer.principal, sub, sizeof v->peer.principal);
     g_strlcpy(v->peer.domain, cmg->entra_tenant, sizeof v->peer.domain);
+    token_remember(cmg, req->token, claims, v, ti, now);
     return TRUE;
 }
 

@@ -305,6 +305,49 @@ refuse_here(Slot *s, guint64 rid, CmReason reason, const char *message)
     cm_response_clear(&r);
 }
 
+/* The identity the gateway established, for the MP: the CCM-Forwarded-*
+ * headers an MP itself sends the site (daemon.h).  The MP believes them
+ * only on its connection point listener, from the certificate of a
+ * connection point the site registered; the transport it reports is its
+ * own listener's. */
+/* A value that fits on one header line, no longer than a CmPeer field. */
+static gboolean
+header_safe(const char *v)
+{
+    size_t n = 0;
+
+    for (const char *p = v; *p != '\0'; p++, n++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return FALSE;
+    return n <= CM_NAME_MAX;
+}
+
+static char **
+forward_headers(const json_t *peer)
+{
+    GPtrArray *h = g_ptr_array_new();
+    const char *auth = json_string_value(json_object_get(peer, "auth"));
+    const char *principal = json_string_value(json_object_get(peer, "principal"));
+    const char *domain = json_string_value(json_object_get(peer, "domain"));
+    const char *cert = json_string_value(json_object_get(peer, "cert"));
+
+    /* What cannot be said on a header line is not said: the client then
+     * reaches the MP as an anonymous one. */
+    if ((principal != NULL && !header_safe(principal)) || (domain != NULL && !header_safe(domain)))
+        auth = NULL, principal = NULL, domain = NULL, cert = NULL;
+    g_ptr_array_add(h, g_strdup_printf("%s: https", CM_HDR_FWD_TRANSPORT));
+    g_ptr_array_add(h, g_strdup_printf("%s: %s", CM_HDR_FWD_AUTH,
+                                       auth ? auth : cm_auth_name(CM_AUTH_ANONYMOUS)));
+    if (cert != NULL && *cert != '\0')
+        g_ptr_array_add(h, g_strdup_printf("%s: %s", CM_HDR_FWD_CERT, cert));
+    if (principal != NULL && *principal != '\0')
+        g_ptr_array_add(h, g_strdup_printf("%s: %s", CM_HDR_FWD_PRINCIPAL, principal));
+    if (domain != NULL && *domain != '\0')
+        g_ptr_array_add(h, g_strdup_printf("%s: %s", CM_HDR_FWD_DOMAIN, domain));
+    g_ptr_array_add(h, NULL);
+    return (char **)g_ptr_array_free(h, FALSE);
+}
+
 /* A client request the gateway handed over: to its MP. */
 static void
 slot_forward(Slot *s, const json_t *m)
@@ -319,6 +362,7 @@ slot_forward(Slot *s, const json_t *m)
     const char *b64 = json_string_value(json_object_get(m, "body"));
     g_autoptr(GBytes) body = NULL;
     g_autofree char *url = NULL;
+    g_auto(GStrv) fwd = NULL;
     CmNetHttpRequest hreq = {0};
     CmRequest req = {0};
     GError *error = NULL;
@@ -352,6 +396,8 @@ slot_forward(Slot *s, const json_t *m)
     if (body != NULL)
         req.body = g_bytes_get_data(body, &req.body_len);
     url = g_strconcat(base, s->route.internal_path, NULL);
+    fwd = forward_headers(json_object_get(m, "peer"));
+    hreq.headers = (const char *const *)fwd;
     hreq.method = method;
     hreq.url = url;
     hreq.msg = &req;
@@ -607,6 +653,11 @@ cm_cmgd_cp_main(const char *dir, gboolean verbose)
     cp.gw_client.connect_to = (const char *const *)cp.connect_to;
     cp.gw_client.timeout_ms = 60000;
     cp.gw_client.max_response_size = CM_CMGD_CHANNEL_BODY_MAX;
+    /* Its certificate from the issuing root, shown to the MPs too: an MP
+     * takes the identity the gateway established only from a connection
+     * point the site registered. */
+    cp.mp_client.client_cert = cert;
+    cp.mp_client.client_key = key;
     cp.mp_client.ca_certs = (const CmCert *const *)mp_cas->pdata;
     cp.mp_client.n_ca_certs = mp_cas->len;
     cp.mp_client.connect_to = (const char *const *)cp.mp_connect;

@@ -328,6 +328,14 @@ fwd_message(guint64 rid, CmNetCall *call, const CmRequest *req, const char *path
         "peer", "auth", cm_auth_name(v->peer.kind), "principal", v->peer.principal, "domain",
         v->peer.domain);
 
+    /* A PKI client's certificate, which the gateway verified (uploaded
+     * roots, CTL, CRLs): the MP passes it to the site as its own PKI
+     * clients' (REQ REG-02). */
+    if (v->peer.kind == CM_AUTH_PKI && v->peer.client_cert != NULL) {
+        g_autoptr(GBytes) der = cm_cert_to_der(v->peer.client_cert);
+        g_autofree char *b64 = cm_enc_b64(g_bytes_get_data(der, NULL), g_bytes_get_size(der));
+        json_object_set_new(json_object_get(o, "peer"), "cert", json_string(b64));
+    }
     if (req->signed_) {
         g_autofree char *sig = cm_msg_format_signature(req->sig_hash, req->sig, req->sig_len);
         json_object_set_new(o, "signature", json_string(sig));

@@ -16,6 +16,16 @@
  * "Authorization: Negotiate" are authenticated with Kerberos (net/gss.c)
  * and the principal and realm go to the site in CCM-Forwarded-*.
  *
+ * CMG: with a [cmg_listen] section (cmlab-site add-connection-point adds
+ * it) a second HTTPS listener takes connection points only: mutual TLS with
+ * a certificate from the site's issuing root whose thumbprint is one of
+ * the connection points the site registered (its configuration's
+ * "cmg_connection_points").  There, and only there, the CCM-Forwarded-*
+ * headers the connection point sends (the identity the CMG established:
+ * PKI certificate, client or bulk token, Entra device) become the
+ * request's peer, so the site decides approval from the real client.  Its
+ * address goes to MPDIR/mp-cmg.addr.
+ *
  * Threads: the server's workers call the MP library under one lock (it is
  * cheap; the site does the signature checks and the commits), and each
  * worker has its own HTTPS client to the site on its own loop, so a
@@ -59,10 +69,13 @@ typedef struct {
     const CmCert *site_roots[1];
     GPtrArray *clients; /* CmNetHttpc per worker */
     guint *client_gen;  /* the site_gen each worker's client was made for */
+    GPtrArray *cmg_clients; /* the same for the connection point listener's workers */
+    guint *cmg_client_gen;
     CmNetMetrics *metrics;
     CmNetGauge *channels;
     CmNetCounter *keepalives;
     CmNetCounter *site_failures;
+    GHashTable *cmg_cps; /* thumbprint hex of the registered connection points (under lock) */
     /* refresh thread */
     GThread *refresher;
     GMutex stop_lock;
@@ -74,7 +87,21 @@ typedef struct {
 typedef struct {
     MpDaemon *d;
     CmNetCall *call;
+    /* Through a connection point: the request with the CMG's peer (its
+     * body and strings borrowed from the call), and the client
+     * certificate that peer holds. */
+    CmRequest cmg_req;
+    CmCert *cmg_cert;
+    gboolean via_cmg;
 } Forward;
+
+static void
+forward_free(Forward *f)
+{
+    if (f->cmg_cert != NULL)
+        cm_cert_unref(f->cmg_cert);
+    g_free(f);
+}
 
 typedef struct {
     MpDaemon *d;
@@ -187,7 +214,7 @@ forward_done(CmNetHttpResponse *hresp, void *user_data)
 {
     Forward *f = user_data;
     MpDaemon *d = f->d;
-    const CmRequest *req = cm_net_call_request(f->call);
+    const CmRequest *req = f->via_cmg ? &f->cmg_req : cm_net_call_request(f->call);
     CmResponse resp = {0};
     GError *error = NULL;
 
@@ -204,7 +231,7 @@ forward_done(CmNetHttpResponse *hresp, void *user_data)
     cm_mp_forwarded(d->mp, req, &resp, cm_net_wall_now());
     g_mutex_unlock(&d->lock);
     cm_net_call_reply(f->call, &resp);
-    g_free(f);
+    forward_free(f);
 }
 
 /* ----------------------------------------------------------- serving */
@@ -220,12 +247,15 @@ channel_closed(gpointer data)
     g_free(ch);
 }
 
+/* A client request, directly (on_request) or through a connection point
+ * (on_cmg_request: f_cmg holds the request with the CMG's peer). */
 static gboolean
-on_request(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_data)
+serve(MpDaemon *d, CmNetCall *call, const CmRequest *req, Forward *f_cmg, CmResponse *resp)
 {
-    MpDaemon *d = user_data;
     CmMpVerdict verdict;
     CmNetHttpc *client;
+    GPtrArray *clients;
+    guint *gens;
     Forward *f;
     GError *error = NULL;
     g_auto(GStrv) headers = NULL;
@@ -242,33 +272,38 @@ on_request(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_d
     g_mutex_unlock(&d->lock);
     if (keepalives > 0)
         cm_net_counter_add(d->keepalives, (guint64)keepalives);
-    if (req->ep == CM_EP_NOTIFY && cm_net_call_get_conn_data(call) == NULL) {
+    if (req->ep == CM_EP_NOTIFY && f_cmg == NULL && cm_net_call_get_conn_data(call) == NULL) {
         /* The channel lives as long as this connection (REQ REG-05). */
         Channel *ch = g_new0(Channel, 1);
         ch->d = d;
         g_strlcpy(ch->smsid, req->smsid, sizeof ch->smsid);
         cm_net_call_set_conn_data(call, ch, channel_closed);
     }
-    if (verdict == CM_MP_ANSWERED)
+    if (verdict == CM_MP_ANSWERED) {
+        if (f_cmg != NULL)
+            forward_free(f_cmg);
         return TRUE;
+    }
 
     worker = cm_net_call_worker(call);
+    clients = f_cmg != NULL ? d->cmg_clients : d->clients;
+    gens = f_cmg != NULL ? d->cmg_client_gen : d->client_gen;
     g_mutex_lock(&d->lock);
-    if (d->client_gen[worker] != d->site_gen) {
+    if (gens[worker] != d->site_gen) {
         /* The site moved: a client for its new address (requests still in
          * flight on the old one complete as cancelled: 503, retry). */
         CmNetHttpc *fresh = cm_net_httpc_new(cm_net_call_base(call), &d->site_client, &error);
         if (fresh != NULL) {
-            CmNetHttpc *old = d->clients->pdata[worker];
-            d->clients->pdata[worker] = fresh;
-            d->client_gen[worker] = d->site_gen;
+            CmNetHttpc *old = clients->pdata[worker];
+            clients->pdata[worker] = fresh;
+            gens[worker] = d->site_gen;
             g_mutex_unlock(&d->lock);
             cm_net_httpc_free(old);
             g_mutex_lock(&d->lock);
         }
         g_clear_error(&error);
     }
-    client = g_ptr_array_index(d->clients, worker);
+    client = g_ptr_array_index(clients, worker);
     url = g_strconcat(d->site_url, cm_ep_path(req->ep), NULL);
     g_mutex_unlock(&d->lock);
     headers = cm_daemon_forward_headers(req);
@@ -276,17 +311,58 @@ on_request(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_d
     hreq.url = url;
     hreq.headers = (const char *const *)headers;
     hreq.msg = req;
-    f = g_new0(Forward, 1);
+    f = f_cmg != NULL ? f_cmg : g_new0(Forward, 1);
     f->d = d;
     f->call = call;
     if (!cm_net_httpc_send(client, &hreq, forward_done, f, &error)) {
-        g_free(f);
+        forward_free(f);
         cm_response_refuse(resp, CM_REASON_INTERNAL, "cannot forward to the site: %s",
                            error->message);
         g_error_free(error);
         return TRUE;
     }
     return FALSE;
+}
+
+static gboolean
+on_request(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_data)
+{
+    return serve(user_data, call, req, NULL, resp);
+}
+
+/* The connection point listener (REQ CMG-01, REG-02): the TLS layer took
+ * a certificate from the site's issuing root; it must be a connection
+ * point the site registered, and then the identity the CMG established
+ * is the request's peer.  The transport stays this listener's. */
+static gboolean
+on_cmg_request(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_data)
+{
+    MpDaemon *d = user_data;
+    const CmCert *peer = cm_net_call_peer_cert(call);
+    g_autofree char *tp = peer ? cm_cert_thumbprint_hex(peer) : NULL;
+    Forward *f;
+    GError *error = NULL;
+    gboolean known;
+
+    g_mutex_lock(&d->lock);
+    known = tp != NULL && g_hash_table_contains(d->cmg_cps, tp);
+    g_mutex_unlock(&d->lock);
+    if (!known) {
+        cm_response_refuse(resp, CM_REASON_FORBIDDEN,
+                           "this listener takes the site's registered connection points only");
+        return TRUE;
+    }
+    f = g_new0(Forward, 1);
+    f->via_cmg = TRUE;
+    f->cmg_req = *req;
+    if (!cm_daemon_forward_parse(call, &f->cmg_req, &f->cmg_cert, &error)) {
+        cm_response_refuse(resp, CM_REASON_BAD_REQUEST, "connection point: %s", error->message);
+        g_error_free(error);
+        forward_free(f);
+        return TRUE;
+    }
+    f->cmg_req.transport = req->transport;
+    return serve(d, call, &f->cmg_req, f, resp);
 }
 
 static int
@@ -297,6 +373,22 @@ health_route(const char *path, GString *body, const char **content_type, void *u
     (void)user_data;
     g_string_append(body, "ok\n");
     return 200;
+}
+
+/* The connection points the site registered (under lock). */
+static void
+cmg_cps_update(MpDaemon *d, const json_t *conf)
+{
+    const json_t *cps = json_object_get(conf, "cmg_connection_points");
+    size_t i;
+    json_t *cp;
+
+    g_hash_table_remove_all(d->cmg_cps);
+    json_array_foreach(cps, i, cp) {
+        const char *tp = json_string_value(json_object_get(cp, "thumbprint"));
+        if (tp != NULL && strlen(tp) == 64)
+            g_hash_table_add(d->cmg_cps, g_ascii_strup(tp, -1));
+    }
 }
 
 /* Applies a site configuration to the MP library. */
@@ -311,6 +403,8 @@ apply_mpconfig(MpDaemon *d, const json_t *conf, GError **error)
         return FALSE;
     g_mutex_lock(&d->lock);
     ok = cm_mp_update_site(d->mp, info, list, error);
+    if (ok)
+        cmg_cps_update(d, conf);
     g_mutex_unlock(&d->lock);
     return ok;
 }
@@ -362,11 +456,13 @@ main(int argc, char **argv)
     g_autoptr(GOptionContext) ctx = g_option_context_new("- the cmlab management point");
     GError *error = NULL;
     MpDaemon d = {0};
-    CmNetHttpdConfig hc = {0};
+    CmNetHttpdConfig hc = {0}, cc = {0};
+    gboolean cmg_listen = FALSE;
     g_autofree char *conf_path = NULL, *site_host = NULL, *addr = NULL, *name = NULL;
     g_autofree char *p_pki_cert = NULL, *p_pki_key = NULL, *p_keytab = NULL;
     g_autoptr(CmNetConfig) cfg = NULL;
-    g_autoptr(CmNetHttpd) httpd = NULL;
+    g_autoptr(CmNetHttpd) httpd = NULL, cmghttpd = NULL;
+    g_autoptr(CmTrust) cmg_trust = NULL;
     g_autoptr(CmCert) mp_cert = NULL, ehttp = NULL, client = NULL, site_root = NULL;
     g_autoptr(CmCert) pki_cert = NULL, pki_root = NULL;
     g_autoptr(CmKey) key = NULL, client_key = NULL, pki_key = NULL;
@@ -395,6 +491,8 @@ main(int argc, char **argv)
     d.dir = opt_dir;
     d.metrics = metrics;
     d.clients = g_ptr_array_new_with_free_func((GDestroyNotify)cm_net_httpc_free);
+    d.cmg_clients = g_ptr_array_new_with_free_func((GDestroyNotify)cm_net_httpc_free);
+    d.cmg_cps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
     conf_path = path_in(opt_dir, "mp.conf");
     cfg = cm_net_config_load(conf_path, &error);
@@ -411,7 +509,9 @@ main(int argc, char **argv)
                            &site_connections, &error) ||
         (cm_net_config_has(cfg, "mp", "keytab") &&
          !cm_net_config_path(cfg, "mp", "keytab", NULL, &p_keytab, &error)) ||
-        !cm_net_config_httpd(cfg, "listen", &hc, &error))
+        !cm_net_config_httpd(cfg, "listen", &hc, &error) ||
+        ((cmg_listen = cm_net_config_has(cfg, "cmg_listen", "https_port")) &&
+         !cm_net_config_httpd(cfg, "cmg_listen", &cc, &error)))
         goto out;
     if (!cm_net_config_has(cfg, "listen", "idle_timeout"))
         hc.idle_timeout_ms = MP_IDLE_TIMEOUT / 1000;
@@ -460,6 +560,7 @@ main(int argc, char **argv)
         if (d.mp == NULL)
             goto out;
     }
+    cmg_cps_update(&d, conf);
 
     /* The TLS listener: the site-issued certificate in Enhanced HTTP mode
      * (REQ TRUST-10), otherwise the enterprise PKI server certificate with
@@ -520,6 +621,41 @@ main(int argc, char **argv)
         g_ptr_array_add(d.clients, c);
         d.client_gen[i] = d.site_gen;
     }
+    if (cmg_listen) {
+        /* Connection points only: their certificates come from the site's
+         * issuing root, and on_cmg_request checks the registration. */
+        cmg_trust = cm_trust_new();
+        if (!cm_trust_add_root(cmg_trust, site_root, &error))
+            goto out;
+        cc.https = TRUE;
+        cc.http = FALSE;
+        cc.server_cert = hc.server_cert;
+        cc.server_key = hc.server_key;
+        cc.tls_transport = hc.tls_transport;
+        cc.client_cert = CM_NET_CLIENT_CERT_REQUIRED;
+        cc.client_trust = cmg_trust;
+        cc.handler = on_cmg_request;
+        cc.handler_data = &d;
+        if ((cmghttpd = cm_net_httpd_new(&cc, &error)) == NULL)
+            goto out;
+        d.cmg_client_gen = g_new0(guint, cm_net_httpd_n_workers(cmghttpd));
+        for (guint i = 0; i < cm_net_httpd_n_workers(cmghttpd); i++) {
+            CmNetHttpc *c = cm_net_httpc_new(cm_net_httpd_worker_base(cmghttpd, i),
+                                             &d.site_client, &error);
+            if (c == NULL)
+                goto out;
+            g_ptr_array_add(d.cmg_clients, c);
+            d.cmg_client_gen[i] = d.site_gen;
+        }
+        /* Written before mp.addr: whoever waits for mp.addr finds it. */
+        if (!cm_net_httpd_start(cmghttpd, &error) ||
+            !cm_daemon_write_addr(opt_dir, "mp-cmg", cc.address ? cc.address : "127.0.0.1", 0,
+                                  cm_net_httpd_https_port(cmghttpd), &error))
+            goto out;
+        g_message("connection points on https://%s:%u (%u registered)",
+                  cc.address ? cc.address : "127.0.0.1", cm_net_httpd_https_port(cmghttpd),
+                  g_hash_table_size(d.cmg_cps));
+    }
     if (!cm_net_httpd_add_route(httpd, "/metrics", cm_net_metrics_route, metrics, &error) ||
         !cm_net_httpd_add_route(httpd, "/health", health_route, NULL, &error) ||
         !cm_net_httpd_start(httpd, &error) ||
@@ -551,9 +687,15 @@ out:
     }
     if (httpd != NULL)
         cm_net_httpd_stop(httpd);
+    if (cmghttpd != NULL)
+        cm_net_httpd_stop(cmghttpd);
     /* Pending forwards complete (cancelled) before the server goes. */
     g_ptr_array_unref(d.clients);
+    g_ptr_array_unref(d.cmg_clients);
     g_clear_pointer(&httpd, cm_net_httpd_free);
+    g_clear_pointer(&cmghttpd, cm_net_httpd_free);
+    g_hash_table_unref(d.cmg_cps);
+    g_free(d.cmg_client_gen);
     cm_mp_free(d.mp);
     g_free(d.site_url);
     g_free(d.site_addr);

@@ -836,6 +836,7 @@ on_site_api(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_
     o = json_pack("{s:o, s:o}", "siteinfo", cm_site_siteinfo_json(d->site), "mplist",
                   cm_site_mplist_json(d->site));
     cm_site_cmg_mplist(d->dir, json_object_get(o, "mplist"));
+    cm_site_cmg_mpconfig(d->dir, o);
     if (d->pki_root != NULL) {
         g_autofree char *pem = cm_cert_to_pem(d->pki_root);
         json_object_set_new(o, "pki_root", json_string(pem));

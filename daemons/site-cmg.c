@@ -180,8 +180,28 @@ add_cmg(CmSite *site, const char *dir, const char *name, const char *out, GError
     return 0;
 }
 
+/* Allows CMG traffic on an MP: a listener for connection points only
+ * (mutual TLS with a registered connection point's certificate), where the
+ * MP takes the identity the gateway established (cmlab-mp.c, "CMG").  It
+ * writes its address into mp-cmg.addr beside mp.addr. */
+static gboolean
+mp_enable_cmg(const char *mp_conf, GError **error)
+{
+    size_t len = 0;
+    g_autofree char *conf = cm_daemon_read_file(mp_conf, 1024 * 1024, &len, error);
+    g_autofree char *more = NULL;
+
+    if (conf == NULL)
+        return FALSE;
+    if (strstr(conf, "\n[cmg_listen]") != NULL)
+        return TRUE;
+    more = g_strconcat(conf, len > 0 && conf[len - 1] != '\n' ? "\n" : "",
+                       "\n[cmg_listen]\naddress = 127.0.0.1\nhttps_port = 0\n", NULL);
+    return cm_daemon_write_file(mp_conf, more, strlen(more), 0644, error);
+}
+
 static int
-add_cp(CmSite *site, const char *name, const char *out, GError **error)
+add_cp(CmSite *site, const char *dir, const char *name, const char *out, GError **error)
 {
     CmTime now = cm_net_wall_now();
     char id[CM_CMG_CONNECTION_ID_LEN + 1];
@@ -212,8 +232,12 @@ add_cp(CmSite *site, const char *name, const char *out, GError **error)
         g_autoptr(CmNetConfig) mc = cm_net_config_load(p, error);
         if (mc == NULL || !cm_net_config_string(mc, "mp", "name", NULL, &mp, error))
             return 1;
+        g_autofree char *abs_dir = g_path_get_dirname(abs);
+        g_autofree char *cmg_addr = path_in(abs_dir, "mp-cmg.addr");
         g_string_append_printf(names, "%s%s", a == opt_mp_addr ? "" : ";", mp);
-        g_string_append_printf(addrs, "%s%s", a == opt_mp_addr ? "" : ";", abs);
+        g_string_append_printf(addrs, "%s%s", a == opt_mp_addr ? "" : ";", cmg_addr);
+        if (!mp_enable_cmg(p, error))
+            return 1;
     }
     if (g_mkdir_with_parents(out, 0700) != 0) {
         g_set_error(error, CM_DAEMON_ERROR, 0, "cannot create %s: %s", out, g_strerror(errno));
@@ -242,7 +266,17 @@ add_cp(CmSite *site, const char *name, const char *out, GError **error)
         g_autofree char *reg_name = g_strdup_printf("%s.pem", id);
         g_autofree char *reg_dir = path_in(opt_cmg, "connection-points");
         g_autofree char *reg = path_in(reg_dir, reg_name);
-        if (!cm_daemon_save_cert(p1, cert, error) || !cm_daemon_save_key(p2, key, error) ||
+        g_autofree char *site_dir = path_in(dir, "connection-points");
+        g_autofree char *site_reg = path_in(site_dir, reg_name);
+        if (g_mkdir_with_parents(site_dir, 0700) != 0) {
+            g_set_error(error, CM_DAEMON_ERROR, 0, "cannot create %s: %s", site_dir,
+                        g_strerror(errno));
+            return 1;
+        }
+        /* The site keeps its connection points too: the MPs learn them
+         * from it (cm_site_cmg_mpconfig). */
+        if (!cm_daemon_save_cert(site_reg, cert, error) ||
+            !cm_daemon_save_cert(p1, cert, error) || !cm_daemon_save_key(p2, key, error) ||
             !copy_file(g1, p3, error) || !copy_file(g2, p4, error) ||
             !cm_daemon_save_cert(p5, cm_site_issuing_root(site), error) ||
             !cm_daemon_save_cert(reg, cert, error))
@@ -273,7 +307,7 @@ cm_site_cmg_command(const char *cmd, CmSite *site, const char *dir, const char *
 {
     GError *error = NULL;
     int rc = strcmp(cmd, "add-cmg") == 0 ? add_cmg(site, dir, name, out, &error)
-                                          : add_cp(site, name, out, &error);
+                                          : add_cp(site, dir, name, out, &error);
 
     if (rc != 0) {
         fprintf(stderr, "cmlab-site %s: %s\n", cmd, error ? error->message : "failed");
@@ -321,4 +355,32 @@ cm_site_cmg_push_blocked(SiteDaemon *d, GError **error)
         return cmg_dir == NULL;
     target = path_in(cmg_dir, "blocked-tokens");
     return cm_daemon_write_file(target, list, strlen(list), 0644, error);
+}
+
+void
+cm_site_cmg_mpconfig(const char *dir, json_t *mpconfig)
+{
+    g_autofree char *d = path_in(dir, "connection-points");
+    g_autoptr(GDir) gd = g_dir_open(d, 0, NULL);
+    json_t *list = json_array();
+    const char *e;
+
+    while (gd != NULL && (e = g_dir_read_name(gd)) != NULL) {
+        g_autofree char *p = NULL, *tp = NULL;
+        g_autoptr(CmCert) c = NULL;
+        GError *error = NULL;
+
+        if (!g_str_has_suffix(e, ".pem") || json_array_size(list) >= CM_CMG_MAX_CPS)
+            continue;
+        p = path_in(d, e);
+        if ((c = cm_daemon_load_cert(p, &error)) == NULL) {
+            g_warning("connection point %s: %s", p, error->message);
+            g_error_free(error);
+            continue;
+        }
+        tp = cm_cert_thumbprint_hex(c);
+        json_array_append_new(list, json_pack("{s:s%, s:s, s:s}", "id", e, strlen(e) - 4, "name",
+                                              cm_cert_subject_cn(c), "thumbprint", tp));
+    }
+    json_object_set_new(mpconfig, "cmg_connection_points", list);
 }

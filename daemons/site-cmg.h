@@ -19,6 +19,10 @@ int cm_site_cmg_command(const char *cmd, CmSite *site, const char *dir, const ch
 /* Appends the CMG's internet MP entries (REQ CMG-10) to an MP list
  * ({"site_code":…, "mps":[…]}) when the site in dir has a CMG. */
 void cm_site_cmg_mplist(const char *dir, json_t *mplist);
+/* Adds "cmg_connection_points" to an MP's configuration: the connection
+ * points the site registered ({"id", "name", "thumbprint"}), whose
+ * certificates the MPs accept on their connection point listener. */
+void cm_site_cmg_mpconfig(const char *dir, json_t *mpconfig);
 /* Writes the blocked token IDs where the site's gateway reads them. */
 gboolean cm_site_cmg_push_blocked(SiteDaemon *d, GError **error);
 

@@ -11,14 +11,18 @@
 #   REQ: CMG-08 CMG-10           connection point status reports, URL mappings (one
 #                                connection point: round robin, CMG-07, is the unit tests')
 #   REQ: CMG-11                  TLS 1.2 at least (openssl s_client, sslscan)
+#   REQ: REG-02                  the identity the gateway established reaches the site
+#                                through the connection point: with approval
+#                                trusted-domains a PKI client is approved by its
+#                                certificate, a bulk-token device waits for approval
 . "$(dirname "$0")/common.sh"
 
 HASH=$(printf 'cmlab cmg test content' | sha256sum | cut -d' ' -f1)
 CMG=cmg.cmlab.test
 
-echo "# CMG: a gateway and a connection point in front of an Enhanced HTTP site"
+echo "# CMG: a gateway and a connection point in front of an Enhanced HTTP site (approval trusted-domains)"
 lab=$work/cmg
-"$top_srcdir/scripts/lab" up --dir "$lab" --mode ehttp --approval all --test-timings --cmg \
+"$top_srcdir/scripts/lab" up --dir "$lab" --mode ehttp --approval trusted-domains --test-timings --cmg \
   >/dev/null || fail "lab up --cmg"
 cmg_port=$(port "$lab/cmg/cmg.addr" https)
 site_port=$(port "$lab/site/site.addr" https)
@@ -59,15 +63,49 @@ token=$(json "d['token']" <"$work/tok") || cmg_fail "no token: $(cat "$work/tok"
 jti=$(json "d['jti']" <"$work/tok")
 admin deploy "All Systems" CmgApp "$HASH" --content-size 22 >/dev/null || fail "deploy"
 agents_start bulk 2 --cmg --bulk-token "$token"
+# The site sees the token the gateway verified (CCM-Forwarded-Auth from the
+# connection point, believed by the MP on its connection point listener):
+# a bulk token is no approval method (REQ REG-02), so the devices wait.
+wait_status bulk "all(x['state'] == 'pending' and x['smsid'] for x in a)" 40
+for s in $(json "' '.join(x['smsid'] for x in d)" <"$lab/bulk.json"); do
+  view=$(admin client "$s") || cmg_fail "admin client $s"
+  [ "$(echo "$view" | json "d['registered_by']")" = token ] ||
+    cmg_fail "a bulk-token registration through the CMG recorded as: $view"
+  [ "$(echo "$view" | json "d['state']")" = pending ] || cmg_fail "bulk device not pending: $view"
+done
+ok "REG-02: bulk-token devices registered through the CMG are recorded as token registrations and wait for approval (trusted-domains)"
+for s in $(json "' '.join(x['smsid'] for x in d)" <"$lab/bulk.json"); do
+  admin approve "$s" >/dev/null || fail "approve $s"
+done
 wait_status bulk "all(x['state'] == 'active' and x['policies_accepted'] >= 1 and '/CCM_Proxy_MutualAuth/' in x['mp'] for x in a)" 40
-ok "CMG-12: internet agents registered through cmlab-cmg with a bulk token and got the signed policy"
+ok "CMG-12: once approved, the internet agents (bulk token, then their client token) got the signed policy through cmlab-cmg"
 agents_stop bulk
 
 # ------------------------------------------------------ PKI agents
 agents_start pki 2 --cmg --pki
 wait_status pki "all(x['state'] == 'active' and x['policies_accepted'] >= 1 and x['transport'] == 'https' for x in a)" 40
-ok "CMG-02: internet agents with PKI certificates registered through cmlab-cmg (mutual TLS) and got policy"
+for s in $(json "' '.join(x['smsid'] for x in d)" <"$lab/pki.json"); do
+  view=$(admin client "$s") || cmg_fail "admin client $s"
+  [ "$(echo "$view" | json "d['registered_by']")" = pki ] ||
+    cmg_fail "a PKI registration through the CMG recorded as: $view"
+done
+ok "CMG-02/REG-02: internet agents with PKI certificates registered through cmlab-cmg (mutual TLS), were approved by their certificate under trusted-domains, and got policy"
 agents_stop pki
+
+# The MP believes forwarded identities from registered connection points
+# only: a client of its connection point listener with another
+# certificate of the issuing root (the site's administrator) is refused,
+# and no certificate at all fails the handshake.
+mpc=$(sed -n 's/^https = //p' "$lab/mp1/mp-cmg.addr")
+[ -n "$mpc" ] || cmg_fail "no mp-cmg.addr"
+code=$(curl -s --max-time 10 -o "$work/body" -w '%{http_code}' -k --cert "$lab/site/admin.pem" \
+  --key "$lab/site/admin.key" -H "CCM-Forwarded-Transport: https" -H "CCM-Forwarded-Auth: kerberos" \
+  -H "CCM-Forwarded-Principal: HOST\$@CORP.EXAMPLE" "https://$mpc/sms_mp/.sms_aut?MPLIST")
+[ "$code" = 403 ] || cmg_fail "the MP's connection point listener took another certificate: $code $(cat "$work/body")"
+if curl -s --max-time 10 -o /dev/null -k "https://$mpc/sms_mp/.sms_aut?MPLIST"; then
+  cmg_fail "the MP's connection point listener took a client without a certificate"
+fi
+ok "REG-02: the MP takes forwarded identities only from a connection point the site registered (403 for another site certificate, no handshake without one)"
 grep -q '"requests"' "$lab/cp1/traffic.json" 2>/dev/null || true
 
 # ------------------------------------------------------ refusals

@@ -1107,6 +1107,64 @@ START_TEST(test_bulk_token)
 }
 END_TEST
 
+/* A token verified once is recalled by its exact bytes, not verified
+ * again; its window and the blocked list still decide each request, and
+ * other bytes (another signature over the same claims) are verified.
+ * REQ: CMG-12 */
+START_TEST(test_token_cache)
+{
+    g_autoptr(CmCmg) cmg = gateway(NULL);
+    char jti[CM_CMG_TOKEN_ID_LEN + 1];
+    g_autofree char *token = bulk_token(F.site_key, 0, jti);
+    g_autofree char *forged = NULL;
+    CmCmgVerdict v = {0};
+    char principal[CM_NAME_MAX + 1];
+
+    ck_assert_int_eq(ask(cmg, CM_EP_REGISTER, NULL, token, 100, NOW, &v), CM_CMG_FORWARD);
+    g_strlcpy(principal, v.peer.principal, sizeof principal);
+    ck_assert_int_eq(cm_cmg_counters(cmg)->token_verifications, 1);
+    ck_assert_int_eq(ask(cmg, CM_EP_REGISTER, NULL, token, 100, NOW + SEC, &v), CM_CMG_FORWARD);
+    ck_assert_int_eq(ask(cmg, CM_EP_LOCATION, NULL, token, 0, NOW + 2 * SEC, &v), CM_CMG_FORWARD);
+    ck_assert_int_eq(cm_cmg_counters(cmg)->token_verifications, 1);
+    ck_assert_int_eq(cm_cmg_counters(cmg)->token_cache_hits, 2);
+    /* The same identity and scope as when it was verified. */
+    ck_assert_int_eq(v.peer.kind, CM_AUTH_TOKEN);
+    ck_assert_str_eq(v.peer.principal, principal);
+    ck_assert_str_eq(v.peer.domain, "PS1");
+    ask(cmg, CM_EP_POLICY_ASSIGNMENTS, NULL, token, 10, NOW, &v);
+    expect_refused(&v, CM_REASON_FORBIDDEN, 403);
+    /* Blocked after it was remembered: refused, and back once unblocked. */
+    cm_cmg_block_token(cmg, jti);
+    ask(cmg, CM_EP_REGISTER, NULL, token, 10, NOW + 3 * SEC, &v);
+    expect_refused(&v, CM_REASON_BLOCKED, 403);
+    cm_cmg_unblock_token(cmg, jti);
+    ck_assert_int_eq(ask(cmg, CM_EP_REGISTER, NULL, token, 10, NOW + 4 * SEC, &v),
+                     CM_CMG_FORWARD);
+    ck_assert_int_eq(cm_cmg_counters(cmg)->token_verifications, 1);
+    /* The same header and claims with another signature: verified, refused. */
+    {
+        const char *dot = strrchr(token, '.');
+        g_autofree char *other = bulk_token(F.other_key, 0, NULL);
+        g_autofree char *head = g_strndup(token, (gsize)(dot - token));
+        forged = g_strconcat(head, strrchr(other, '.'), NULL);
+    }
+    ask(cmg, CM_EP_REGISTER, NULL, forged, 10, NOW + 5 * SEC, &v);
+    expect_refused(&v, CM_REASON_UNTRUSTED, 403);
+    ck_assert_int_eq(cm_cmg_counters(cmg)->token_verifications, 2);
+    /* Past exp and the leeway the remembered verdict is over. */
+    ask(cmg, CM_EP_REGISTER, NULL, token, 10, NOW + 3 * DAY + CM_JWT_LEEWAY, &v);
+    expect_refused(&v, CM_REASON_UNTRUSTED, 403);
+    ck_assert_ptr_nonnull(strstr(v.resp.message, "expired"));
+    /* One microsecond earlier it still held. */
+    reconnect_all(cmg, NOW + 3 * DAY);
+    ck_assert_int_eq(ask(cmg, CM_EP_REGISTER, NULL, token, 10, NOW, &v), CM_CMG_FORWARD);
+    ck_assert_int_eq(ask(cmg, CM_EP_REGISTER, NULL, token, 10,
+                         NOW + 3 * DAY + CM_JWT_LEEWAY - 1, &v),
+                     CM_CMG_FORWARD);
+    cm_cmg_verdict_clear(&v);
+}
+END_TEST
+
 /* The client token the site issues at registration opens the CMG for
  * that device only; the device renews it half-way through its life.
  * REQ: CMG-12, CMG-02 */
@@ -1441,6 +1499,7 @@ cmg_suite(void)
     tcase_add_test(tc, test_mapping_form);
     tcase_add_test(tc, test_tls_floor);
     tcase_add_test(tc, test_bulk_token);
+    tcase_add_test(tc, test_token_cache);
     tcase_add_test(tc, test_client_token);
     tcase_add_test(tc, test_register_through_cmg);
     tcase_add_test(tc, test_vault);
