@@ -211,9 +211,19 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
     if (!memory && !configure_file(store, mode, error))
         goto out;
     /* Nothing to recover after a crash in memory: no rollback journal
-     * beyond what a ROLLBACK needs. */
-    if (memory && !exec_plain(store, "PRAGMA journal_mode=MEMORY", error))
-        goto out;
+     * beyond what a ROLLBACK needs.  And no size limit but the machine's:
+     * memdb stops a database at 1 GiB unless told otherwise, which a site
+     * of some 600,000 clients reaches. */
+    if (memory) {
+        sqlite3_int64 limit = G_GINT64_CONSTANT(1) << 50;
+        if (sqlite3_file_control(store->db, "main", SQLITE_FCNTL_SIZE_LIMIT, &limit) !=
+                SQLITE_OK ||
+            !exec_plain(store, "PRAGMA journal_mode=MEMORY", error)) {
+            if (error != NULL && *error == NULL)
+                set_db_error(error, store->db, "cannot set up the memory database");
+            goto out;
+        }
+    }
     /* SQLite leaves foreign keys off for compatibility; the site's schema
      * relies on them (a client's records go with the client). */
     if (!exec_plain(store, "PRAGMA foreign_keys=ON", error))

@@ -84,6 +84,7 @@ cm_run_new(void)
     run->series = g_ptr_array_new_with_free_func(series_free);
     run->outcomes = g_ptr_array_new_with_free_func(outcome_free);
     run->expects = g_ptr_array_new_with_free_func(expect_free);
+    run->crypto_sampled = -1;
     return run;
 }
 
@@ -1677,6 +1678,11 @@ summary_run(FILE *out, const CmRun *run, guint index, guint nruns, gboolean colo
                 fmt_fixed(buf, run->cpu_seconds, 1), fmt_fixed(buf2, run->crypto_seconds, 1),
                 fmt_fixed(buf3, 100.0 * (run->cpu_seconds - run->crypto_seconds) /
                                     run->crypto_seconds, 1));
+    /* The same split measured in place: CPU-time samples inside OpenSSL. */
+    if (!run->model_crypto && run->crypto_sampled > 0)
+        fprintf(out, "; sampled: %s%% of the CPU in libcrypto (the rest %s%% on top)",
+                fmt_fixed(buf, 100.0 * run->crypto_sampled, 1),
+                fmt_fixed(buf2, 100.0 * (1 - run->crypto_sampled) / run->crypto_sampled, 1));
     fprintf(out, ", peak RSS %s MiB", fmt_fixed(buf, (double)run->peak_rss_kib / 1024.0, 1));
     if (cm_run_metric(run, "clients.total", &clients) && clients > 0)
         fprintf(out, " (%s KiB per client)",

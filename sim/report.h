@@ -64,6 +64,9 @@ typedef struct {
     double wall_seconds;
     double cpu_seconds;    /* user + system, every thread */
     double crypto_seconds; /* estimated from counted operations and calibrated costs */
+    /* Share of the run's CPU-time samples whose program counter was inside
+     * libcrypto (OpenSSL's code), measured in place; -1 when not sampled. */
+    double crypto_sampled;
     guint64 events;
     gsize peak_rss_kib;
 } CmRun;
