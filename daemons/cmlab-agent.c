@@ -128,6 +128,8 @@ static char *opt_window = "0s";
 static char **opt_inventory_props;
 static gboolean opt_stay;
 static gboolean opt_prepare;
+static gboolean opt_wait_start;
+static int opt_first;
 static gboolean opt_verbose;
 static gboolean opt_kerberos;
 static gboolean opt_cmg;
@@ -156,6 +158,12 @@ static GOptionEntry entries[] = {
      "MP checked, connected) and hold it; start the clock when all are held and send them at "
      "once; an agent that got to --until sends nothing more",
      NULL},
+    {"wait-start", 0, 0, G_OPTION_ARG_NONE, &opt_wait_start,
+     "Once the agents are made, print \"ready\" and wait for SIGUSR1 to start them (several "
+     "processes started together: one process holds fewer agents than its open-file limit)",
+     NULL},
+    {"first-index", 0, 0, G_OPTION_ARG_INT, &opt_first,
+     "Number the agents from this index (their names LABnnnnn; for several processes)", "N"},
     {"stay", 0, 0, G_OPTION_ARG_NONE, &opt_stay,
      "Once --until is reached, print the summary and keep the agents running (their channels "
      "open) until SIGTERM or SIGINT",
@@ -341,6 +349,10 @@ send_one(LabAgent *a, const CmAgentSend *send)
         cm_agent_send_request(send, &req);
         hreq.url = url;
         hreq.msg = &req;
+        /* The first location request goes over plain HTTP (and is refused
+         * when the site wants HTTPS): its connection closes at once, so an
+         * MP holds one connection per client. */
+        hreq.close_after = !tls && send->ep == CM_EP_LOCATION;
         p = g_new0(Pending, 1);
         p->a = a;
         p->id = send->id;
@@ -666,7 +678,10 @@ agent_new(Lab *lab, Worker *w, guint index, GError **error)
     hc.ca_certs = (const CmCert *const *)lab->roots->pdata;
     hc.n_ca_certs = lab->roots->len;
     hc.connect_to = (const char *const *)lab->connect_to;
-    hc.timeout_ms = 30000;
+    /* In a storm the MP's accept queue and handshakes take a while: a
+     * client that gave up early would only come back and add to it. */
+    hc.connect_timeout_ms = 30000;
+    hc.timeout_ms = 60000;
     hc.negotiate = opt_kerberos;
     /* One connection per agent: the plain HTTP one of its first location
      * request closes once the agent moved to HTTPS, so an MP holds one
@@ -852,7 +867,12 @@ typedef struct {
     gint64 content_ok, content_refused;
     double active_secs_sum;
     guint active_n;
+    CmTime last_active; /* when the last agent became active (wall clock) */
 } Totals;
+
+/* When the clock started (after the agents were made, and with --prepare
+ * once every registration was ready). */
+static CmTime run_t0;
 
 /* Reads every agent under its worker's lock; writes the status file when
  * asked. */
@@ -880,6 +900,7 @@ collect(Lab *lab, Totals *t, const char *status_path)
             if (a->active_at > 0) {
                 t->active_secs_sum += (double)(a->active_at - a->started) / 1e6;
                 t->active_n++;
+                t->last_active = MAX(t->last_active, a->active_at);
             }
             if (list != NULL)
                 json_array_append_new(
@@ -948,8 +969,10 @@ print_summary(const Totals *t, guint n, double secs)
         printf("  content verified %" G_GINT64_FORMAT ", refused %" G_GINT64_FORMAT "\n",
                t->content_ok, t->content_refused);
     if (t->active_n > 0)
-        printf("  time to active: mean %.2f s over %u agents\n", t->active_secs_sum / t->active_n,
-               t->active_n);
+        printf("  time to active: mean %.2f s over %u agents; the last active %.3f s after the "
+               "start\n",
+               t->active_secs_sum / t->active_n, t->active_n,
+               (double)(t->last_active - run_t0) / 1e6);
 }
 
 int
@@ -967,7 +990,8 @@ main(int argc, char **argv)
     g_option_context_set_summary(ctx, "Installs --count agents against the lab in --lab and "
                                       "runs them until SIGTERM, SIGINT or --until.");
     if (!g_option_context_parse(ctx, &argc, &argv, &error) || opt_lab == NULL || argc != 1 ||
-        opt_count < 1 || opt_count > MAX_AGENTS || opt_threads < 1 || opt_threads > 64) {
+        opt_count < 1 || opt_count > MAX_AGENTS || opt_threads < 1 || opt_threads > 64 ||
+        opt_first < 0 || opt_first > 10 * MAX_AGENTS) {
         fprintf(stderr, "cmlab-agent: %s (see --help)\n",
                 error ? error->message
                       : "give --lab DIR, --count 1 to 100000 and --threads 1 to 64");
@@ -1007,6 +1031,7 @@ main(int argc, char **argv)
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGUSR1);
         pthread_sigmask(SIG_BLOCK, &set, NULL);
     }
     lab.n_workers = (guint)MIN(opt_threads, opt_count);
@@ -1023,12 +1048,27 @@ main(int argc, char **argv)
     }
     for (guint i = 0; i < (guint)opt_count; i++) {
         Worker *wk = &lab.workers[i % lab.n_workers];
-        LabAgent *a = agent_new(&lab, wk, i, &error);
+        LabAgent *a = agent_new(&lab, wk, (guint)opt_first + i, &error);
         if (a == NULL)
             goto out;
         g_ptr_array_add(wk->agents, a);
     }
+    if (opt_wait_start) {
+        sigset_t set;
+        int sig = 0;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGUSR1);
+        printf("cmlab-agent: %d agents ready\n", opt_count);
+        fflush(stdout);
+        if (sigwait(&set, &sig) != 0 || sig != SIGUSR1) {
+            rc = 0;
+            goto out;
+        }
+    }
     t0 = cm_net_wall_now();
+    run_t0 = t0;
     for (guint w = 0; w < lab.n_workers; w++) {
         Worker *wk = &lab.workers[w];
         event_base_once(wk->base, -1, EV_TIMEOUT, on_start, wk, NULL);
@@ -1045,6 +1085,7 @@ main(int argc, char **argv)
                g_atomic_int_get(&lab.ready), opt_count, (double)(cm_net_wall_now() - t0) / 1e6);
         fflush(stdout);
         t0 = cm_net_wall_now();
+        run_t0 = t0;
         g_atomic_int_set(&lab.gate_open, 1);
         for (guint w = 0; w < lab.n_workers; w++)
             event_active(lab.workers[w].go_ev, EV_TIMEOUT, 0);

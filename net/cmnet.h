@@ -312,6 +312,11 @@ typedef struct {
     /* Optional protocol message: its CCM-ClientID, CCM-Signature
      * (cm_msg_format_signature) and, unless body is set, its body. */
     const CmRequest *msg;
+    /* Close the connection once answered instead of keeping it for the
+     * next request (CURLOPT_FORBID_REUSE): an agent's plain HTTP location
+     * request, refused in HTTPS-only modes, would otherwise hold a second
+     * connection to its MP. */
+    gboolean close_after;
 } CmNetHttpRequest;
 
 typedef struct {

@@ -55,7 +55,10 @@
 #define DEFAULT_MAX_HEADER (8 * 1024)
 #define DEFAULT_READ_TIMEOUT_MS 10000
 #define DEFAULT_IDLE_TIMEOUT_MS 60000
-#define LISTEN_BACKLOG 1024
+/* A registration storm opens thousands of connections at once; a short
+ * accept queue drops their SYNs and the clients' retransmits (1 s, 3 s)
+ * run into their connect timeouts.  The kernel caps it at somaxconn. */
+#define LISTEN_BACKLOG 8192
 #define PEER_RECHECK_US (60 * CM_USEC_PER_SEC)
 #define PATH_IN_MESSAGE_MAX 128
 
