@@ -42,6 +42,8 @@
 #define MPCONFIG_MAX (1024 * 1024)
 #define SITE_WAIT_US (30 * CM_USEC_PER_SEC)
 #define SITE_BUSY_RETRY (10 * CM_USEC_PER_SEC)
+#define MAX_PENDING 512                        /* forwards waiting for the site */
+#define MP_BUSY_RETRY (5 * CM_USEC_PER_SEC)
 /* A notification channel lives as long as its connection (REQ REG-05)
  * and idles between keep-alives (15 min by default): the MP's idle timeout
  * must be longer than the clients' keep-alive interval. */
@@ -75,6 +77,14 @@ typedef struct {
     CmNetGauge *channels;
     CmNetCounter *keepalives;
     CmNetCounter *site_failures;
+    /* A bounded queue, as the simulator models one: past max_pending
+     * forwards waiting for the site, clients get 503 with Retry-After at
+     * once rather than a slow timeout (REQ TRUST-12's storm drains by the
+     * clients' backoff). */
+    gint pending_forwards;
+    gint64 max_pending;
+    CmNetCounter *busy;
+    CmNetGauge *pending_gauge;
     GHashTable *cmg_cps; /* thumbprint hex of the registered connection points (under lock) */
     /* refresh thread */
     GThread *refresher;
@@ -218,6 +228,7 @@ forward_done(CmNetHttpResponse *hresp, void *user_data)
     CmResponse resp = {0};
     GError *error = NULL;
 
+    cm_net_gauge_set(d->pending_gauge, g_atomic_int_add(&d->pending_forwards, -1) - 1);
     if (!cm_net_http_response_to_cm(hresp, &resp, &error)) {
         /* The site is down or slow: the client retries later, as it would
          * against a busy MP. */
@@ -285,6 +296,16 @@ serve(MpDaemon *d, CmNetCall *call, const CmRequest *req, Forward *f_cmg, CmResp
         return TRUE;
     }
 
+    if (g_atomic_int_get(&d->pending_forwards) >= d->max_pending) {
+        if (f_cmg != NULL)
+            forward_free(f_cmg);
+        cm_net_counter_inc(d->busy);
+        cm_response_refuse(resp, CM_REASON_BUSY, "%" G_GINT64_FORMAT
+                           " requests wait for the site already; retry later",
+                           d->max_pending);
+        resp->retry_after = MP_BUSY_RETRY;
+        return TRUE;
+    }
     worker = cm_net_call_worker(call);
     clients = f_cmg != NULL ? d->cmg_clients : d->clients;
     gens = f_cmg != NULL ? d->cmg_client_gen : d->client_gen;
@@ -314,7 +335,9 @@ serve(MpDaemon *d, CmNetCall *call, const CmRequest *req, Forward *f_cmg, CmResp
     f = f_cmg != NULL ? f_cmg : g_new0(Forward, 1);
     f->d = d;
     f->call = call;
+    cm_net_gauge_set(d->pending_gauge, g_atomic_int_add(&d->pending_forwards, 1) + 1);
     if (!cm_net_httpc_send(client, &hreq, forward_done, f, &error)) {
+        g_atomic_int_add(&d->pending_forwards, -1);
         forward_free(f);
         cm_response_refuse(resp, CM_REASON_INTERNAL, "cannot forward to the site: %s",
                            error->message);
@@ -507,6 +530,8 @@ main(int argc, char **argv)
           !cm_net_config_path(cfg, "mp", "pki_key", NULL, &p_pki_key, &error))) ||
         !cm_net_config_int(cfg, "mp", "site_connections", SITE_CONNECTIONS, 1, 1024,
                            &site_connections, &error) ||
+        !cm_net_config_int(cfg, "mp", "max_pending", MAX_PENDING, 1, 1000000, &d.max_pending,
+                           &error) ||
         (cm_net_config_has(cfg, "mp", "keytab") &&
          !cm_net_config_path(cfg, "mp", "keytab", NULL, &p_keytab, &error)) ||
         !cm_net_config_httpd(cfg, "listen", &hc, &error) ||
@@ -605,6 +630,11 @@ main(int argc, char **argv)
                                       "Open client notification channels", NULL);
     d.keepalives = cm_net_metrics_counter(metrics, "cm_mp_keepalives_total",
                                           "Keep-alives answered on open channels", NULL);
+    d.busy = cm_net_metrics_counter(metrics, "cm_mp_busy_total",
+                                    "Requests answered 503 because max_pending forwards waited",
+                                    NULL);
+    d.pending_gauge = cm_net_metrics_gauge(metrics, "cm_mp_pending_forwards",
+                                           "Forwarded requests waiting for the site", NULL);
     d.site_failures = cm_net_metrics_counter(metrics, "cm_mp_site_failures_total",
                                              "Forwarded requests the site did not answer", NULL);
     if (!cm_net_raise_fd_limit(65536, NULL, NULL))

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# tests/lab/overload.sh - an MP whose site stops answering keeps a bounded
+# queue of forwarded requests: past [mp] max_pending, clients get 503 with
+# Retry-After at once (the agents back off and come back), not a timeout.
+# The simulator models the same queue.
+#
+#   REQ: TRUST-12   a storm drains through 503 and the clients' backoff
+. "$(dirname "$0")/common.sh"
+
+lab_up overload ehttp all --mps 1
+"$top_srcdir/scripts/lab" down --dir "$lab" >/dev/null
+sed -i 's/^\[listen\]/max_pending = 2\n\n[listen]/' "$lab/mp1/mp.conf"
+"$top_srcdir/scripts/lab" up --dir "$lab" --test-timings >/dev/null || fail "lab restart"
+mp=$lab/mp1
+root=$lab/site/issuing-root.pem
+site_pid=$(cat "$lab/site/site.pid")
+kill -STOP "$site_pid"
+register() { # n: a forwarded request the frozen site will not answer
+  curl_mp "$mp" --cacert "$root" --max-time 30 -o "$work/r$1" -D "$work/h$1" -w '%{http_code}' \
+    -X POST -d '{}' -H "CCM-ClientID: GUID:00000000-0000-0000-0000-00000000000$1" \
+    -H "CCM-Signature: sha256 AAAA" "$(mp_url "$mp" https /ccm_system_windowsauth/request/register)" \
+    >"$work/code$1"
+}
+register 1 &
+p1=$!
+register 2 &
+p2=$!
+sleep 1
+t0=$(date +%s%N)
+register 3
+t=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill -CONT "$site_pid"
+[ "$(cat "$work/code3")" = 503 ] || fail "a third waiting request got $(cat "$work/code3"): $(cat "$work/r3")"
+grep -qi '^retry-after: [1-9]' "$work/h3" || fail "503 without Retry-After: $(cat "$work/h3")"
+[ "$t" -lt 3000 ] || fail "the 503 took $t ms"
+ok "past max_pending (2) forwards waiting for a frozen site, the MP answers 503 with Retry-After in $t ms"
+wait "$p1" "$p2" || true
+[ "$(cat "$work/code1")" != 503 ] && [ "$(cat "$work/code2")" != 503 ] ||
+  fail "the queued requests were refused: $(cat "$work/code1") $(cat "$work/code2")"
+ok "the two queued requests got the site's answer once it resumed ($(cat "$work/code1"), $(cat "$work/code2"))"
+curl_mp "$mp" "$(mp_url "$mp" http /metrics)" | grep -q '^cm_mp_busy_total 1$' ||
+  fail "cm_mp_busy_total: $(curl_mp "$mp" "$(mp_url "$mp" http /metrics)" | grep busy)"
+ok "/metrics counts the 503s (cm_mp_busy_total)"
+lab_down
+echo "overload: $checks checks passed"
