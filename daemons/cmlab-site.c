@@ -215,6 +215,26 @@ load_forests(CmSite *site, CmNetConfig *cfg, GError **error)
     return TRUE;
 }
 
+/* The site in dir, for the provisioning commands (new). */
+static CmSite *
+site_of_dir(const char *dir, CmTime now, GError **error)
+{
+    g_autofree char *code = NULL;
+    g_autoptr(CmNetConfig) cfg = load_conf(dir, &code, error);
+
+    return cfg != NULL ? open_site(dir, code, NULL, now, error) : NULL;
+}
+
+/* The --out folder, private to its owner (it receives keys). */
+static gboolean
+make_out_dir(GError **error)
+{
+    if (g_mkdir_with_parents(opt_out, 0700) == 0)
+        return TRUE;
+    g_set_error(error, CM_DAEMON_ERROR, 0, "cannot create %s: %s", opt_out, g_strerror(errno));
+    return FALSE;
+}
+
 /* ------------------------------------------------------------ init */
 
 static int
@@ -316,8 +336,7 @@ cmd_add_mp(void)
 {
     GError *error = NULL;
     CmTime now = cm_net_wall_now();
-    g_autofree char *code = NULL, *mp_conf = NULL, *site_addr = NULL;
-    g_autoptr(CmNetConfig) cfg = NULL;
+    g_autofree char *mp_conf = NULL, *site_addr = NULL;
     g_autoptr(CmSite) site = NULL;
     g_autoptr(CmCert) mp_cert = NULL, tls = NULL, client = NULL;
     g_autoptr(CmKey) key = NULL, client_key = NULL;
@@ -328,14 +347,8 @@ cmd_add_mp(void)
         g_set_error(&error, CM_DAEMON_ERROR, 0, "give --name HOST and --out MPDIR");
         goto out;
     }
-    cfg = load_conf(opt_dir, &code, &error);
-    if (cfg == NULL || (site = open_site(opt_dir, code, NULL, now, &error)) == NULL)
+    if ((site = site_of_dir(opt_dir, now, &error)) == NULL || !make_out_dir(&error))
         goto out;
-    if (g_mkdir_with_parents(opt_out, 0700) != 0) {
-        g_set_error(&error, CM_DAEMON_ERROR, 0, "cannot create %s: %s", opt_out,
-                    g_strerror(errno));
-        goto out;
-    }
     if (!cm_site_hier_add_mp(site, opt_dir, opt_name, opt_internet, now, &info, &mp_cert, &tls,
                              &key, &error) ||
         !cm_site_issue_system_cert(site, CM_CERT_CLIENT_AUTH, info.name, NULL, now, &client,
@@ -388,8 +401,7 @@ cmd_add_dp(void)
 {
     GError *error = NULL;
     CmTime now = cm_net_wall_now();
-    g_autofree char *code = NULL, *dp_conf = NULL, *host = NULL;
-    g_autoptr(CmNetConfig) cfg = NULL;
+    g_autofree char *dp_conf = NULL, *host = NULL;
     g_autoptr(CmSite) site = NULL;
     g_autoptr(CmCert) tls = NULL;
     g_autoptr(CmKey) key = NULL;
@@ -400,14 +412,8 @@ cmd_add_dp(void)
         goto out;
     }
     host = g_ascii_strdown(opt_name, -1);
-    cfg = load_conf(opt_dir, &code, &error);
-    if (cfg == NULL || (site = open_site(opt_dir, code, NULL, now, &error)) == NULL)
+    if ((site = site_of_dir(opt_dir, now, &error)) == NULL || !make_out_dir(&error))
         goto out;
-    if (g_mkdir_with_parents(opt_out, 0700) != 0) {
-        g_set_error(&error, CM_DAEMON_ERROR, 0, "cannot create %s: %s", opt_out,
-                    g_strerror(errno));
-        goto out;
-    }
     if (!cm_site_issue_system_cert(site, CM_CERT_SERVER, host, host, now, &tls, &key, &error))
         goto out;
     {
@@ -421,7 +427,7 @@ cmd_add_dp(void)
                               "[dp]\nname = %s\nsite_code = %s\nhttps = false\n"
                               "allow_anonymous = true\n"
                               "\n[listen]\naddress = 127.0.0.1\nhttp_port = 0\nhttps_port = 0\n",
-                              host, code);
+                              host, cm_site_code(site));
     {
         g_autofree char *p = path_in(opt_out, "dp.conf");
         if (!cm_daemon_write_file(p, dp_conf, strlen(dp_conf), 0644, &error))
@@ -442,9 +448,7 @@ static int
 cmd_cmg(const char *cmd)
 {
     GError *error = NULL;
-    g_autofree char *code = NULL;
-    g_autoptr(CmNetConfig) cfg = load_conf(opt_dir, &code, &error);
-    g_autoptr(CmSite) site = cfg ? open_site(opt_dir, code, NULL, cm_net_wall_now(), &error) : NULL;
+    g_autoptr(CmSite) site = site_of_dir(opt_dir, cm_net_wall_now(), &error);
 
     if (site == NULL) {
         fprintf(stderr, "cmlab-site %s: %s\n", cmd, error->message);
@@ -461,8 +465,7 @@ cmd_add_admin(void)
 {
     GError *error = NULL;
     CmTime now = cm_net_wall_now();
-    g_autofree char *code = NULL, *thumb = NULL;
-    g_autoptr(CmNetConfig) cfg = NULL;
+    g_autofree char *thumb = NULL;
     g_autoptr(CmSite) site = NULL;
     g_autoptr(CmCert) cert = NULL;
     g_autoptr(CmKey) key = NULL;
@@ -475,8 +478,7 @@ cmd_add_admin(void)
         g_set_error(&error, CM_DAEMON_ERROR, 0, "give --name, --role and --out");
         goto out;
     }
-    cfg = load_conf(opt_dir, &code, &error);
-    if (cfg == NULL || (site = open_site(opt_dir, code, NULL, now, &error)) == NULL)
+    if ((site = site_of_dir(opt_dir, now, &error)) == NULL)
         goto out;
     for (char **r = opt_roles; *r != NULL && spec.n_roles < CM_ADMIN_MAX_ROLES; r++)
         if (!cm_security_role_parse(*r, &roles[spec.n_roles++], &error))
@@ -501,10 +503,8 @@ cmd_add_admin(void)
     spec.cert_thumbprint = thumb;
     if (!cm_site_rbac_add_admin(site, &spec, CM_SITE_BUILTIN_ADMIN, now, &error))
         goto out;
-    if (g_mkdir_with_parents(opt_out, 0700) != 0) {
-        g_set_error(&error, CM_DAEMON_ERROR, 0, "cannot create %s", opt_out);
+    if (!make_out_dir(&error))
         goto out;
-    }
     {
         g_autofree char *n1 = g_strconcat(opt_name, ".pem", NULL);
         g_autofree char *n2 = g_strconcat(opt_name, ".key", NULL);
@@ -528,13 +528,10 @@ static int
 cmd_verify_audit(void)
 {
     GError *error = NULL;
-    g_autofree char *code = NULL;
-    g_autoptr(CmNetConfig) cfg = load_conf(opt_dir, &code, &error);
-    g_autoptr(CmSite) site = NULL;
+    g_autoptr(CmSite) site = site_of_dir(opt_dir, cm_net_wall_now(), &error);
     CmAuditReport r;
 
-    if (cfg == NULL || (site = open_site(opt_dir, code, NULL, cm_net_wall_now(), &error)) == NULL ||
-        !cm_site_audit_verify(site, NULL, &r, &error)) {
+    if (site == NULL || !cm_site_audit_verify(site, NULL, &r, &error)) {
         fprintf(stderr, "cmlab-site verify-audit: %s\n", error->message);
         g_error_free(error);
         return 2;

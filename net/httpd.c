@@ -1213,12 +1213,22 @@ out:
     return h;
 }
 
+static void
+route_add(CmNetHttpd *h, const char *path, CmNetRouteFunc fn, CmNetHandler handler, void *data)
+{
+    Route *r = g_new0(Route, 1);
+
+    r->path = g_strdup(path);
+    r->fn = fn;
+    r->handler = handler;
+    r->data = data;
+    g_ptr_array_add(h->routes, r);
+}
+
 gboolean
 cm_net_httpd_add_route(CmNetHttpd *h, const char *path, CmNetRouteFunc fn, void *user_data,
                        GError **error)
 {
-    Route *r;
-
     if (h->started || path == NULL || path[0] != '/' || fn == NULL || find_route(h, path) != NULL ||
         cm_ep_from_path(path) != CM_EP_NONE) {
         g_set_error(error, CM_NET_ERROR, CM_NET_ERROR_CONFIG,
@@ -1227,11 +1237,7 @@ cm_net_httpd_add_route(CmNetHttpd *h, const char *path, CmNetRouteFunc fn, void 
                     path ? path : "");
         return FALSE;
     }
-    r = g_new0(Route, 1);
-    r->path = g_strdup(path);
-    r->fn = fn;
-    r->data = user_data;
-    g_ptr_array_add(h->routes, r);
+    route_add(h, path, fn, NULL, user_data);
     return TRUE;
 }
 
@@ -1239,8 +1245,6 @@ gboolean
 cm_net_httpd_add_api(CmNetHttpd *h, const char *prefix, CmNetHandler handler, void *user_data,
                      GError **error)
 {
-    Route *r;
-
     if (h->started || prefix == NULL || prefix[0] != '/' || !g_str_has_suffix(prefix, "/") ||
         handler == NULL || find_route(h, prefix) != NULL) {
         g_set_error(error, CM_NET_ERROR, CM_NET_ERROR_CONFIG,
@@ -1249,11 +1253,7 @@ cm_net_httpd_add_api(CmNetHttpd *h, const char *prefix, CmNetHandler handler, vo
                     prefix ? prefix : "");
         return FALSE;
     }
-    r = g_new0(Route, 1);
-    r->path = g_strdup(prefix);
-    r->handler = handler;
-    r->data = user_data;
-    g_ptr_array_add(h->routes, r);
+    route_add(h, prefix, NULL, handler, user_data);
     return TRUE;
 }
 
