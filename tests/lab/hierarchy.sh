@@ -77,6 +77,19 @@ sed -i 's/^interval = 30s$/interval = 1s/' "$child/site/site.conf"
 smsid=$(json "d[0]['smsid']" <"$work/agent.json")
 cadmin client "$smsid" | grep -q '"approved"' || cfail "PS2 does not have the agent approved"
 ok "TRUST-02: an agent installed with PS1's SMSPublicRootKey trusts PS2's MP and registers at PS2 ($smsid)"
+# The same install with PS2's own exchange key (what it handed out before
+# joining): PS2's MP is not signed by it, and the agent does not register.
+mkdir -p "$work/own/site"
+cp "$child/site/site.conf" "$child/site/issuing-root.pem" "$work/own/site/"
+echo "$own_key" >"$work/own/site/trk.hex"
+ln -s "$child/mp1" "$work/own/mp1"
+if "$bin/cmlab-agent" --lab "$work/own" --count 1 --status "$work/own.json" --until active --timeout 4s \
+  --retry-base 1s >"$work/own.log" 2>&1; then
+  cfail "an agent installed with PS2's own exchange key registered through PS2's MP"
+fi
+grep -q "mp1.partner.example refused: .*not signed by the trusted root key" "$work/own.log" &&
+  [ "$(json "d[0]['registrations']" <"$work/own.json")" = 0 ] || cfail "own-key agent: $(tail -3 "$work/own.log")"
+ok "TRUST-02: an agent installed with PS2's own exchange key instead refuses PS2's MP (not signed by the trusted root key it holds)"
 
 # --- replication over HTTPS ----------------------------------------------
 wait_json cadmin "[l for l in d['links'] if l['peer'] == 'PS1'][0]['received'] > 0 and d['replication']['failures'] == 0" 10
