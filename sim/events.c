@@ -2,6 +2,7 @@
  * the world (upgrades, blocking, approvals, revocations, publishing,
  * collections, deployments, an MP taken over, settings, maintenance). */
 #include "software.h"
+#include "hierarchy.h"
 
 #include <string.h>
 
@@ -190,6 +191,8 @@ do_deploy(SimWorld *w, CmScnEvent *ev)
     if (id == NULL) {
         g_warning("event %s: %s", ev->name, error->message);
         g_error_free(error);
+    } else {
+        sim_hierarchy_deployed(w, site, ev, id); /* on to the sites below, if any */
     }
 }
 
@@ -302,6 +305,10 @@ ev_event(CmSimEngine *e, void *ctx, guint64 arg)
         break;
     case CM_SCN_ACT_MAINTENANCE:
         do_maintenance(w, ev);
+        break;
+    case CM_SCN_ACT_LINK_DOWN:
+    case CM_SCN_ACT_LINK_UP:
+        sim_hierarchy_link(w, ev->target, ev->action == CM_SCN_ACT_LINK_UP);
         break;
     }
 }

@@ -2,6 +2,7 @@
  * time, the scalar metrics at the end, and the scenario's expectations
  * checked against them.  Metric names are listed in docs/report-schema.md. */
 #include "world.h"
+#include "hierarchy.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -154,6 +155,7 @@ sim_metrics_finish(SimWorld *w)
     CmCryptoCounters cc;
     gint64 refusals[CM_REASON__COUNT] = {0};
 
+    sim_hierarchy_finish(w); /* replication and visibility, before the expectations */
     for (guint i = 0; i < w->n_clients; i++) {
         const CmAgentStatus *st;
         if (w->clients[i].agent == NULL || w->clients[i].attacker)

@@ -55,6 +55,8 @@ static const char *const action_names[] = {
     [CM_SCN_ACT_TAKE_OVER_MP] = "take-over-mp",
     [CM_SCN_ACT_SET] = "set",
     [CM_SCN_ACT_MAINTENANCE] = "maintenance",
+    [CM_SCN_ACT_LINK_DOWN] = "link-down",
+    [CM_SCN_ACT_LINK_UP] = "link-up",
 };
 
 static const char *const strategy_names[] = {
@@ -171,6 +173,7 @@ site_free(CmScnSite *x)
     g_free(x->forest);
     g_free(x->segment);
     g_strfreev(x->publish_to);
+    g_free(x->parent);
     g_free(x);
 }
 
@@ -1414,7 +1417,13 @@ parse_site(Loader *ld, const Group *g, GError **error)
                                        "discovery_retention",
                                        "client_status_retention",
                                        "client_token_lifetime",
+                                       "parent",
+                                       "kind",
+                                       "replication_interval",
+                                       "replication_batch",
                                        NULL};
+    static const char *const kind_names[] = {"central", "primary", "secondary"};
+    int kind = CM_SITE_KIND_PRIMARY;
     CmScnSite *site;
     GError *cause = NULL;
     char code[4];
@@ -1443,8 +1452,37 @@ parse_site(Loader *ld, const Group *g, GError **error)
         !get_int(g, "workers", 4, 1, MAX_WORKERS, &site->workers, error) ||
         !get_int(g, "queue_limit", 10000, 1, MAX_QUEUE, &site->queue_limit, error) ||
         !get_segment_ref(g, "segment", NULL, &site->segment, error) ||
-        !get_list(g, "publish_to", &site->publish_to, error))
+        !get_list(g, "publish_to", &site->publish_to, error) ||
+        !get_raw(g, "parent", &site->parent, error) ||
+        !get_enum(g, "kind", kind_names, G_N_ELEMENTS(kind_names), CM_SITE_KIND_PRIMARY, &kind,
+                  error) ||
+        !get_duration(g, "replication_interval", 5 * CM_USEC_PER_MIN, CM_USEC_PER_SEC,
+                      MAX_DURATION, &site->repl_interval, error) ||
+        !get_int(g, "replication_batch", 1000, 1, CM_REPL_ITEMS_MAX, &site->repl_batch, error))
         return FALSE;
+    site->kind = (CmSiteKind)kind;
+    if (site->parent == NULL) {
+        static const char *const child_keys[] = {"kind", "replication_interval",
+                                                 "replication_batch", NULL};
+        for (const char *const *k = child_keys; *k != NULL; k++)
+            if (has_key(g, *k))
+                return fail(g, *k, error, "only for a child site; set parent = CODE too");
+    } else {
+        char pcode[4];
+        if (!cm_id_site_code_check(site->parent, pcode, &cause)) {
+            fail(g, "parent", error, "%s", cause->message);
+            g_error_free(cause);
+            return FALSE;
+        }
+        g_free(site->parent);
+        site->parent = g_strdup(pcode);
+        if (strcmp(pcode, site->code) == 0)
+            return fail(g, "parent", error, "a site cannot be its own parent");
+        if (site->kind == CM_SITE_KIND_CENTRAL)
+            return fail(g, "kind", error,
+                        "expected primary or secondary; the central site is the top-level "
+                        "site with children, not a child");
+    }
     if (has_key(g, "top_level"))
         ld->top_said = TRUE;
     if (site->top_level) {
@@ -1725,12 +1763,14 @@ typedef enum {
     TGT_POPULATION,
     TGT_MP,
     TGT_FOREST,
+    TGT_SITE,
 } TargetKind;
 
 static const char *const target_kinds[] = {[TGT_NONE] = "nothing",
                                            [TGT_POPULATION] = "population",
                                            [TGT_MP] = "mp",
-                                           [TGT_FOREST] = "forest"};
+                                           [TGT_FOREST] = "forest",
+                                           [TGT_SITE] = "site"};
 
 /* What each action reads beyond at and action. */
 static const struct {
@@ -1749,6 +1789,8 @@ static const struct {
     [CM_SCN_ACT_TAKE_OVER_MP] = {TGT_MP, FALSE, {"target"}},
     [CM_SCN_ACT_SET] = {TGT_NONE, TRUE, {"site", "settings"}},
     [CM_SCN_ACT_MAINTENANCE] = {TGT_NONE, TRUE, {"site"}},
+    [CM_SCN_ACT_LINK_DOWN] = {TGT_SITE, FALSE, {"target"}},
+    [CM_SCN_ACT_LINK_UP] = {TGT_SITE, FALSE, {"target"}},
 };
 
 /* Collection names may hold spaces ("All Systems"), not commas. */
@@ -1772,12 +1814,24 @@ get_target(const Group *g, TargetKind kind, char **out, GError **error)
     g_autofree char *v = NULL;
     GHashTable *table = kind == TGT_POPULATION ? ld->populations
                         : kind == TGT_MP       ? ld->mps
+                        : kind == TGT_SITE     ? ld->sites
                                                : ld->forests;
 
     if (!get_name(g, "target", &v, error))
         return FALSE;
     if (v == NULL)
         return fail(g, "target", error, "missing; expected the name of a [%s]", target_kinds[kind]);
+    if (kind == TGT_SITE) {
+        GError *cause = NULL;
+        char code[4];
+        if (!cm_id_site_code_check(v, code, &cause)) {
+            fail(g, "target", error, "%s", cause->message);
+            g_error_free(cause);
+            return FALSE;
+        }
+        g_free(v);
+        v = g_strdup(code);
+    }
     if (lookup(g, "target", table, target_kinds[kind], v, error) == NULL)
         return FALSE;
     *out = g_steal_pointer(&v);
@@ -2616,6 +2670,59 @@ static const struct {
     {G_COSTS, parse_costs},
 };
 
+/* The hierarchy as a whole: parents exist, the top-level site is the
+ * root, primaries sit below it and secondaries below primaries (what the
+ * site library admits, REQ NET-05), and a link event names a child. */
+static gboolean
+check_hierarchy(Loader *ld, GError **error)
+{
+    for (guint i = 0; i < ld->s->sites->len; i++) {
+        CmScnSite *site = g_ptr_array_index(ld->s->sites, i), *parent;
+        g_autofree char *title = g_strdup_printf("site %s", site->code);
+        Group g = {.ld = ld, .kind = G_SITE, .title = title};
+        if (site->parent == NULL)
+            continue;
+        if (site->top_level)
+            return fail(&g, "parent", error, "the top-level site has no parent");
+        if ((parent = lookup(&g, "parent", ld->sites, "site", site->parent, error)) == NULL)
+            return FALSE;
+        if (parent->top_level && site->kind != CM_SITE_KIND_PRIMARY)
+            return fail(&g, "kind", error,
+                        "below the top-level site %s a child is a primary site; a secondary "
+                        "goes below a primary",
+                        parent->code);
+        if (!parent->top_level && parent->parent != NULL && parent->kind == CM_SITE_KIND_PRIMARY &&
+            site->kind != CM_SITE_KIND_SECONDARY)
+            return fail(&g, "kind", error,
+                        "below the child primary %s a child is a secondary (set kind = "
+                        "secondary); a primary goes below the top-level site",
+                        parent->code);
+        if (!parent->top_level &&
+            (parent->parent == NULL || parent->kind != CM_SITE_KIND_PRIMARY))
+            return fail(&g, "parent", error,
+                        "a child of %s would be a secondary below a child primary; %s is not one "
+                        "(primaries go below the top-level site, secondaries below primaries)",
+                        parent->code, parent->code);
+    }
+    for (guint i = 0; i < ld->s->events->len; i++) {
+        CmScnEvent *ev = g_ptr_array_index(ld->s->events, i);
+        CmScnSite *site;
+        g_autofree char *title = NULL;
+        Group g = {.ld = ld, .kind = G_EVENT};
+        if (ev->action != CM_SCN_ACT_LINK_DOWN && ev->action != CM_SCN_ACT_LINK_UP)
+            continue;
+        site = g_hash_table_lookup(ld->sites, ev->target);
+        title = g_strdup_printf("event %s", ev->name);
+        g.title = title;
+        if (site == NULL || site->parent == NULL)
+            return fail(&g, "target", error,
+                        "site %s has no parent; expected a child site, whose link to its parent "
+                        "goes down",
+                        ev->target);
+    }
+    return TRUE;
+}
+
 /* Directory publishing that no site does would silently leave the
  * population to trust on first use. */
 static gboolean
@@ -2684,6 +2791,8 @@ build(Loader *ld, char **titles, const GroupKind *kinds, char ***args, GError **
         }
         ((CmScnSite *)g_ptr_array_index(s->sites, 0))->top_level = TRUE;
     }
+    if (!check_hierarchy(ld, error))
+        return NULL;
     if (s->populations->len == 0) {
         fail_file(ld, error,
                   "no [population NAME] group; a scenario needs at least one population");

@@ -65,6 +65,12 @@ typedef struct {
     char **publish_to;       /* forests with directory publishing (REQ NET-07), NULL-terminated */
     int workers;             /* site server worker pool */
     int queue_limit;
+    /* Hierarchy (sim/hierarchy.c): a child site joins parent at set-up
+     * (REQ NET-05) and replicates with it every repl_interval. */
+    char *parent;            /* parent site code, NULL: none (top-level or standalone) */
+    CmSiteKind kind;         /* primary or secondary, with parent */
+    CmTime repl_interval;    /* database replication with the parent */
+    int repl_batch;          /* items per batch at most */
 } CmScnSite;
 
 /* [mp NAME] */
@@ -126,6 +132,8 @@ typedef enum {
     CM_SCN_ACT_TAKE_OVER_MP,   /* an attacker controls an MP from now on */
     CM_SCN_ACT_SET,            /* change site settings */
     CM_SCN_ACT_MAINTENANCE,    /* run the site's maintenance tasks */
+    CM_SCN_ACT_LINK_DOWN,      /* target child site: its replication link to its parent fails */
+    CM_SCN_ACT_LINK_UP,        /* ... and comes back */
 } CmScnAction;
 
 /* [event NAME] */

@@ -3,6 +3,7 @@
  * behind PKI clients, and the populations of virtual clients, each running
  * the real agent with its own keys and its own random stream. */
 #include "world.h"
+#include "hierarchy.h"
 
 #include <string.h>
 
@@ -133,8 +134,6 @@ sim_world_add_mp(SimWorld *w, CmScnMp *scn, SimSite *site, GError **error)
 {
     SimMp *m = g_new0(SimMp, 1);
     CmMpInfo info;
-    CmCert *tls = NULL;
-    CmKey *key = NULL;
     g_autoptr(json_t) siteinfo = NULL, list = NULL;
 
     m->scn = scn;
@@ -142,11 +141,8 @@ sim_world_add_mp(SimWorld *w, CmScnMp *scn, SimSite *site, GError **error)
     m->seg = sim_world_seg(w, scn->segment);
     sim_server_init(&m->server, scn->name, scn->workers, (guint)scn->queue_limit);
     g_ptr_array_add(w->mps, m);
-    if (!cm_site_add_mp(site->site, scn->name, scn->internet, sim_now(w), &info, &m->cert, &tls,
-                        &key, error))
+    if (!sim_hierarchy_site_add_mp(w, site, scn, &info, &m->cert, error))
         return NULL;
-    cm_cert_unref(tls);
-    cm_key_unref(key);
     siteinfo = cm_site_siteinfo_json(site->site);
     list = cm_site_mplist_json(site->site);
     m->mp = cm_mp_new(&(CmMpConfig){.name = info.name, .role_id = info.role_id,
@@ -509,6 +505,8 @@ sim_world_new(CmScenario *scn, const SimCosts *costs, GError **error)
     for (guint i = 0; i < scn->sites->len; i++)
         if (!site_build(w, g_ptr_array_index(scn->sites, i), error))
             goto fail;
+    if (!sim_hierarchy_build(w, error))
+        goto fail;
     for (guint i = 0; i < scn->mps->len; i++) {
         CmScnMp *m = g_ptr_array_index(scn->mps, i);
         if (sim_world_add_mp(w, m, sim_world_site(w, m->site), error) == NULL)
@@ -518,6 +516,7 @@ sim_world_new(CmScenario *scn, const SimCosts *costs, GError **error)
         !sim_events_schedule(w, error))
         goto fail;
     sim_metrics_start(w);
+    sim_hierarchy_start(w);
     sim_site_worker_start(w);
     return w;
 fail:
@@ -532,6 +531,7 @@ sim_world_free(SimWorld *w)
         return;
     sim_site_worker_stop(w);
     sim_attackers_free(w);
+    sim_hierarchy_free(w);
     for (guint i = 0; i < w->n_clients; i++) {
         cm_agent_free(w->clients[i].agent);
         cm_cert_unref(w->clients[i].pki_cert);

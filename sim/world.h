@@ -178,6 +178,7 @@ struct SimWorld {
     gboolean progress;
     double wall_start;
     SimSiteWorker *site_worker; /* NULL: sites handled inline */
+    struct SimHierarchy *hier;  /* child sites and replication (hierarchy.c), NULL: none */
 };
 
 /* world.c */

@@ -1228,6 +1228,51 @@ END_TEST
 /* The examples of docs/scenarios.md stay valid: the first alone, the
  * [variant] and [expect] ones together in a small context, and every other
  * one together, as one scenario. */
+/* A hierarchy's shape is checked at load: parents exist, primaries go
+ * below the top-level site and secondaries below primaries, child keys
+ * need a parent, a link event names a child.  REQ: NET-05 */
+START_TEST(test_error_hierarchy)
+{
+#define HIER "[scenario]\nduration = 1h\n[segment lan]\n[population pcs]\ncount = 1\n" \
+             "[site CAS]\ntop_level = true\n"
+    GError *error = NULL;
+    GPtrArray *all = load(HIER "[site P01]\nparent = cas\nreplication_interval = 1m\n"
+                               "[site S01]\nparent = P01\nkind = secondary\n"
+                               "[event cut]\nat = 1m\naction = link-down\ntarget = S01\n",
+                          &error);
+    CmScenario *s;
+    CmScnSite *p01, *s01;
+
+    cm_assert_no_error(error);
+    s = g_ptr_array_index(all, 0);
+    p01 = g_ptr_array_index(s->sites, 1);
+    s01 = g_ptr_array_index(s->sites, 2);
+    ck_assert_str_eq(p01->parent, "CAS");
+    ck_assert_int_eq(p01->kind, CM_SITE_KIND_PRIMARY);
+    ck_assert_int_eq(p01->repl_interval, CM_USEC_PER_MIN);
+    ck_assert_int_eq(s01->kind, CM_SITE_KIND_SECONDARY);
+    ck_assert_int_eq(s01->repl_interval, 5 * CM_USEC_PER_MIN);
+    ck_assert_int_eq(s01->repl_batch, 1000);
+    g_ptr_array_unref(all);
+    expect_refused(HIER "[site P01]\nparent = XYZ\n", "[site P01] parent: no [site XYZ]");
+    expect_refused(HIER "[site P01]\nparent = P01\n", "cannot be its own parent");
+    expect_refused(HIER "[site P01]\nparent = CAS\nkind = secondary\n",
+                   "[site P01] kind: below the top-level site CAS a child is a primary");
+    expect_refused(HIER "[site P01]\nparent = CAS\n[site P02]\nparent = P01\n",
+                   "[site P02] kind: below the child primary P01 a child is a secondary");
+    expect_refused(HIER "[site P01]\nparent = CAS\n[site S01]\nparent = P01\nkind = secondary\n"
+                        "[site S02]\nparent = S01\nkind = secondary\n",
+                   "[site S02] parent: a child of S01");
+    expect_refused(HIER "[site PS2]\nreplication_interval = 1m\n",
+                   "[site PS2] replication_interval: only for a child site");
+    expect_refused(HIER "[site P01]\nparent = CAS\nkind = central\n", "[site P01] kind:");
+    expect_refused(HIER "[site P01]\nparent = CAS\n"
+                        "[event cut]\nat = 1m\naction = link-down\ntarget = CAS\n",
+                   "[event cut] target: site CAS has no parent");
+#undef HIER
+}
+END_TEST
+
 START_TEST(test_docs_examples)
 {
     const char *top = g_getenv("top_srcdir");
@@ -1320,6 +1365,7 @@ scenario_suite(void)
     tcase_add_test(bad, test_error_unknown_key);
     tcase_add_test(bad, test_error_values);
     tcase_add_test(bad, test_error_references);
+    tcase_add_test(bad, test_error_hierarchy);
     tcase_add_test(bad, test_error_expect);
     tcase_add_test(bad, test_variant_error_names_combination);
     tcase_add_test(bad, test_variant_limits);
