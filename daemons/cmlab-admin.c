@@ -101,8 +101,7 @@ command(int argc, char **argv, const char **method, char **path, json_t **body, 
         return TRUE;
     }
     *method = "POST";
-    if ((strcmp(cmd, "approve") == 0 || strcmp(cmd, "block") == 0 ||
-         strcmp(cmd, "unblock") == 0) &&
+    if ((strcmp(cmd, "approve") == 0 || strcmp(cmd, "block") == 0 || strcmp(cmd, "unblock") == 0) &&
         argc == 2) {
         *path = g_strconcat(CM_ADMIN_API_PREFIX, cmd, NULL);
         *body = json_pack("{s:s}", "smsid", argv[1]);
@@ -152,7 +151,8 @@ command(int argc, char **argv, const char **method, char **path, json_t **body, 
 int
 main(int argc, char **argv)
 {
-    g_autoptr(GOptionContext) ctx = g_option_context_new("COMMAND [ARGS] - administer a cmlab site");
+    g_autoptr(GOptionContext) ctx =
+        g_option_context_new("COMMAND [ARGS] - administer a cmlab site");
     GError *error = NULL;
     g_autoptr(CmCert) cert = NULL, root = NULL;
     g_autoptr(CmKey) key = NULL;

@@ -95,8 +95,8 @@ struct Lab {
     char **connect_to;
     char *site_code;
     char *trk;
-    GPtrArray *roots; /* CmCert* */
-    CmCert *ca;       /* enterprise CA, for --pki */
+    GPtrArray *roots;   /* CmCert* */
+    CmCert *ca;         /* enterprise CA, for --pki */
     char **cmg_entries; /* --cmg: the CMG's internet MP entries (REQ CMG-10) */
     guint cmg_port;     /* its client listener */
     CmKey *ca_key;
@@ -264,7 +264,8 @@ send_cmg(LabAgent *a, const CmAgentSend *send)
     Lab *lab = a->w->lab;
     const char *slash = strchr(send->mp, '/'), *last = strrchr(send->mp, '/');
     CmCmgAuth auth = opt_pki ? CM_CMG_AUTH_MUTUAL : CM_CMG_AUTH_SERVER;
-    const char *token = cm_agent_cmg_token(a->agent) ? cm_agent_cmg_token(a->agent) : opt_bulk_token;
+    const char *token =
+        cm_agent_cmg_token(a->agent) ? cm_agent_cmg_token(a->agent) : opt_bulk_token;
     g_autofree char *host = NULL, *path = NULL, *query = NULL, *url = NULL, *bearer = NULL;
     const char *headers[2] = {NULL, NULL};
     CmNetHttpRequest hreq = {0};
@@ -276,8 +277,8 @@ send_cmg(LabAgent *a, const CmAgentSend *send)
         !cm_cmg_client_path(auth, g_ascii_strtoull(last + 1, NULL, 10), send->ep, &path, &query))
         return FALSE;
     host = g_strndup(send->mp, (gsize)(slash - send->mp));
-    url = g_strdup_printf("https://%s:%u%s%s%s", host, lab->cmg_port, path, *query ? "?" : "",
-                          query);
+    url =
+        g_strdup_printf("https://%s:%u%s%s%s", host, lab->cmg_port, path, *query ? "?" : "", query);
     if (auth == CM_CMG_AUTH_SERVER && token != NULL) {
         bearer = g_strconcat("Authorization: Bearer ", token, NULL);
         headers[0] = bearer;
@@ -385,8 +386,7 @@ run_actions(LabAgent *a, CmAgentActions *act)
     }
     if (act->wake_at > 0) {
         CmTime delay = MAX(act->wake_at - cm_net_wall_now(), 0);
-        struct timeval tv = {.tv_sec = delay / CM_USEC_PER_SEC,
-                             .tv_usec = delay % CM_USEC_PER_SEC};
+        struct timeval tv = {.tv_sec = delay / CM_USEC_PER_SEC, .tv_usec = delay % CM_USEC_PER_SEC};
         evtimer_add(a->timer, &tv);
     }
     st = cm_agent_status(a->agent);
@@ -433,9 +433,9 @@ on_content(CmNetHttpResponse *hresp, void *user_data)
         return;
     g_mutex_lock(&a->w->lock);
     if (hresp->status != 200) {
-        g_autofree char *why = g_strdup_printf(
-            "the DP answered %d%s%s", hresp->status, hresp->error ? ": " : "",
-            hresp->error ? hresp->error->message : "");
+        g_autofree char *why =
+            g_strdup_printf("the DP answered %d%s%s", hresp->status, hresp->error ? ": " : "",
+                            hresp->error ? hresp->error->message : "");
         content_done(a, &a->content_failed, why);
         goto next;
     }
@@ -490,10 +490,8 @@ content_next(LabAgent *a)
     }
     cid = json_string_value(
         json_object_get(json_object_get(cm_agent_policy(a->agent, a->dl_policy), "content"), "id"));
-    url = content_url(a, cid,
-                      a->dl_manifest
-                          ? cm_dp_manifest_entry(a->dl_manifest, a->dl_next)->name
-                          : NULL);
+    url = content_url(
+        a, cid, a->dl_manifest ? cm_dp_manifest_entry(a->dl_manifest, a->dl_next)->name : NULL);
     req.url = url;
     if (!cm_net_httpc_send(a->http, &req, on_content, a, &error)) {
         content_done(a, &a->content_failed, error->message);
@@ -826,8 +824,8 @@ load_lab(Lab *lab, GError **error)
                                            : g_ptr_array_index(lab->dps, i - lab->mps->len);
         g_ptr_array_add(connect, g_strdup_printf("%s:%u:%s:%u", m->name, m->http_port, m->address,
                                                  m->http_port));
-        g_ptr_array_add(connect, g_strdup_printf("%s:%u:%s:%u", m->name, m->https_port,
-                                                 m->address, m->https_port));
+        g_ptr_array_add(connect, g_strdup_printf("%s:%u:%s:%u", m->name, m->https_port, m->address,
+                                                 m->https_port));
     }
     if (opt_cmg) {
         /* The gateway's name resolves to its loopback listener too. */
@@ -904,16 +902,15 @@ collect(Lab *lab, Totals *t, const char *status_path)
             }
             if (list != NULL)
                 json_array_append_new(
-                    list,
-                    json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:b}",
-                              "index", (int)a->index, "smsid", st->smsid, "state",
-                              cm_agent_state_name(st->state), "mp", st->mp, "transport",
-                              cm_transport_name(st->transport), "trk_source",
-                              cm_trust_source_name(st->trk_source), "registrations",
-                              st->registrations, "policies_accepted", st->policies_accepted,
-                              "policies_refused", st->policies_refused, "inventories_sent",
-                              st->inventories_sent, "keepalives_answered",
-                              st->keepalives_answered, "channel_open", st->channel_open));
+                    list, json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:b}",
+                                    "index", (int)a->index, "smsid", st->smsid, "state",
+                                    cm_agent_state_name(st->state), "mp", st->mp, "transport",
+                                    cm_transport_name(st->transport), "trk_source",
+                                    cm_trust_source_name(st->trk_source), "registrations",
+                                    st->registrations, "policies_accepted", st->policies_accepted,
+                                    "policies_refused", st->policies_refused, "inventories_sent",
+                                    st->inventories_sent, "keepalives_answered",
+                                    st->keepalives_answered, "channel_open", st->channel_open));
             if (list != NULL) {
                 json_t *o = json_array_get(list, json_array_size(list) - 1);
                 json_object_set_new(o, "content_verified", json_integer(a->content_ok));
@@ -998,9 +995,8 @@ main(int argc, char **argv)
         g_clear_error(&error);
         return 2;
     }
-    if (opt_until != NULL && !g_strv_contains((const char *const[]){"pending", "active",
-                                                                     "blocked", "inventory",
-                                                                     "policy", NULL},
+    if (opt_until != NULL && !g_strv_contains((const char *const[]){"pending", "active", "blocked",
+                                                                    "inventory", "policy", NULL},
                                               opt_until)) {
         fprintf(stderr, "cmlab-agent: --until: expected pending, active, blocked, inventory or "
                         "policy\n");
@@ -1019,8 +1015,7 @@ main(int argc, char **argv)
     {
         guint64 want = (guint64)opt_count * 4 + 256, got = 0;
         if (!cm_net_raise_fd_limit(want, &got, &error)) {
-            g_warning("%s: some of the %d agents will fail to connect", error->message,
-                      opt_count);
+            g_warning("%s: some of the %d agents will fail to connect", error->message, opt_count);
             g_clear_error(&error);
         }
     }
@@ -1078,8 +1073,7 @@ main(int argc, char **argv)
     if (opt_prepare) {
         /* The clock starts once every registration is signed and waiting
          * on a connection to its MP. */
-        while (g_atomic_int_get(&lab.ready) < opt_count &&
-               cm_net_wall_now() - t0 < timeout)
+        while (g_atomic_int_get(&lab.ready) < opt_count && cm_net_wall_now() - t0 < timeout)
             g_usleep(20000);
         printf("cmlab-agent: %d of %d registrations ready after %.1f s; sending them\n",
                g_atomic_int_get(&lab.ready), opt_count, (double)(cm_net_wall_now() - t0) / 1e6);

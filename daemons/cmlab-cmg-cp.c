@@ -150,9 +150,8 @@ control_run(Cp *cp, CmCmgcpActions *act)
         switch (a->kind) {
         case CM_CMGCP_HELLO:
         case CM_CMGCP_CHECK: {
-            g_autofree char *url =
-                g_strconcat(cp->gw_url, a->kind == CM_CMGCP_HELLO ? CM_CMGD_HELLO : CM_CMGD_CHECK,
-                            NULL);
+            g_autofree char *url = g_strconcat(
+                cp->gw_url, a->kind == CM_CMGCP_HELLO ? CM_CMGD_HELLO : CM_CMGD_CHECK, NULL);
             g_autofree char *hdr = g_strdup_printf(CM_CMGD_HDR_CONNECTION ": %s", cp->id);
             const char *headers[] = {hdr, NULL};
             CmNetHttpRequest req = {.method = "POST", .url = url, .headers = headers};
@@ -185,8 +184,7 @@ control_run(Cp *cp, CmCmgcpActions *act)
     }
     if (act->wake_at > 0) {
         CmTime delay = MAX(act->wake_at - cm_net_wall_now(), 0);
-        struct timeval tv = {.tv_sec = delay / CM_USEC_PER_SEC,
-                             .tv_usec = delay % CM_USEC_PER_SEC};
+        struct timeval tv = {.tv_sec = delay / CM_USEC_PER_SEC, .tv_usec = delay % CM_USEC_PER_SEC};
         evtimer_add(cp->timer, &tv);
     }
 }
@@ -242,8 +240,7 @@ slot_retry_later(Slot *s)
 }
 
 static void
-slot_answer(Slot *s, guint64 rid, int status, const char *reason, CmTime retry_after,
-            GBytes *body)
+slot_answer(Slot *s, guint64 rid, int status, const char *reason, CmTime retry_after, GBytes *body)
 {
     s->have_answer = TRUE;
     s->rid = rid;

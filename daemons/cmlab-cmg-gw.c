@@ -31,10 +31,10 @@ typedef struct Gateway Gateway;
 typedef struct {
     char id[CM_CMG_CONNECTION_ID_LEN + 1];
     CmCert *cert;
-    gboolean up;       /* hello accepted, not disconnected since */
-    GQueue polls;      /* Poll* parked */
-    GQueue queued;     /* Fwd* waiting for a poll */
-    guint poll_conns;  /* open connections that carried its polls */
+    gboolean up;      /* hello accepted, not disconnected since */
+    GQueue polls;     /* Poll* parked */
+    GQueue queued;    /* Fwd* waiting for a poll */
+    guint poll_conns; /* open connections that carried its polls */
 } GwCp;
 
 typedef struct {
@@ -319,14 +319,14 @@ ticker_main(gpointer data)
  * path and query, CCM-ClientID, CCM-Signature, the body) and the identity
  * the gateway established. */
 static char *
-fwd_message(guint64 rid, CmNetCall *call, const CmRequest *req, const char *path,
-            const char *query, const CmCmgVerdict *v)
+fwd_message(guint64 rid, CmNetCall *call, const CmRequest *req, const char *path, const char *query,
+            const CmCmgVerdict *v)
 {
-    g_autoptr(json_t) o = json_pack(
-        "{s:I, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "rid", (json_int_t)rid, "method",
-        cm_net_call_method(call), "path", path, "query", query ? query : "", "smsid", req->smsid,
-        "peer", "auth", cm_auth_name(v->peer.kind), "principal", v->peer.principal, "domain",
-        v->peer.domain);
+    g_autoptr(json_t) o =
+        json_pack("{s:I, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "rid", (json_int_t)rid, "method",
+                  cm_net_call_method(call), "path", path, "query", query ? query : "", "smsid",
+                  req->smsid, "peer", "auth", cm_auth_name(v->peer.kind), "principal",
+                  v->peer.principal, "domain", v->peer.domain);
 
     /* A PKI client's certificate, which the gateway verified (uploaded
      * roots, CTL, CRLs): the MP passes it to the site as its own PKI
@@ -495,7 +495,8 @@ deliver_answer(Gateway *g, CmNetCall *call, const CmRequest *req, guint64 rid)
     if (f == NULL)
         return; /* expired already */
     if (status < 100 || status > 599) {
-        cm_response_refuse(&resp, CM_REASON_INTERNAL, "the connection point's answer had no status");
+        cm_response_refuse(&resp, CM_REASON_INTERNAL,
+                           "the connection point's answer had no status");
     } else if (status == 200) {
         resp.status = 200;
         resp.reason = CM_REASON_OK;
@@ -545,14 +546,16 @@ on_cp(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_data)
         return TRUE;
     }
     if (strcmp(path, CM_CMGD_POLL) != 0) {
-        cm_response_refuse(resp, CM_REASON_UNKNOWN_ENDPOINT, "no connection point call at %s", path);
+        cm_response_refuse(resp, CM_REASON_UNKNOWN_ENDPOINT, "no connection point call at %s",
+                           path);
         return TRUE;
     }
     g_mutex_lock(&g->lock);
     c = id ? g_hash_table_lookup(g->cps, id) : NULL;
     /* The poll channel belongs to a connection point that said hello,
      * from the certificate registered with it. */
-    if (c == NULL || peer == NULL || memcmp(cm_cert_thumbprint(peer), cm_cert_thumbprint(c->cert), 32) != 0) {
+    if (c == NULL || peer == NULL ||
+        memcmp(cm_cert_thumbprint(peer), cm_cert_thumbprint(c->cert), 32) != 0) {
         g_mutex_unlock(&g->lock);
         cm_response_refuse(resp, CM_REASON_UNTRUSTED,
                            "polls come from a registered connection point's certificate");
@@ -659,15 +662,14 @@ cm_cmgd_gateway_main(const char *dir, gboolean verbose)
         !cm_net_config_int(cfg, "cmg", "instance", 0, 0, CM_CMG_MAX_INSTANCES - 1, &instance,
                            &error) ||
         !cm_net_config_string(cfg, "cmg", "site_code", NULL, &code, &error) ||
-        !cm_net_config_path(cfg, "cmg", "site_signing_cert", "site-signing.pem", &p_sign,
-                            &error) ||
+        !cm_net_config_path(cfg, "cmg", "site_signing_cert", "site-signing.pem", &p_sign, &error) ||
         !cm_net_config_path(cfg, "cmg", "roots", "roots.pem", &p_roots, &error) ||
         (cm_net_config_has(cfg, "cmg", "ctl") &&
          !cm_net_config_path(cfg, "cmg", "ctl", NULL, &p_ctl, &error)) ||
         !cm_net_config_bool(cfg, "cmg", "crl_check", FALSE, &g.crl_check, &error) ||
         !cm_net_config_strings(cfg, "cmg", "crls", &g.crl_files, &error) ||
-        !cm_net_config_duration(cfg, "cmg", "refresh", 30 * CM_USEC_PER_SEC,
-                                CM_USEC_PER_SEC / 4, CM_USEC_PER_DAY, &g.refresh, &error) ||
+        !cm_net_config_duration(cfg, "cmg", "refresh", 30 * CM_USEC_PER_SEC, CM_USEC_PER_SEC / 4,
+                                CM_USEC_PER_DAY, &g.refresh, &error) ||
         !cm_net_config_httpd(cfg, "listen", &hc, &error) ||
         !cm_net_config_httpd(cfg, "cp_listen", &cc, &error))
         goto out;
@@ -749,9 +751,9 @@ cm_cmgd_gateway_main(const char *dir, gboolean verbose)
                                        "Client requests the gateway refused", NULL);
     g.dropped = cm_net_metrics_counter(metrics, "cm_cmg_dropped_total",
                                        "Clients whose revocation status was unknown", NULL);
-    g.expired = cm_net_metrics_counter(metrics, "cm_cmg_expired_total",
-                                       "Forwarded requests no connection point answered in time",
-                                       NULL);
+    g.expired =
+        cm_net_metrics_counter(metrics, "cm_cmg_expired_total",
+                               "Forwarded requests no connection point answered in time", NULL);
     if (!cm_net_raise_fd_limit(65536, NULL, NULL))
         g_message("open-file limit below 65536: fewer concurrent clients fit");
     httpd = cm_net_httpd_new(&hc, &error);
@@ -762,8 +764,7 @@ cm_cmgd_gateway_main(const char *dir, gboolean verbose)
         !cm_net_httpd_add_api(httpd, "/ccm_proxy_serverauth/", on_client, &g, &error))
         goto out;
     cphttpd = cm_net_httpd_new(&cc, &error);
-    if (cphttpd == NULL ||
-        !cm_net_httpd_add_api(cphttpd, CM_CMGD_API_PREFIX, on_cp, &g, &error) ||
+    if (cphttpd == NULL || !cm_net_httpd_add_api(cphttpd, CM_CMGD_API_PREFIX, on_cp, &g, &error) ||
         !cm_net_httpd_add_route(cphttpd, "/metrics", cm_net_metrics_route, metrics, &error) ||
         !cm_net_httpd_add_route(cphttpd, "/health", health_route, NULL, &error) ||
         !cm_net_httpd_start(httpd, &error) || !cm_net_httpd_start(cphttpd, &error))

@@ -17,16 +17,16 @@
 #include "cmcmg.h"
 
 #define CM_CMGD_API_PREFIX "/cmg/cp/"
-#define CM_CMGD_HELLO      "/cmg/cp/hello"
-#define CM_CMGD_CHECK      "/cmg/cp/check"
-#define CM_CMGD_POLL       "/cmg/cp/poll"
+#define CM_CMGD_HELLO "/cmg/cp/hello"
+#define CM_CMGD_CHECK "/cmg/cp/check"
+#define CM_CMGD_POLL "/cmg/cp/poll"
 
 /* Headers of a poll that carries the answer to an earlier request. */
 #define CM_CMGD_HDR_CONNECTION "CMG-Connection-Id"
-#define CM_CMGD_HDR_ANSWER_ID  "CMG-Answer-Id"
-#define CM_CMGD_HDR_STATUS     "CMG-Answer-Status"
-#define CM_CMGD_HDR_REASON     "CMG-Answer-Reason"
-#define CM_CMGD_HDR_RETRY      "CMG-Answer-Retry-After-Ms"
+#define CM_CMGD_HDR_ANSWER_ID "CMG-Answer-Id"
+#define CM_CMGD_HDR_STATUS "CMG-Answer-Status"
+#define CM_CMGD_HDR_REASON "CMG-Answer-Reason"
+#define CM_CMGD_HDR_RETRY "CMG-Answer-Retry-After-Ms"
 
 /* A parked poll is answered idle after this, well within every timeout
  * on the way (the connection point's 60 s request timeout, the idle
@@ -34,7 +34,7 @@
 #define CM_CMGD_POLL_HOLD_US (20 * CM_USEC_PER_SEC)
 /* A client request no connection point took within this is answered
  * 503; one taken but not answered within CM_CMGD_ANSWER_US, 504-like 503. */
-#define CM_CMGD_QUEUE_US  (30 * CM_USEC_PER_SEC)
+#define CM_CMGD_QUEUE_US (30 * CM_USEC_PER_SEC)
 #define CM_CMGD_ANSWER_US (60 * CM_USEC_PER_SEC)
 /* Bodies on the reverse channel: a client body (256 KiB at most, the
  * gateway checked) in base64 with its envelope, an MP answer. */

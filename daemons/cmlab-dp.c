@@ -371,10 +371,11 @@ main(int argc, char **argv)
     GError *error = NULL;
 
     g_option_context_add_main_entries(ctx, entries, NULL);
-    g_option_context_set_summary(ctx, "Commands:\n"
-                                      "  add-content --id ID FILE...  place content, print its hash\n"
-                                      "  prestage FILE                extract a prestaged content file\n"
-                                      "  serve                        run the distribution point");
+    g_option_context_set_summary(ctx,
+                                 "Commands:\n"
+                                 "  add-content --id ID FILE...  place content, print its hash\n"
+                                 "  prestage FILE                extract a prestaged content file\n"
+                                 "  serve                        run the distribution point");
     if (!g_option_context_parse(ctx, &argc, &argv, &error) || argc < 2 || opt_dir == NULL) {
         fprintf(stderr, "cmlab-dp: %s (see --help)\n",
                 error ? error->message : "give a command and --dir DPDIR");

@@ -42,7 +42,7 @@
 #define MPCONFIG_MAX (1024 * 1024)
 #define SITE_WAIT_US (30 * CM_USEC_PER_SEC)
 #define SITE_BUSY_RETRY (10 * CM_USEC_PER_SEC)
-#define MAX_PENDING 512                        /* forwards waiting for the site */
+#define MAX_PENDING 512 /* forwards waiting for the site */
 #define MP_BUSY_RETRY (5 * CM_USEC_PER_SEC)
 /* A notification channel lives as long as its connection (REQ REG-05)
  * and idles between keep-alives (15 min by default): the MP's idle timeout
@@ -69,8 +69,8 @@ typedef struct {
     guint site_gen;
     CmNetHttpcConfig site_client; /* how to reach the site */
     const CmCert *site_roots[1];
-    GPtrArray *clients; /* CmNetHttpc per worker */
-    guint *client_gen;  /* the site_gen each worker's client was made for */
+    GPtrArray *clients;     /* CmNetHttpc per worker */
+    guint *client_gen;      /* the site_gen each worker's client was made for */
     GPtrArray *cmg_clients; /* the same for the connection point listener's workers */
     guint *cmg_client_gen;
     CmNetMetrics *metrics;
@@ -300,8 +300,8 @@ serve(MpDaemon *d, CmNetCall *call, const CmRequest *req, Forward *f_cmg, CmResp
         if (f_cmg != NULL)
             forward_free(f_cmg);
         cm_net_counter_inc(d->busy);
-        cm_response_refuse(resp, CM_REASON_BUSY, "%" G_GINT64_FORMAT
-                           " requests wait for the site already; retry later",
+        cm_response_refuse(resp, CM_REASON_BUSY,
+                           "%" G_GINT64_FORMAT " requests wait for the site already; retry later",
                            d->max_pending);
         resp->retry_after = MP_BUSY_RETRY;
         return TRUE;
@@ -407,7 +407,8 @@ cmg_cps_update(MpDaemon *d, const json_t *conf)
     json_t *cp;
 
     g_hash_table_remove_all(d->cmg_cps);
-    json_array_foreach(cps, i, cp) {
+    json_array_foreach(cps, i, cp)
+    {
         const char *tp = json_string_value(json_object_get(cp, "thumbprint"));
         if (tp != NULL && strlen(tp) == 64)
             g_hash_table_add(d->cmg_cps, g_ascii_strup(tp, -1));
@@ -454,8 +455,7 @@ refresher_main(gpointer data)
                 g_warning("site configuration refresh: %s", error->message);
                 g_clear_error(&error);
                 g_mutex_lock(&d->lock);
-                if (addr != NULL && strcmp(addr, d->site_addr) != 0 &&
-                    set_site(d, addr, &error))
+                if (addr != NULL && strcmp(addr, d->site_addr) != 0 && set_site(d, addr, &error))
                     g_message("the site moved to %s", addr);
                 g_mutex_unlock(&d->lock);
                 g_clear_error(&error);
@@ -594,8 +594,8 @@ main(int argc, char **argv)
     /* The TLS listener: the site-issued certificate in Enhanced HTTP mode
      * (REQ TRUST-10), otherwise the enterprise PKI server certificate with
      * client certificates checked against the site's PKI roots and CRL. */
-    comm = json_string_value(
-        json_object_get(json_object_get(json_object_get(conf, "siteinfo"), "settings"), "communication"));
+    comm = json_string_value(json_object_get(
+        json_object_get(json_object_get(conf, "siteinfo"), "settings"), "communication"));
     ehttp_mode = comm != NULL && strcmp(comm, "ehttp") == 0;
     hc.http = TRUE;
     hc.https = TRUE;
@@ -622,9 +622,9 @@ main(int argc, char **argv)
         if (pem == NULL || (pki_root = cm_cert_from_pem(pem, strlen(pem), &error)) == NULL ||
             !cm_trust_add_root(client_trust, pki_root, &error))
             goto out;
-        if (crl_pem != NULL && ((pki_crl = cm_crl_from_pem(crl_pem, strlen(crl_pem), &error)) ==
-                                    NULL ||
-                                !cm_trust_add_crl(client_trust, pki_crl, &error)))
+        if (crl_pem != NULL &&
+            ((pki_crl = cm_crl_from_pem(crl_pem, strlen(crl_pem), &error)) == NULL ||
+             !cm_trust_add_crl(client_trust, pki_crl, &error)))
             goto out;
         cm_trust_set_crl_check(client_trust, pki_crl != NULL);
         hc.client_cert = CM_NET_CLIENT_CERT_OPTIONAL;
@@ -634,9 +634,9 @@ main(int argc, char **argv)
                                       "Open client notification channels", NULL);
     d.keepalives = cm_net_metrics_counter(metrics, "cm_mp_keepalives_total",
                                           "Keep-alives answered on open channels", NULL);
-    d.busy = cm_net_metrics_counter(metrics, "cm_mp_busy_total",
-                                    "Requests answered 503 because max_pending forwards waited",
-                                    NULL);
+    d.busy =
+        cm_net_metrics_counter(metrics, "cm_mp_busy_total",
+                               "Requests answered 503 because max_pending forwards waited", NULL);
     d.pending_gauge = cm_net_metrics_gauge(metrics, "cm_mp_pending_forwards",
                                            "Forwarded requests waiting for the site", NULL);
     d.site_failures = cm_net_metrics_counter(metrics, "cm_mp_site_failures_total",
@@ -648,8 +648,8 @@ main(int argc, char **argv)
         goto out;
     d.client_gen = g_new0(guint, cm_net_httpd_n_workers(httpd));
     for (guint i = 0; i < cm_net_httpd_n_workers(httpd); i++) {
-        CmNetHttpc *c = cm_net_httpc_new(cm_net_httpd_worker_base(httpd, i), &d.site_client,
-                                         &error);
+        CmNetHttpc *c =
+            cm_net_httpc_new(cm_net_httpd_worker_base(httpd, i), &d.site_client, &error);
         if (c == NULL)
             goto out;
         g_ptr_array_add(d.clients, c);
@@ -674,8 +674,8 @@ main(int argc, char **argv)
             goto out;
         d.cmg_client_gen = g_new0(guint, cm_net_httpd_n_workers(cmghttpd));
         for (guint i = 0; i < cm_net_httpd_n_workers(cmghttpd); i++) {
-            CmNetHttpc *c = cm_net_httpc_new(cm_net_httpd_worker_base(cmghttpd, i),
-                                             &d.site_client, &error);
+            CmNetHttpc *c =
+                cm_net_httpc_new(cm_net_httpd_worker_base(cmghttpd, i), &d.site_client, &error);
             if (c == NULL)
                 goto out;
             g_ptr_array_add(d.cmg_clients, c);

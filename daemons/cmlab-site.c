@@ -172,9 +172,8 @@ static gboolean
 load_forests(CmSite *site, CmNetConfig *cfg, GError **error)
 {
     GKeyFile *kf = cm_net_config_keyfile(cfg);
-    g_auto(GStrv) keys = g_key_file_has_group(kf, "forests")
-                             ? g_key_file_get_keys(kf, "forests", NULL, NULL)
-                             : NULL;
+    g_auto(GStrv) keys =
+        g_key_file_has_group(kf, "forests") ? g_key_file_get_keys(kf, "forests", NULL, NULL) : NULL;
 
     if (!cm_site_add_forest(site, opt_forest, NULL, error))
         return FALSE;
@@ -204,8 +203,8 @@ load_forests(CmSite *site, CmNetConfig *cfg, GError **error)
         if (!cm_site_add_forest(site, *k, (const char *const *)domains->pdata, error))
             goto bad;
         if (g_ascii_strcasecmp(*k, opt_forest) != 0 &&
-            !cm_site_set_trust(site, opt_forest, *k, trust < 0 ? CM_TRUST_NONE : (CmForestTrust)trust,
-                               error))
+            !cm_site_set_trust(site, opt_forest, *k,
+                               trust < 0 ? CM_TRUST_NONE : (CmForestTrust)trust, error))
             goto bad;
         continue;
     bad:
@@ -259,8 +258,7 @@ cmd_init(void)
         !cm_id_site_code_check(opt_site_code, code, &error))
         goto out;
     if (g_mkdir_with_parents(opt_dir, 0700) != 0) {
-        g_set_error(&error, CM_DAEMON_ERROR, 0, "cannot create %s: %s", opt_dir,
-                    g_strerror(errno));
+        g_set_error(&error, CM_DAEMON_ERROR, 0, "cannot create %s: %s", opt_dir, g_strerror(errno));
         goto out;
     }
     p_master = path_in(opt_dir, "master.key");
@@ -292,8 +290,7 @@ cmd_init(void)
         g_autofree char *p6 = path_in(opt_dir, "trk.hex");
         trk = cm_site_export_trk(site);
         if (!cm_daemon_save_cert(p1, tls, &error) || !cm_daemon_save_key(p2, tls_key, &error) ||
-            !cm_daemon_save_cert(p3, admin, &error) ||
-            !cm_daemon_save_key(p4, admin_key, &error) ||
+            !cm_daemon_save_cert(p3, admin, &error) || !cm_daemon_save_key(p4, admin_key, &error) ||
             !cm_daemon_save_cert(p5, cm_site_issuing_root(site), &error) ||
             !cm_daemon_write_file(p6, trk, strlen(trk), 0644, &error))
             goto out;
@@ -483,9 +480,8 @@ cmd_add_admin(void)
     for (char **r = opt_roles; *r != NULL && spec.n_roles < CM_ADMIN_MAX_ROLES; r++)
         if (!cm_security_role_parse(*r, &roles[spec.n_roles++], &error))
             goto out;
-    for (char **c = opt_collections; c != NULL && *c != NULL &&
-                                     spec.n_collections < CM_ADMIN_MAX_COLLECTIONS;
-         c++) {
+    for (char **c = opt_collections;
+         c != NULL && *c != NULL && spec.n_collections < CM_ADMIN_MAX_COLLECTIONS; c++) {
         colls[spec.n_collections] = cm_site_collection_id(site, *c);
         if (colls[spec.n_collections++] < 0) {
             g_set_error(&error, CM_DAEMON_ERROR, 0, "no collection \"%s\"", *c);
@@ -600,8 +596,8 @@ count_registration(SiteDaemon *d, CmReason reason)
 {
     if (d->registrations[reason] == NULL) {
         const char *labels[] = {"result", cm_reason_name(reason), NULL};
-        d->registrations[reason] = cm_net_metrics_counter(
-            d->metrics, "cm_site_registrations_total", "Registrations by result", labels);
+        d->registrations[reason] = cm_net_metrics_counter(d->metrics, "cm_site_registrations_total",
+                                                          "Registrations by result", labels);
     }
     cm_net_counter_inc(d->registrations[reason]);
 }
@@ -694,8 +690,8 @@ group_start(SiteDaemon *d, const char *dir)
     g_cond_init(&group.cond);
     group.batch = g_array_new(FALSE, FALSE, sizeof(Held));
     group.batch_size = cm_net_metrics_histogram(d->metrics, "cm_site_commit_batch_size",
-                                                "Answers released by one WAL flush", NULL,
-                                                bounds, G_N_ELEMENTS(bounds));
+                                                "Answers released by one WAL flush", NULL, bounds,
+                                                G_N_ELEMENTS(bounds));
     group.flushes = cm_net_metrics_counter(d->metrics, "cm_site_commit_flushes_total",
                                            "WAL flushes of the group commit", NULL);
     group.thread = g_thread_new("group-commit", group_main, &group);
@@ -827,7 +823,8 @@ on_site_api(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_
     g_mutex_lock(&d->lock);
     if (!is_mp(d, cm_net_call_peer_cert(call))) {
         g_mutex_unlock(&d->lock);
-        cm_response_refuse(resp, CM_REASON_FORBIDDEN, "only the site's MPs read their configuration");
+        cm_response_refuse(resp, CM_REASON_FORBIDDEN,
+                           "only the site's MPs read their configuration");
         return TRUE;
     }
     o = json_pack("{s:o, s:o}", "siteinfo", cm_site_siteinfo_json(d->site), "mplist",
@@ -917,7 +914,8 @@ cmd_serve(void)
     d.forwarded = cm_net_metrics_counter(metrics, "cm_site_forwarded_total",
                                          "Client requests MPs forwarded", NULL);
     httpd = cm_net_httpd_new(&hc, &error);
-    if (httpd == NULL || !cm_net_httpd_add_api(httpd, CM_SITE_API_PREFIX, on_site_api, &d, &error) ||
+    if (httpd == NULL ||
+        !cm_net_httpd_add_api(httpd, CM_SITE_API_PREFIX, on_site_api, &d, &error) ||
         !cm_net_httpd_add_api(httpd, CM_ADMIN_API_PREFIX, cm_site_admin_api, &d, &error) ||
         !cm_net_httpd_add_route(httpd, "/metrics", cm_net_metrics_route, metrics, &error) ||
         !cm_net_httpd_add_route(httpd, "/health", health_route, NULL, &error) ||
@@ -964,21 +962,23 @@ main(int argc, char **argv)
     const char *cmd;
 
     ctx = g_option_context_new("COMMAND - the cmlab site server");
-    g_option_context_set_summary(ctx, "Commands:\n"
-                                      "  init        create a site in --dir\n"
-                                      "  add-mp      provision a management point (--name, --out)\n"
-                                      "  add-dp      provision a distribution point (--name, --out)\n"
-                                      "  add-admin   an administrator with roles (--name, --role, --out)\n"
-                                      "  verify-audit  check the audit trail's hash chain\n"
-                                      "  add-cmg     provision a cloud management gateway (--name, --out, --root)\n"
-                                      "  add-connection-point  provision a CMG connection point (--name, --cmg, --out, --mp-addr)\n"
-                                      "  join        join a child site (--dir) to its parent (--parent-dir, --kind)\n"
-                                      "  serve       run the site server\n"
-                                      "  export-trk  print the SMSPublicRootKey value");
+    g_option_context_set_summary(
+        ctx, "Commands:\n"
+             "  init        create a site in --dir\n"
+             "  add-mp      provision a management point (--name, --out)\n"
+             "  add-dp      provision a distribution point (--name, --out)\n"
+             "  add-admin   an administrator with roles (--name, --role, --out)\n"
+             "  verify-audit  check the audit trail's hash chain\n"
+             "  add-cmg     provision a cloud management gateway (--name, --out, --root)\n"
+             "  add-connection-point  provision a CMG connection point (--name, --cmg, --out, "
+             "--mp-addr)\n"
+             "  join        join a child site (--dir) to its parent (--parent-dir, --kind)\n"
+             "  serve       run the site server\n"
+             "  export-trk  print the SMSPublicRootKey value");
     g_option_context_add_main_entries(ctx, common_entries, NULL);
     {
-        GOptionGroup *g = g_option_group_new("init", "init options", "Show init options", NULL,
-                                             NULL);
+        GOptionGroup *g =
+            g_option_group_new("init", "init options", "Show init options", NULL, NULL);
         g_option_group_add_entries(g, init_entries);
         g_option_context_add_group(ctx, g);
         g = g_option_group_new("add-mp", "add-mp options", "Show add-mp options", NULL, NULL);
@@ -988,8 +988,8 @@ main(int argc, char **argv)
                                "Show CMG options", NULL, NULL);
         g_option_group_add_entries(g, cm_site_cmg_entries);
         g_option_context_add_group(ctx, g);
-        g = g_option_group_new("hierarchy", "join and hierarchy options",
-                               "Show hierarchy options", NULL, NULL);
+        g = g_option_group_new("hierarchy", "join and hierarchy options", "Show hierarchy options",
+                               NULL, NULL);
         g_option_group_add_entries(g, cm_site_hier_entries);
         g_option_context_add_group(ctx, g);
     }

@@ -10,7 +10,7 @@
 
 #define PEM_MAX (256 * 1024)
 
-G_DEFINE_QUARK(cm-daemon-error-quark, cm_daemon_error)
+G_DEFINE_QUARK(cm - daemon - error - quark, cm_daemon_error)
 
 /* ------------------------------------------------------------ logging */
 
@@ -274,8 +274,8 @@ cm_daemon_forward_headers(const CmRequest *req)
 {
     GPtrArray *h = g_ptr_array_new();
 
-    g_ptr_array_add(h, g_strdup_printf("%s: %s", CM_HDR_FWD_TRANSPORT,
-                                       cm_transport_name(req->transport)));
+    g_ptr_array_add(
+        h, g_strdup_printf("%s: %s", CM_HDR_FWD_TRANSPORT, cm_transport_name(req->transport)));
     g_ptr_array_add(h, g_strdup_printf("%s: %s", CM_HDR_FWD_AUTH, cm_auth_name(req->peer.kind)));
     if (req->peer.client_cert != NULL) {
         g_autoptr(GBytes) der = cm_cert_to_der(req->peer.client_cert);
@@ -325,7 +325,8 @@ cm_daemon_forward_parse(CmNetCall *call, CmRequest *req, CmCert **cert_out, GErr
                     CM_HDR_FWD_AUTH);
         return FALSE;
     }
-    if ((principal && strlen(principal) > CM_NAME_MAX) || (domain && strlen(domain) > CM_NAME_MAX)) {
+    if ((principal && strlen(principal) > CM_NAME_MAX) ||
+        (domain && strlen(domain) > CM_NAME_MAX)) {
         g_set_error(error, CM_DAEMON_ERROR, 0, "forwarded principal or domain over %d characters",
                     CM_NAME_MAX);
         return FALSE;

@@ -51,10 +51,10 @@ gboolean cm_daemon_write_addr(const char *dir, const char *name, const char *add
  * the transport authenticated.  The site believes them only from a
  * connection authenticated with an MP's certificate. */
 #define CM_HDR_FWD_TRANSPORT "CCM-Forwarded-Transport" /* http, https, ehttp */
-#define CM_HDR_FWD_AUTH      "CCM-Forwarded-Auth"      /* cm_auth_name */
-#define CM_HDR_FWD_CERT      "CCM-Forwarded-Cert"      /* base64 DER client certificate */
+#define CM_HDR_FWD_AUTH "CCM-Forwarded-Auth"           /* cm_auth_name */
+#define CM_HDR_FWD_CERT "CCM-Forwarded-Cert"           /* base64 DER client certificate */
 #define CM_HDR_FWD_PRINCIPAL "CCM-Forwarded-Principal"
-#define CM_HDR_FWD_DOMAIN    "CCM-Forwarded-Domain"
+#define CM_HDR_FWD_DOMAIN "CCM-Forwarded-Domain"
 
 /* The headers for req (new strv, NULL-terminated). */
 char **cm_daemon_forward_headers(const CmRequest *req);

@@ -297,8 +297,8 @@ cmg_call(SiteDaemon *d, const char *admin, const char *op, const json_t *body, G
 
 /* One administrative call, under the site lock. */
 static json_t *
-dispatch(SiteDaemon *d, const char *admin, const char *method, const char *path,
-         const json_t *body, GError **error)
+dispatch(SiteDaemon *d, const char *admin, const char *method, const char *path, const json_t *body,
+         GError **error)
 {
     const char *op = path + strlen(CM_ADMIN_API_PREFIX);
     gboolean get = strcmp(method, "GET") == 0;

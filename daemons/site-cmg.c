@@ -119,8 +119,7 @@ add_cmg(CmSite *site, const char *dir, const char *name, const char *out, GError
     {
         g_autofree char *cps = path_in(out, "connection-points");
         if (g_mkdir_with_parents(cps, 0700) != 0) {
-            g_set_error(error, CM_DAEMON_ERROR, 0, "cannot create %s: %s", cps,
-                        g_strerror(errno));
+            g_set_error(error, CM_DAEMON_ERROR, 0, "cannot create %s: %s", cps, g_strerror(errno));
             return 1;
         }
     }
@@ -275,9 +274,9 @@ add_cp(CmSite *site, const char *dir, const char *name, const char *out, GError 
         }
         /* The site keeps its connection points too: the MPs learn them
          * from it (cm_site_cmg_mpconfig). */
-        if (!cm_daemon_save_cert(site_reg, cert, error) ||
-            !cm_daemon_save_cert(p1, cert, error) || !cm_daemon_save_key(p2, key, error) ||
-            !copy_file(g1, p3, error) || !copy_file(g2, p4, error) ||
+        if (!cm_daemon_save_cert(site_reg, cert, error) || !cm_daemon_save_cert(p1, cert, error) ||
+            !cm_daemon_save_key(p2, key, error) || !copy_file(g1, p3, error) ||
+            !copy_file(g2, p4, error) ||
             !cm_daemon_save_cert(p5, cm_site_issuing_root(site), error) ||
             !cm_daemon_save_cert(reg, cert, error))
             return 1;
@@ -307,7 +306,7 @@ cm_site_cmg_command(const char *cmd, CmSite *site, const char *dir, const char *
 {
     GError *error = NULL;
     int rc = strcmp(cmd, "add-cmg") == 0 ? add_cmg(site, dir, name, out, &error)
-                                          : add_cp(site, dir, name, out, &error);
+                                         : add_cp(site, dir, name, out, &error);
 
     if (rc != 0) {
         fprintf(stderr, "cmlab-site %s: %s\n", cmd, error ? error->message : "failed");
@@ -332,12 +331,10 @@ cm_site_cmg_mplist(const char *dir, json_t *mplist)
      * root key as over Enhanced HTTP. */
     for (char **e = entries; e != NULL && *e != NULL; e++) {
         const char *id = strrchr(*e, '/');
-        json_array_append_new(mps, json_pack("{s:s, s:I, s:b, s:b, s:b, s:b}", "name", *e,
-                                             "role_id",
-                                             (json_int_t)g_ascii_strtoull(id ? id + 1 : "0", NULL,
-                                                                          10),
-                                             "http", FALSE, "https", TRUE, "ehttp", TRUE,
-                                             "internet", TRUE));
+        json_array_append_new(
+            mps, json_pack("{s:s, s:I, s:b, s:b, s:b, s:b}", "name", *e, "role_id",
+                           (json_int_t)g_ascii_strtoull(id ? id + 1 : "0", NULL, 10), "http", FALSE,
+                           "https", TRUE, "ehttp", TRUE, "internet", TRUE));
     }
 }
 

@@ -12,9 +12,9 @@ typedef struct {
     CmSite *site;
     GMutex lock; /* held around every call into the site library */
     char *dir;
-    char **admins;    /* (unused since administrators live in the site database) */
+    char **admins;        /* (unused since administrators live in the site database) */
     CmTrust *admin_trust; /* the issuing root: administrators' certificates chain to it */
-    CmCert *pki_root; /* enterprise root for PKI clients, or NULL */
+    CmCert *pki_root;     /* enterprise root for PKI clients, or NULL */
     CmCrl *pki_crl;
     CmNetMetrics *metrics;
     CmNetCounter *forwarded;

@@ -22,11 +22,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define SITE_HOST        "site.cmlab.test"
-#define PEER_CN_PREFIX   "site:"
-#define REPL_ITEMS       500
-#define CHAIN_MAX        4
-#define INSTALL_ACCOUNT  "cmlab-install"
+#define SITE_HOST "site.cmlab.test"
+#define PEER_CN_PREFIX "site:"
+#define REPL_ITEMS 500
+#define CHAIN_MAX 4
+#define INSTALL_ACCOUNT "cmlab-install"
 
 static char *opt_parent_dir;
 static char *opt_kind;
@@ -35,8 +35,8 @@ static char *opt_install_account;
 static char *opt_top_dir;
 
 GOptionEntry cm_site_hier_entries[] = {
-    {"parent-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_parent_dir,
-     "join: the parent site's folder", "DIR"},
+    {"parent-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_parent_dir, "join: the parent site's folder",
+     "DIR"},
     {"kind", 0, 0, G_OPTION_ARG_STRING, &opt_kind, "join: primary or secondary", "KIND"},
     {"server", 0, 0, G_OPTION_ARG_STRING, &opt_server,
      "join: the child site server's name (default site-CODE.FOREST)", "HOST"},
@@ -207,15 +207,13 @@ find_top_dir(const char *dir, const char *top, GError **error)
         cur = g_steal_pointer(&next);
     }
     g_set_error(error, CM_DAEMON_ERROR, 0,
-                "the top-level site %s is not up the parent chain of %s: give --top-dir", top,
-                dir);
+                "the top-level site %s is not up the parent chain of %s: give --top-dir", top, dir);
     return NULL;
 }
 
 gboolean
-cm_site_hier_add_mp(CmSite *site, const char *dir, const char *name, gboolean internet,
-                    CmTime now, CmMpInfo *info, CmCert **mp_cert, CmCert **tls, CmKey **key,
-                    GError **error)
+cm_site_hier_add_mp(CmSite *site, const char *dir, const char *name, gboolean internet, CmTime now,
+                    CmMpInfo *info, CmCert **mp_cert, CmCert **tls, CmKey **key, GError **error)
 {
     CmHierarchyInfo h;
     g_autofree char *top_dir = NULL, *top_code = NULL;
@@ -352,14 +350,13 @@ repl_round(Repl *r, CmNetHttpc **client, char **client_addr, gboolean *more, GEr
             g_set_error(error, CM_DAEMON_ERROR, 0, "parent %s answered %d %s: %s", r->parent,
                         resp.status, cm_reason_name(cm.reason), cm.message ? cm.message : "");
         else
-            g_set_error(error, CM_DAEMON_ERROR, 0, "parent %s answered %d", r->parent,
-                        resp.status);
+            g_set_error(error, CM_DAEMON_ERROR, 0, "parent %s answered %d", r->parent, resp.status);
         cm_response_clear(&cm);
         goto out;
     }
     g_mutex_lock(&d->lock);
-    ok = cm_site_repl_apply(d->site, g_bytes_get_data(resp.body, NULL),
-                            g_bytes_get_size(resp.body), cm_net_wall_now(), &applied, error);
+    ok = cm_site_repl_apply(d->site, g_bytes_get_data(resp.body, NULL), g_bytes_get_size(resp.body),
+                            cm_net_wall_now(), &applied, error);
     g_mutex_unlock(&d->lock);
     if (!ok)
         goto out;
@@ -441,8 +438,8 @@ cm_site_hier_start(SiteDaemon *d, CmNetConfig *cfg, GError **error)
     g_mutex_unlock(&d->lock);
     if (!info.joined || strcmp(info.parent, parent) != 0) {
         g_set_error(error, CM_DAEMON_ERROR, 0,
-                    "site.conf names parent %s, but the site database %s (cmlab-site join)",
-                    parent, info.joined ? "names another" : "has not joined one");
+                    "site.conf names parent %s, but the site database %s (cmlab-site join)", parent,
+                    info.joined ? "names another" : "has not joined one");
         return FALSE;
     }
     r = g_new0(Repl, 1);
@@ -583,25 +580,25 @@ cm_site_hier_status_json(SiteDaemon *d, GError **error)
                   ? (double)(now - st.oldest_unacked) / CM_USEC_PER_SEC
                   : 0.0;
         json_array_append_new(
-            links, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f}", "peer", peer, "role",
-                             st.role == CM_LINK_PARENT ? "parent" : "child", "queued",
-                             (json_int_t)st.queued, "acked", (json_int_t)st.acked, "backlog",
-                             (json_int_t)st.backlog, "received", (json_int_t)st.received,
-                             "received_at", (json_int_t)(st.received_at / CM_USEC_PER_SEC),
-                             "lag_s", lag));
+            links,
+            json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f}", "peer", peer, "role",
+                      st.role == CM_LINK_PARENT ? "parent" : "child", "queued",
+                      (json_int_t)st.queued, "acked", (json_int_t)st.acked, "backlog",
+                      (json_int_t)st.backlog, "received", (json_int_t)st.received, "received_at",
+                      (json_int_t)(st.received_at / CM_USEC_PER_SEC), "lag_s", lag));
     }
     o = json_pack("{s:s, s:s, s:s, s:s, s:o}", "site", cm_site_code(d->site), "kind",
                   cm_site_kind_name(info.kind), "parent", info.parent, "top", info.top, "links",
                   links);
     if (repl != NULL) {
         g_mutex_lock(&repl->lock);
-        json_object_set_new(
-            o, "replication",
-            json_pack("{s:f, s:I, s:I, s:I, s:s}", "interval_s",
-                      (double)repl->interval / CM_USEC_PER_SEC, "rounds",
-                      (json_int_t)repl->rounds, "failures", (json_int_t)repl->failures,
-                      "last_ok", (json_int_t)(repl->last_ok / CM_USEC_PER_SEC), "last_error",
-                      repl->last_error));
+        json_object_set_new(o, "replication",
+                            json_pack("{s:f, s:I, s:I, s:I, s:s}", "interval_s",
+                                      (double)repl->interval / CM_USEC_PER_SEC, "rounds",
+                                      (json_int_t)repl->rounds, "failures",
+                                      (json_int_t)repl->failures, "last_ok",
+                                      (json_int_t)(repl->last_ok / CM_USEC_PER_SEC), "last_error",
+                                      repl->last_error));
         g_mutex_unlock(&repl->lock);
     }
     return o;

@@ -584,10 +584,9 @@ call_negotiate(CmNetCall *call, CmResponse *resp)
     if (auth == NULL || g_ascii_strncasecmp(auth, "Negotiate", 9) != 0)
         return TRUE;
     if (!cm_net_gss_accept(call->worker->httpd->gss, auth, &peer, &reply, &err)) {
-        cm_response_refuse(resp,
-                           err->code == CM_NET_ERROR_PROTOCOL ? CM_REASON_BAD_REQUEST
-                                                              : CM_REASON_UNTRUSTED,
-                           "%s", err->message);
+        cm_response_refuse(
+            resp, err->code == CM_NET_ERROR_PROTOCOL ? CM_REASON_BAD_REQUEST : CM_REASON_UNTRUSTED,
+            "%s", err->message);
         g_error_free(err);
         return FALSE;
     }
