@@ -588,11 +588,15 @@ sim_site_worker_start(SimWorld *w)
 {
     SimSiteWorker *sw;
 
-    /* One core: the thread would only take turns with the loop.
-     * CMLAB_SIM_SITE_THREAD=0 keeps everything on one thread (to compare:
-     * the reports are the same either way). */
+    /* Off unless CMLAB_SIM_SITE_THREAD=1: measured on an idle machine it
+     * gained nothing and cost CPU (docs/benchmarks.md).  The loop may run
+     * ahead of the worker by one network delay only, and in the lifecycle
+     * benchmarks that window holds almost no other work, so the loop waits
+     * at nearly every answer and pays the hand-over besides.  Kept for
+     * scenarios dense enough to fill the window; the reports are the same
+     * either way (tests/scenario/determinism.sh). */
     if (w->site_worker != NULL || g_get_num_processors() < 2 ||
-        g_strcmp0(g_getenv("CMLAB_SIM_SITE_THREAD"), "0") == 0)
+        g_strcmp0(g_getenv("CMLAB_SIM_SITE_THREAD"), "1") != 0)
         return;
     sw = g_new0(SimSiteWorker, 1);
     g_mutex_init(&sw->lock);

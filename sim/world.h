@@ -214,7 +214,9 @@ void sim_job_send(SimWorld *w, SimJob *job, guint seg);
 void sim_job_free(SimJob *job);
 /* One-way delay of bytes from segment a to b; -1 when unreachable. */
 CmTime sim_net_delay(SimWorld *w, guint a, guint b, gsize bytes);
-/* The site worker: cm_site_handle of every site runs on a second thread,
+/* The site worker (opt-in, CMLAB_SIM_SITE_THREAD=1; it did not pay in the
+ * benchmarks, docs/benchmarks.md): cm_site_handle of every site runs on a
+ * second thread,
  * in the order the event loop reaches the requests, while the loop goes on
  * with agents and MPs; an answer is waited for when it reaches the MP, and
  * anything else that looks at or changes a site first waits for the worker

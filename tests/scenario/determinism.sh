@@ -20,5 +20,13 @@ for name in registration-storm status-messages cloned-image hierarchy; do
       echo "FAIL: $name $f differs between two runs of the same seed"; rc=1
     fi
   done
+  # The sites on a worker thread (opt-in) must not change a byte either.
+  CMLAB_SIM_SITE_THREAD=1 "$sim" --quiet --scale 0.03 -o "$out/$name.thread" \
+    "$top/scenarios/$name.scn" || true
+  if cmp -s "$out/$name.1/report.json" "$out/$name.thread/report.json"; then
+    echo "PASS: $name report.json identical with the site worker thread"
+  else
+    echo "FAIL: $name report.json differs with the site worker thread"; rc=1
+  fi
 done
 exit $rc
