@@ -687,17 +687,14 @@ cm_site_hierarchy_add_mp(CmSite *child, const json_t *answer, const CmKey *mp_ke
                          gboolean internet, CmTime now, CmMpInfo *info_out, CmCert **mp_cert,
                          CmCert **tls_cert, GError **error)
 {
-    GError *local = NULL, *cause = NULL;
+    GError *local = NULL;
     const char *code, *name;
-    g_autoptr(GBytes) der = NULL, tls_der = NULL;
-    g_autoptr(CmCert) cert = NULL, tls = NULL;
+    g_autoptr(GBytes) der = NULL;
+    g_autoptr(CmCert) cert = NULL;
     g_autoptr(CmKey) trk = NULL;
     g_autofree char *trk_hex = cm_site_hierarchy_trk_hex(child);
-    const char *dns[2] = {NULL, NULL};
-    sqlite3_stmt *st;
-    guint64 role_id = 0, serial;
     gint64 v = 0;
-    gboolean ok = FALSE, row = FALSE;
+    gboolean ok;
 
     if (answer == NULL || mp_key == NULL || !json_is_object(answer) ||
         !cm_json_int(answer, "v", 1, 1, &v, &local) ||
@@ -724,75 +721,19 @@ cm_site_hierarchy_add_mp(CmSite *child, const json_t *answer, const CmKey *mp_ke
         g_clear_error(&local);
         return FALSE;
     }
-    dns[0] = name;
     if (!tx_begin(child, error))
         return FALSE;
-    st = SITE_STMT(child, "SELECT count(*) FROM mps", &cause);
-    if (st == NULL || !cm_store_step_row(child->store, st, &row, &cause))
-        goto store_fail;
-    role_id = FIRST_ROLE_ID + (guint64)sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    /* Its Enhanced HTTP TLS certificate comes from this site's issuing root. */
-    serial = cm_site_serial_next(child, error);
-    if (serial == 0)
-        goto out;
-    {
-        CmCertSpec spec = {.profile = CM_CERT_SERVER,
-                           .subject_cn = name,
-                           .subject_o = child->code,
-                           .dns_names = dns,
-                           .serial = serial,
-                           .not_before = now - CM_USEC_PER_HOUR,
-                           .not_after = now + MP_CERT_LIFETIME,
-                           .subject_key = mp_key,
-                           .issuer_key = child->issuing_key,
-                           .issuer_cert = child->issuing_cert};
-        tls = cm_cert_issue(&spec, &local);
-        if (tls == NULL) {
-            g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID,
-                        "cannot issue the MP's TLS certificate: %s", local->message);
-            g_clear_error(&local);
-            goto out;
-        }
-    }
-    tls_der = cm_cert_to_der(tls);
-    st = SITE_STMT(child,
-                   "INSERT INTO mps(name, role_id, internet, cert, tls_cert) VALUES (?,?,?,?,?)",
-                   &cause);
-    if (st == NULL)
-        goto store_fail;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)role_id);
-    sqlite3_bind_int(st, 3, internet ? 1 : 0);
-    sqlite3_bind_blob(st, 4, g_bytes_get_data(der, NULL), (int)g_bytes_get_size(der),
-                      SQLITE_STATIC);
-    sqlite3_bind_blob(st, 5, g_bytes_get_data(tls_der, NULL), (int)g_bytes_get_size(tls_der),
-                      SQLITE_STATIC);
-    if (!cm_store_step_done(child->store, st, &cause))
-        goto store_fail;
-    ok = cm_site_audit(child, "system", "add-mp", name,
-                       internet ? "internet, signed by the hierarchy TRK"
-                                : "intranet, signed by the hierarchy TRK",
-                       now, error);
-    goto out;
-store_fail:
-    cm_site_store_error(error, cause);
-out:
-    if (!tx_end(child, ok, error))
+    ok = cm_site_mp_store(child, name, internet, cert, mp_key,
+                          internet ? "internet, signed by the hierarchy TRK"
+                                   : "intranet, signed by the hierarchy TRK",
+                          now, info_out, tls_cert, error);
+    if (!tx_end(child, ok, error)) {
+        if (tls_cert != NULL)
+            g_clear_pointer(tls_cert, cm_cert_unref);
         return FALSE;
-    if (info_out != NULL) {
-        memset(info_out, 0, sizeof *info_out);
-        g_strlcpy(info_out->name, name, sizeof info_out->name);
-        info_out->role_id = role_id;
-        info_out->internet = internet;
-        info_out->https = TRUE;
-        info_out->ehttp = child->settings.communication == CM_COMM_EHTTP;
-        info_out->http = child->settings.communication == CM_COMM_HTTP_OR_HTTPS;
     }
     if (mp_cert != NULL)
         *mp_cert = g_steal_pointer(&cert);
-    if (tls_cert != NULL)
-        *tls_cert = g_steal_pointer(&tls);
     return TRUE;
 }
 

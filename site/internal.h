@@ -45,6 +45,14 @@ gboolean cm_site_meta_get(CmSite *site, const char *key, char **out, GError **er
 gboolean cm_site_meta_set(CmSite *site, const char *key, const char *value, GError **error);
 guint64 cm_site_serial_next(CmSite *site, GError **error);
 
+/* site.c: inside the caller's transaction, an MP whose certificate is
+ * made (signed with the TRK): its role ID, its Enhanced HTTP certificate
+ * from the issuing root (*tls_out, may be NULL), its row and the audit
+ * entry (detail).  cm_site_add_mp and a child site's MP share it. */
+gboolean cm_site_mp_store(CmSite *site, const char *host, gboolean internet, const CmCert *mp_cert,
+                          const CmKey *mp_key, const char *detail, CmTime now, CmMpInfo *info_out,
+                          CmCert **tls_out, GError **error);
+
 /* admin.c */
 gboolean cm_site_audit(CmSite *site, const char *admin, const char *action, const char *target,
                        const char *detail, CmTime now, GError **error);

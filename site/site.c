@@ -601,20 +601,74 @@ cm_site_counters(const CmSite *site)
 /* ------------------------------------------------------ management points */
 
 gboolean
+cm_site_mp_store(CmSite *site, const char *host, gboolean internet, const CmCert *mp_cert,
+                 const CmKey *mp_key, const char *detail, CmTime now, CmMpInfo *info_out,
+                 CmCert **tls_out, GError **error)
+{
+    GError *cause = NULL;
+    const char *dns[2] = {host, NULL};
+    g_autoptr(CmCert) tls = NULL;
+    g_autoptr(GBytes) der = cm_cert_to_der(mp_cert), tls_der = NULL;
+    sqlite3_stmt *st;
+    gboolean row = FALSE;
+    guint64 role_id;
+
+    st = SITE_STMT(site, "SELECT count(*) FROM mps", &cause);
+    if (st == NULL || !cm_store_step_row(site->store, st, &row, &cause))
+        goto store_fail;
+    role_id = FIRST_ROLE_ID + (guint64)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    /* Its TLS certificate for Enhanced HTTP comes from the site's issuing
+     * root (REQ TRUST-10). */
+    tls = site_issue(site, CM_CERT_SERVER, host, dns, mp_key, site->issuing_key,
+                     site->issuing_cert, NULL, now, MP_CERT_LIFETIME, error);
+    if (tls == NULL)
+        return FALSE;
+    tls_der = cm_cert_to_der(tls);
+    st = SITE_STMT(site,
+                   "INSERT INTO mps(name, role_id, internet, cert, tls_cert) VALUES (?,?,?,?,?)",
+                   &cause);
+    if (st == NULL)
+        goto store_fail;
+    sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)role_id);
+    sqlite3_bind_int(st, 3, internet ? 1 : 0);
+    sqlite3_bind_blob(st, 4, g_bytes_get_data(der, NULL), (int)g_bytes_get_size(der),
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, g_bytes_get_data(tls_der, NULL), (int)g_bytes_get_size(tls_der),
+                      SQLITE_STATIC);
+    if (!cm_store_step_done(site->store, st, &cause))
+        goto store_fail;
+    if (!cm_site_audit(site, "system", "add-mp", host, detail, now, error))
+        return FALSE;
+    if (info_out != NULL) {
+        memset(info_out, 0, sizeof *info_out);
+        g_strlcpy(info_out->name, host, sizeof info_out->name);
+        info_out->role_id = role_id;
+        info_out->internet = internet;
+        info_out->https = TRUE;
+        info_out->ehttp = site->settings.communication == CM_COMM_EHTTP;
+        info_out->http = site->settings.communication == CM_COMM_HTTP_OR_HTTPS;
+    }
+    if (tls_out != NULL)
+        *tls_out = g_steal_pointer(&tls);
+    return TRUE;
+store_fail:
+    cm_site_store_error(error, cause);
+    return FALSE;
+}
+
+gboolean
 cm_site_add_mp(CmSite *site, const char *name, gboolean internet, CmTime now,
                CmMpInfo *info_out, CmCert **mp_cert, CmCert **tls_cert, CmKey **key,
                GError **error)
 {
     GError *cause = NULL;
     g_autoptr(CmKey) mp_key = NULL;
-    g_autoptr(CmCert) cert = NULL, tls = NULL;
+    g_autoptr(CmCert) cert = NULL;
     g_autofree char *trk_cn = g_strdup_printf("Trusted Root Key %s", site->code);
     g_autofree char *host = NULL;
     const char *dns[2] = {NULL, NULL};
-    guint64 role_id;
-    sqlite3_stmt *st;
-    gint64 count = 0;
-    g_autoptr(GBytes) der = NULL, tls_der = NULL;
 
     if (name == NULL || *name == '\0' || strlen(name) > CM_NAME_MAX) {
         g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID,
@@ -627,17 +681,6 @@ cm_site_add_mp(CmSite *site, const char *name, gboolean internet, CmTime now,
     dns[0] = host;
     if (!cm_store_begin(site->store, &cause))
         goto store_fail;
-    st = SITE_STMT(site, "SELECT count(*) FROM mps", &cause);
-    if (st == NULL)
-        goto store_fail_tx;
-    {
-        gboolean row;
-        if (!cm_store_step_row(site->store, st, &row, &cause))
-            goto store_fail_tx;
-        count = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-    }
-    role_id = FIRST_ROLE_ID + (guint64)count;
     mp_key = cm_key_generate(site->settings.key_alg, &cause);
     if (mp_key == NULL)
         goto store_fail_tx;
@@ -645,48 +688,17 @@ cm_site_add_mp(CmSite *site, const char *name, gboolean internet, CmTime now,
      * TRUST-02); clients holding the TRK can tell our MPs from others. */
     cert = site_issue(site, CM_CERT_MP, host, dns, mp_key, site->trk, NULL, trk_cn, now,
                       MP_CERT_LIFETIME, error);
-    if (cert == NULL)
+    if (cert == NULL ||
+        !cm_site_mp_store(site, host, internet, cert, mp_key, internet ? "internet" : "intranet",
+                          now, info_out, tls_cert, error))
         goto fail_tx;
-    /* Its TLS certificate for Enhanced HTTP comes from the site's issuing
-     * root (REQ TRUST-10). */
-    tls = site_issue(site, CM_CERT_SERVER, host, dns, mp_key, site->issuing_key,
-                     site->issuing_cert, NULL, now, MP_CERT_LIFETIME, error);
-    if (tls == NULL)
-        goto fail_tx;
-    der = cm_cert_to_der(cert);
-    tls_der = cm_cert_to_der(tls);
-    st = SITE_STMT(site,
-                   "INSERT INTO mps(name, role_id, internet, cert, tls_cert) VALUES (?,?,?,?,?)",
-                   &cause);
-    if (st == NULL)
+    if (!cm_store_commit(site->store, &cause)) {
+        if (tls_cert != NULL)
+            g_clear_pointer(tls_cert, cm_cert_unref);
         goto store_fail_tx;
-    sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)role_id);
-    sqlite3_bind_int(st, 3, internet ? 1 : 0);
-    sqlite3_bind_blob(st, 4, g_bytes_get_data(der, NULL), (int)g_bytes_get_size(der),
-                      SQLITE_STATIC);
-    sqlite3_bind_blob(st, 5, g_bytes_get_data(tls_der, NULL), (int)g_bytes_get_size(tls_der),
-                      SQLITE_STATIC);
-    if (!cm_store_step_done(site->store, st, &cause))
-        goto store_fail_tx;
-    if (!cm_site_audit(site, "system", "add-mp", host, internet ? "internet" : "intranet", now,
-                       error))
-        goto fail_tx;
-    if (!cm_store_commit(site->store, &cause))
-        goto store_fail_tx;
-    if (info_out != NULL) {
-        memset(info_out, 0, sizeof *info_out);
-        g_strlcpy(info_out->name, host, sizeof info_out->name);
-        info_out->role_id = role_id;
-        info_out->internet = internet;
-        info_out->https = TRUE;
-        info_out->ehttp = site->settings.communication == CM_COMM_EHTTP;
-        info_out->http = site->settings.communication == CM_COMM_HTTP_OR_HTTPS;
     }
     if (mp_cert != NULL)
         *mp_cert = g_steal_pointer(&cert);
-    if (tls_cert != NULL)
-        *tls_cert = g_steal_pointer(&tls);
     if (key != NULL)
         *key = g_steal_pointer(&mp_key);
     return TRUE;
