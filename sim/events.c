@@ -3,6 +3,7 @@
  * collections, deployments, an MP taken over, settings, maintenance). */
 #include "software.h"
 #include "hierarchy.h"
+#include "content.h"
 
 #include <string.h>
 
@@ -309,6 +310,9 @@ ev_event(CmSimEngine *e, void *ctx, guint64 arg)
     case CM_SCN_ACT_LINK_DOWN:
     case CM_SCN_ACT_LINK_UP:
         sim_hierarchy_link(w, ev->target, ev->action == CM_SCN_ACT_LINK_UP);
+        break;
+    case CM_SCN_ACT_DISTRIBUTE:
+        sim_content_distribute(w, ev);
         break;
     }
 }

@@ -3,6 +3,7 @@
  * checked against them.  Metric names are listed in docs/report-schema.md. */
 #include "world.h"
 #include "hierarchy.h"
+#include "content.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -297,6 +298,7 @@ sim_metrics_finish(SimWorld *w)
     set(w, "crypto.cms_encrypt", (double)cc.cms_encrypt);
     set(w, "crypto.cms_decrypt", (double)cc.cms_decrypt);
     sim_software_metrics(w);
+    sim_content_finish(w);
     sim_attackers_report(w);
     check_expectations(w);
 }

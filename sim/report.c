@@ -1548,7 +1548,9 @@ static const char *const headline_metrics[] = {
     "clients.total",          "clients.active_ratio",  "registrations.completed_ratio",
     "registrations.mean_time", "site.backlog.max",     "site.backlog.drain_time",
     "answers.busy",           "transport.failures",    "latency.register.p95",
-    "policies.accepted",      "policies.refused",      NULL};
+    "policies.accepted",      "policies.refused",
+    "content.available_ratio", "content.transfer_time.max", "content.bytes_sent",
+    NULL};
 
 static gboolean
 metric_shown(const CmRun *run, const char *key, gboolean all)

@@ -57,6 +57,7 @@ static const char *const action_names[] = {
     [CM_SCN_ACT_MAINTENANCE] = "maintenance",
     [CM_SCN_ACT_LINK_DOWN] = "link-down",
     [CM_SCN_ACT_LINK_UP] = "link-up",
+    [CM_SCN_ACT_DISTRIBUTE] = "distribute",
 };
 
 static const char *const strategy_names[] = {
@@ -209,6 +210,25 @@ event_free(CmScnEvent *x)
     g_free(x->collection);
     g_strfreev(x->rules);
     g_strfreev(x->settings);
+    g_free(x->content);
+    g_strfreev(x->dps);
+    g_free(x);
+}
+
+static void
+content_free(CmScnContent *x)
+{
+    g_free(x->name);
+    g_free(x);
+}
+
+static void
+dp_free(CmScnDp *x)
+{
+    g_free(x->name);
+    g_free(x->site);
+    g_free(x->segment);
+    g_strfreev(x->prestaged_content);
     g_free(x);
 }
 
@@ -257,6 +277,8 @@ cm_scenario_free(CmScenario *s)
     g_clear_pointer(&s->attackers, g_ptr_array_unref);
     g_clear_pointer(&s->expects, g_ptr_array_unref);
     g_clear_pointer(&s->costs, g_hash_table_unref);
+    g_clear_pointer(&s->contents, g_ptr_array_unref);
+    g_clear_pointer(&s->dps, g_ptr_array_unref);
     g_free(s);
 }
 
@@ -278,6 +300,8 @@ scenario_new(const char *path)
     s->attackers = g_ptr_array_new_with_free_func((GDestroyNotify)attacker_free);
     s->expects = g_ptr_array_new_with_free_func((GDestroyNotify)expect_free);
     s->costs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    s->contents = g_ptr_array_new_with_free_func((GDestroyNotify)content_free);
+    s->dps = g_ptr_array_new_with_free_func((GDestroyNotify)dp_free);
     return s;
 }
 
@@ -297,6 +321,8 @@ typedef enum {
     G_VARIANT,
     G_EXPECT,
     G_COSTS,
+    G_CONTENT,
+    G_DP,
     G__COUNT
 } GroupKind;
 
@@ -318,6 +344,8 @@ static const struct {
     [G_VARIANT] = {"variant", 0, "[variant]"},
     [G_EXPECT] = {"expect", 0, "[expect]"},
     [G_COSTS] = {"costs", 0, "[costs]"},
+    [G_CONTENT] = {"content", 1, "[content NAME]"},
+    [G_DP] = {"dp", 1, "[dp NAME]"},
 };
 
 typedef struct {
@@ -341,6 +369,7 @@ typedef struct {
     CmScenario *s;
     GHashTable *segments, *forests, *domains, *sites, *mps, *populations, *events;
     GHashTable *attackers, *links, *trusts;
+    GHashTable *contents, *dps;
     GHashTable *collections;      /* "SITE\nname" -> the create-collection event */
     GHashTable *collection_names; /* name -> the same, on whichever site */
     guint64 devices;              /* clients and attacking devices so far, scaled */
@@ -1756,6 +1785,184 @@ parse_population(Loader *ld, const Group *g, GError **error)
     return TRUE;
 }
 
+/* ------------------------------------------------- [content] and [dp] */
+
+/* "2GB", "1.5GiB", "700MB", "4096B": decimal (kB, MB, GB, TB) and binary
+ * (KiB, MiB, GiB, TiB) units, whole bytes in the end. */
+static gboolean
+parse_size(const char *v, guint64 *out)
+{
+    static const struct {
+        const char *unit;
+        double bytes;
+    } units[] = {{"B", 1},         {"kB", 1e3},          {"KB", 1e3},
+                 {"MB", 1e6},      {"GB", 1e9},          {"TB", 1e12},
+                 {"KiB", 1024.0},  {"MiB", 1048576.0},   {"GiB", 1073741824.0},
+                 {"TiB", 1099511627776.0}};
+    double n;
+    const char *p = scan_number(v, FALSE, &n);
+
+    if (p == NULL)
+        return FALSE;
+    while (g_ascii_isspace(*p))
+        p++;
+    for (size_t i = 0; i < G_N_ELEMENTS(units); i++) {
+        if (strcmp(p, units[i].unit) == 0) {
+            double b = n * units[i].bytes;
+            if (!(b >= 1 && b <= (double)CM_SCN_CONTENT_MAX) || b != floor(b))
+                return FALSE;
+            *out = (guint64)b;
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+static gboolean
+parse_content(Loader *ld, const Group *g, GError **error)
+{
+    static const char *const keys[] = {"size", "files", NULL};
+    CmScnContent *c;
+    g_autofree char *v = NULL, *q = NULL;
+    guint64 files;
+
+    if (!check_name_arg(g, g->args[0], error) || !check_keys(g, keys, NULL, error))
+        return FALSE;
+    if (strlen(g->args[0]) > CM_SCN_CONTENT_ID_MAX)
+        return fail(g, NULL, error, "a content ID has at most %d characters",
+                    CM_SCN_CONTENT_ID_MAX);
+    c = g_new0(CmScnContent, 1);
+    c->name = g_strdup(g->args[0]);
+    g_ptr_array_add(ld->s->contents, c);
+    if (!declare(g, ld->contents, "content", c->name, c, error))
+        return FALSE;
+    if (!get_raw(g, "size", &v, error))
+        return FALSE;
+    if (v == NULL)
+        return fail(g, "size", error, "missing; expected the package size, such as 2GB");
+    if (!parse_size(v, &c->size)) {
+        q = quote(v);
+        return fail(g, "size", error,
+                    "expected a whole number of bytes from 1B to 8TiB, such as 700MB, 2GB or "
+                    "1.5GiB (units B, kB, MB, GB, TB, KiB, MiB, GiB, TiB), got %s",
+                    q);
+    }
+    if (!get_uint(g, "files", 1, 1, CM_SCN_CONTENT_FILES_MAX, &files, error))
+        return FALSE;
+    c->files = (guint)files;
+    return TRUE;
+}
+
+/* "22-06": from 22:00 to 06:00; "0-24" is all day. */
+static gboolean
+parse_hours(const char *v, guint *start, guint *end)
+{
+    guint64 a, b;
+    g_auto(GStrv) parts = g_strsplit(v, "-", -1);
+
+    if (g_strv_length(parts) != 2)
+        return FALSE;
+    g_strstrip(parts[0]);
+    g_strstrip(parts[1]);
+    if (!parse_uint(parts[0], &a) || !parse_uint(parts[1], &b) || a > 23 || b > 24 ||
+        (a == b) || (b == 24 && a != 0))
+        return FALSE;
+    *start = (guint)a;
+    *end = (guint)(b % 24);
+    return TRUE;
+}
+
+static gboolean
+parse_dp(Loader *ld, const Group *g, GError **error)
+{
+    static const char *const keys[] = {"site",       "segment", "prestaged", "prestaged_content",
+                                       "rate_limit", "hours",   NULL};
+    CmScnDp *dp;
+    CmScnSite *site;
+    g_autofree char *v = NULL, *q = NULL;
+
+    if (!check_name_arg(g, g->args[0], error) || !check_keys(g, keys, NULL, error))
+        return FALSE;
+    dp = g_new0(CmScnDp, 1);
+    dp->name = g_strdup(g->args[0]);
+    g_ptr_array_add(ld->s->dps, dp);
+    if (!declare(g, ld->dps, "dp", dp->name, dp, error))
+        return FALSE;
+    if (!get_site_ref(g, "site", &site, error))
+        return FALSE;
+    dp->site = g_strdup(site->code);
+    if (!get_segment_ref(g, "segment", site->segment, &dp->segment, error) ||
+        !get_bool(g, "prestaged", FALSE, &dp->prestaged, error))
+        return FALSE;
+    if (!get_list(g, "prestaged_content", &dp->prestaged_content, error))
+        return FALSE;
+    if (dp->prestaged_content[0] != NULL && !dp->prestaged)
+        return fail(g, "prestaged_content", error,
+                    "only a prestaged DP takes content placed by hand; set prestaged = true");
+    for (char **c = dp->prestaged_content; *c != NULL; c++)
+        if (lookup(g, "prestaged_content", ld->contents, "content", *c, error) == NULL)
+            return FALSE;
+    if (!get_raw(g, "rate_limit", &v, error))
+        return FALSE;
+    if (v != NULL && strcmp(v, "none") != 0 && !parse_bandwidth(v, &dp->rate_limit_bps)) {
+        q = quote(v);
+        return fail(g, "rate_limit", error,
+                    "expected none or a bandwidth above 0 such as 10Mbps (units bps, kbps, Mbps, "
+                    "Gbps, Tbps), got %s",
+                    q);
+    }
+    if (dp->rate_limit_bps > 0 && dp->rate_limit_bps < 8)
+        return fail(g, "rate_limit", error, "below one byte a second; expected at least 8bps");
+    g_clear_pointer(&v, g_free);
+    dp->hours_start = 0;
+    dp->hours_end = 0;
+    if (!get_raw(g, "hours", &v, error))
+        return FALSE;
+    if (v != NULL && !parse_hours(v, &dp->hours_start, &dp->hours_end)) {
+        g_clear_pointer(&q, g_free);
+        q = quote(v);
+        return fail(g, "hours", error,
+                    "expected the hours transfers may run, START-END in whole hours of the day "
+                    "(END exclusive, wrapping midnight), such as 22-06, or 0-24 for all day; got %s",
+                    q);
+    }
+    return TRUE;
+}
+
+/* The distribute event: a declared [content] to DPs of the event's site. */
+static gboolean
+parse_distribute(const Group *g, CmScnEvent *ev, GError **error)
+{
+    Loader *ld = g->ld;
+    guint n = 0;
+
+    if (!get_name(g, "content", &ev->content, error))
+        return FALSE;
+    if (ev->content == NULL)
+        return fail(g, "content", error, "missing; expected the name of a [content]");
+    if (lookup(g, "content", ld->contents, "content", ev->content, error) == NULL)
+        return FALSE;
+    if (has_key(g, "dps")) {
+        if (!get_list(g, "dps", &ev->dps, error))
+            return FALSE;
+        if (ev->dps[0] == NULL)
+            return fail(g, "dps", error, "empty; expected the names of [dp] groups");
+    }
+    for (char **d = ev->dps; d != NULL && *d != NULL; d++) {
+        CmScnDp *dp = lookup(g, "dps", ld->dps, "dp", *d, error);
+        if (dp == NULL)
+            return FALSE;
+        if (strcmp(dp->site, ev->site) != 0)
+            return fail(g, "dps", error, "%s belongs to site %s; site %s distributes to its own DPs",
+                        *d, dp->site, ev->site);
+    }
+    for (guint i = 0; i < ld->s->dps->len; i++)
+        n += strcmp(((CmScnDp *)g_ptr_array_index(ld->s->dps, i))->site, ev->site) == 0;
+    if (n == 0)
+        return fail(g, "content", error, "site %s has no [dp] to distribute to", ev->site);
+    return TRUE;
+}
+
 /* ------------------------------------------------------------ [event] */
 
 typedef enum {
@@ -1791,6 +1998,7 @@ static const struct {
     [CM_SCN_ACT_MAINTENANCE] = {TGT_NONE, TRUE, {"site"}},
     [CM_SCN_ACT_LINK_DOWN] = {TGT_SITE, FALSE, {"target"}},
     [CM_SCN_ACT_LINK_UP] = {TGT_SITE, FALSE, {"target"}},
+    [CM_SCN_ACT_DISTRIBUTE] = {TGT_NONE, TRUE, {"site", "content", "dps"}},
 };
 
 /* Collection names may hold spaces ("All Systems"), not commas. */
@@ -1918,7 +2126,8 @@ parse_event(Loader *ld, const Group *g, GError **error)
 {
     static const char *const keys[] = {
         "at",         "action",   "target",      "site",  "randomize_over", "fraction",
-        "collection", "required", "max_runtime", "rules", "settings",       NULL};
+        "collection", "required", "max_runtime", "rules", "settings",       "content",
+        "dps",        NULL};
     CmScnEvent *ev;
     int action;
     g_auto(GStrv) have = NULL;
@@ -2006,6 +2215,10 @@ parse_event(Loader *ld, const Group *g, GError **error)
     }
     case CM_SCN_ACT_SET:
         if (!parse_settings_list(g, ev, error))
+            return FALSE;
+        break;
+    case CM_SCN_ACT_DISTRIBUTE:
+        if (!parse_distribute(g, ev, error))
             return FALSE;
         break;
     default:
@@ -2664,6 +2877,8 @@ static const struct {
     {G_SITE, parse_site},
     {G_MP, parse_mp},
     {G_POPULATION, parse_population},
+    {G_CONTENT, parse_content},
+    {G_DP, parse_dp},
     {G_EVENT, parse_event},
     {G_ATTACKER, parse_attacker},
     {G_EXPECT, parse_expect},
@@ -2824,6 +3039,8 @@ loader_init(Loader *ld, const char *file, const char *label, GKeyFile *kf, doubl
     ld->collection_names = TABLE();
     ld->links = TABLE();
     ld->trusts = TABLE();
+    ld->contents = TABLE();
+    ld->dps = TABLE();
     ld->substituted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 #undef TABLE
 }
@@ -2834,7 +3051,8 @@ loader_clear(Loader *ld)
     GHashTable **tables[] = {
         &ld->segments,    &ld->forests,     &ld->domains,         &ld->sites,       &ld->mps,
         &ld->populations, &ld->events,      &ld->attackers,       &ld->collections, &ld->links,
-        &ld->trusts,      &ld->substituted, &ld->collection_names};
+        &ld->trusts,      &ld->substituted, &ld->collection_names,
+        &ld->contents,    &ld->dps};
     for (size_t i = 0; i < G_N_ELEMENTS(tables); i++)
         g_clear_pointer(tables[i], g_hash_table_unref);
     cm_scenario_free(ld->s);

@@ -120,6 +120,32 @@ typedef struct {
     CmTime channel_lifetime;       /* the channel disconnects after it; 0: never */
 } CmScnPopulation;
 
+#define CM_SCN_CONTENT_MAX (G_GUINT64_CONSTANT(1) << 43) /* 8 TiB, what a DP transfer takes */
+#define CM_SCN_CONTENT_ID_MAX 128                         /* CM_DP_ID_MAX */
+#define CM_SCN_CONTENT_FILES_MAX 1024                     /* CM_DP_MAX_FILES */
+
+/* [content NAME]: a package the site distributes (sim/content.c).  Its
+ * files are small stand-ins with a real manifest and content hash; the
+ * network is charged the nominal size. */
+typedef struct {
+    char *name;              /* the content ID */
+    guint64 size;            /* nominal bytes */
+    guint files;
+} CmScnContent;
+
+/* [dp NAME]: a distribution point and the site's transfers to it
+ * (REQ DP-02/03, sim/content.c). */
+typedef struct {
+    char *name;
+    char *site;
+    char *segment;
+    gboolean prestaged;       /* takes content placed by hand (REQ DP-03) */
+    char **prestaged_content; /* [content] names placed by hand, NULL-terminated */
+    double rate_limit_bps;    /* 0: none, the link's bandwidth */
+    guint hours_start, hours_end; /* transfers from start to end (hours of the day, end
+                                   * exclusive, wrapping midnight); 0-24: all day */
+} CmScnDp;
+
 typedef enum {
     CM_SCN_ACT_UPGRADE_CLIENT, /* target population; randomize_over (REQ TRUST-12) */
     CM_SCN_ACT_BLOCK,          /* target population; fraction */
@@ -134,6 +160,7 @@ typedef enum {
     CM_SCN_ACT_MAINTENANCE,    /* run the site's maintenance tasks */
     CM_SCN_ACT_LINK_DOWN,      /* target child site: its replication link to its parent fails */
     CM_SCN_ACT_LINK_UP,        /* ... and comes back */
+    CM_SCN_ACT_DISTRIBUTE,     /* content to distribution points (REQ DP-02/03) */
 } CmScnAction;
 
 /* [event NAME] */
@@ -153,6 +180,9 @@ typedef struct {
     char **rules;
     /* set: key = value pairs of site settings, NULL-terminated */
     char **settings;
+    /* distribute: a [content] to [dp]s (NULL: every DP of the site) */
+    char *content;
+    char **dps;
 } CmScnEvent;
 
 typedef enum {
@@ -221,6 +251,8 @@ typedef struct {
     GPtrArray *attackers;    /* CmScnAttacker* */
     GPtrArray *expects;      /* CmScnExpect* */
     GHashTable *costs;       /* "site.register" -> CmTime* overrides */
+    GPtrArray *contents;     /* CmScnContent* */
+    GPtrArray *dps;          /* CmScnDp* */
 } CmScenario;
 
 /* What the loader accepts, so that memory stays bounded whatever the file. */

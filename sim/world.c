@@ -4,6 +4,7 @@
  * the real agent with its own keys and its own random stream. */
 #include "world.h"
 #include "hierarchy.h"
+#include "content.h"
 
 #include <string.h>
 
@@ -512,11 +513,14 @@ sim_world_new(CmScenario *scn, const SimCosts *costs, GError **error)
         if (sim_world_add_mp(w, m, sim_world_site(w, m->site), error) == NULL)
             goto fail;
     }
+    if (!sim_content_build(w, error))
+        goto fail;
     if (!sim_attackers_start(w, error) || !clients_build(w, error) ||
         !sim_events_schedule(w, error))
         goto fail;
     sim_metrics_start(w);
     sim_hierarchy_start(w);
+    sim_content_start(w);
     sim_site_worker_start(w);
     return w;
 fail:
@@ -532,6 +536,7 @@ sim_world_free(SimWorld *w)
     sim_site_worker_stop(w);
     sim_attackers_free(w);
     sim_hierarchy_free(w);
+    sim_content_free(w);
     for (guint i = 0; i < w->n_clients; i++) {
         cm_agent_free(w->clients[i].agent);
         cm_cert_unref(w->clients[i].pki_cert);

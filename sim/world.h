@@ -179,6 +179,7 @@ struct SimWorld {
     double wall_start;
     SimSiteWorker *site_worker; /* NULL: sites handled inline */
     struct SimHierarchy *hier;  /* child sites and replication (hierarchy.c), NULL: none */
+    struct SimContent *content; /* DPs and content distribution (content.c), NULL: none */
 };
 
 /* world.c */

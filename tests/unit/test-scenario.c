@@ -911,8 +911,8 @@ START_TEST(test_error_structure)
     /* unknown group, wrong arity */
     expect_refused(MINIMAL "[popluation desktops]\ncount = 5\n",
                    "t.scn: [popluation desktops]: unknown group; expected scenario, site, mp, "
-                   "segment, link, forest, trust, population, event, attacker, variant, expect or "
-                   "costs");
+                   "segment, link, forest, trust, population, event, attacker, variant, expect, "
+                   "costs, content or dp");
     expect_refused(MINIMAL "[link lan]\n", "t.scn: [link lan]: expected [link SEGMENT SEGMENT]");
     expect_refused(MINIMAL "[site]\n", "t.scn: [site]: expected [site CODE]");
     expect_refused(MINIMAL "[expect now]\n", "t.scn: [expect now]: expected [expect]");
@@ -939,6 +939,86 @@ START_TEST(test_error_structure)
                    "no top-level site");
     expect_refused(MINIMAL "[site PS2]\ntop_level = true\n[site PS3]\ntop_level = true\n",
                    "[site PS3] top_level: site PS2 is already the top-level site");
+}
+END_TEST
+
+/* Distribution points, content and the distribute event: what the loader
+ * keeps, and what it refuses before anything runs.  REQ: DP-02, DP-03 */
+START_TEST(test_content_groups)
+{
+    GError *error = NULL;
+    g_autoptr(GPtrArray) all = NULL;
+    CmScenario *s;
+    CmScnDp *dp;
+    CmScnContent *c;
+    CmScnEvent *ev;
+
+    all = load("[scenario]\nduration = 1h\n[site PS1]\nsegment = lan\n[segment lan]\n"
+               "[population pcs]\ncount = 10\nsegment = lan\n[segment br]\n[link lan br]\n"
+                       "[content KB1]\nsize = 1.5GiB\nfiles = 3\n"
+                       "[dp dp1]\nsegment = br\nrate_limit = 10Mbps\nhours = 22-06\n"
+                       "[dp dp2]\nprestaged = true\nprestaged_content = KB1\nhours = 0-24\n"
+                       "[event go]\nat = 10m\naction = distribute\ncontent = KB1\ndps = dp1\n",
+               &error);
+    cm_assert_no_error(error);
+    s = g_ptr_array_index(all, 0);
+    ck_assert_uint_eq(s->contents->len, 1);
+    c = g_ptr_array_index(s->contents, 0);
+    ck_assert_uint_eq(c->size, G_GUINT64_CONSTANT(1610612736));
+    ck_assert_uint_eq(c->files, 3);
+    dp = g_ptr_array_index(s->dps, 0);
+    ck_assert_str_eq(dp->site, "PS1");
+    ck_assert_str_eq(dp->segment, "br");
+    ck_assert(dp->rate_limit_bps == 10e6);
+    ck_assert_uint_eq(dp->hours_start, 22);
+    ck_assert_uint_eq(dp->hours_end, 6);
+    ck_assert(!dp->prestaged);
+    dp = g_ptr_array_index(s->dps, 1);
+    ck_assert_str_eq(dp->segment, "lan"); /* the site server's */
+    ck_assert(dp->prestaged);
+    ck_assert_str_eq(dp->prestaged_content[0], "KB1");
+    ck_assert(dp->rate_limit_bps == 0);
+    ck_assert_uint_eq(dp->hours_start, dp->hours_end); /* all day */
+    ev = g_ptr_array_index(s->events, 0);
+    ck_assert_int_eq(ev->action, CM_SCN_ACT_DISTRIBUTE);
+    ck_assert_str_eq(ev->content, "KB1");
+    ck_assert_str_eq(ev->dps[0], "dp1");
+    ck_assert_ptr_null(ev->dps[1]);
+
+#define DPS MINIMAL "[content KB1]\nsize = 1GB\n"
+    expect_refused(DPS "[content KB2]\n", "t.scn: [content KB2] size: missing");
+    expect_refused(DPS "[content KB2]\nsize = 2GiG\n", "[content KB2] size: expected a whole "
+                                                        "number of bytes",
+                   "got \"2GiG\"");
+    expect_refused(DPS "[content KB2]\nsize = 0.5B\n", "[content KB2] size: expected");
+    expect_refused(DPS "[content KB2]\nsize = 9TiB\n", "[content KB2] size: expected");
+    expect_refused(DPS "[content KB2]\nsize = 1GB\nfiles = 0\n", "[content KB2] files:");
+    expect_refused(DPS "[dp d]\nhours = 22-22\n", "t.scn: [dp d] hours: expected the hours",
+                   "got \"22-22\"");
+    expect_refused(DPS "[dp d]\nhours = 25-06\n", "[dp d] hours: expected");
+    expect_refused(DPS "[dp d]\nhours = 22\n", "[dp d] hours: expected");
+    expect_refused(DPS "[dp d]\nrate_limit = fast\n", "[dp d] rate_limit: expected none or a "
+                                                       "bandwidth");
+    expect_refused(DPS "[dp d]\nprestaged = yes\n", "[dp d] prestaged:");
+    expect_refused(DPS "[dp d]\nprestaged_content = KB1\n",
+                   "[dp d] prestaged_content: only a prestaged DP");
+    expect_refused(DPS "[dp d]\nprestaged = true\nprestaged_content = KB9\n",
+                   "[dp d] prestaged_content: no [content KB9]");
+    expect_refused(DPS "[dp d]\nsegment = wan\n", "[dp d] segment: no [segment wan]");
+    expect_refused(DPS "[dp d]\nspeed = 1\n", "[dp d] speed: unknown key");
+    expect_refused(DPS "[dp d]\n[event e]\nat = 1m\naction = distribute\n",
+                   "[event e] content: missing");
+    expect_refused(DPS "[dp d]\n[event e]\nat = 1m\naction = distribute\ncontent = KB9\n",
+                   "[event e] content: no [content KB9]");
+    expect_refused(DPS "[dp d]\n[event e]\nat = 1m\naction = distribute\ncontent = KB1\n"
+                       "dps = d, x\n",
+                   "[event e] dps: no [dp x]");
+    expect_refused(DPS "[event e]\nat = 1m\naction = distribute\ncontent = KB1\n",
+                   "[event e] content: site PS1 has no [dp]");
+    expect_refused(DPS "[dp d]\n[event e]\nat = 1m\naction = distribute\ncontent = KB1\n"
+                       "target = pcs\n",
+                   "[event e] target: not used by action distribute");
+#undef DPS
 }
 END_TEST
 
@@ -1365,6 +1445,7 @@ scenario_suite(void)
     tcase_add_test(bad, test_error_unknown_key);
     tcase_add_test(bad, test_error_values);
     tcase_add_test(bad, test_error_references);
+    tcase_add_test(bad, test_content_groups);
     tcase_add_test(bad, test_error_hierarchy);
     tcase_add_test(bad, test_error_expect);
     tcase_add_test(bad, test_variant_error_names_combination);
