@@ -6,9 +6,11 @@
  * CURLOPT_SSL_CTX_FUNCTION as an X509 and an EVP_PKEY, not as PEM blobs
  * (CURLOPT_SSLKEY_BLOB): a key held by a key storage provider cannot be
  * exported at all, and a PEM copy of any private key would be one more
- * place for it to leak.  The roots do go as a PEM blob (CAINFO_BLOB), and
- * the system's CA path is switched off with them, so that only the given
- * roots count.
+ * place for it to leak.  The roots go the same way, as one X509_STORE of
+ * the parsed certificates made once per client and shared by its
+ * connections (a PEM blob, CAINFO_BLOB, would be parsed again for every
+ * connection, and a load generator's agents each make one); the system's
+ * CA file and path are switched off, so that only the given roots count.
  *
  * One identity per client, one multi handle (and so one connection cache)
  * per client: libcurl cannot see the certificate we set in the callback
@@ -20,6 +22,7 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
@@ -35,9 +38,16 @@ struct CmNetHttpc {
     CmNetHttpcConfig cfg; /* scalars; the pointers below are owned copies */
     CmCert *client_cert;
     CmKey *client_key;
-    char *ca_pem;
+    X509_STORE *roots; /* NULL: no roots given */
     struct curl_slist *connect_to;
-    GHashTable *transfers; /* in flight */
+    GHashTable *transfers; /* in flight, with those waiting */
+    /* With max_host_connections, at most that many transfers are in
+     * libcurl's hands and the rest wait here, in order: libcurl keeps its
+     * own waiting transfers on lists that every removal walks, and an MP
+     * in a storm holds thousands of forwards (curl_multi_remove_handle
+     * took a tenth of its time). */
+    GQueue waiting;
+    guint admitted;
     gboolean freeing;
 };
 
@@ -50,7 +60,8 @@ typedef struct {
     size_t header_bytes;
     gboolean too_large;
     gint64 t0;
-    char *what; /* "POST https://..." for messages */
+    gboolean admitted; /* in libcurl's hands */
+    char *what;        /* "POST https://..." for messages */
     CmNetHttpcDone done;
     void *user_data;
     char errbuf[CURL_ERROR_SIZE];
@@ -199,6 +210,39 @@ transfer_done(Transfer *t, CURLcode rc, gboolean cancelled)
     transfer_free(t);
 }
 
+/* Hands t to libcurl with what is left of its time (it may have waited). */
+static gboolean
+admit(Transfer *t)
+{
+    CmNetHttpc *c = t->c;
+    gint64 left_ms = (gint64)c->cfg.timeout_ms - (g_get_monotonic_time() - t->t0) / 1000;
+
+    if (left_ms <= 0) {
+        g_strlcpy(t->errbuf, "timed out waiting for a connection", sizeof t->errbuf);
+        transfer_done(t, CURLE_OPERATION_TIMEDOUT, FALSE);
+        return TRUE;
+    }
+    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)left_ms);
+    if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
+        return FALSE;
+    t->admitted = TRUE;
+    c->admitted++;
+    return TRUE;
+}
+
+static void
+admit_waiting(CmNetHttpc *c)
+{
+    Transfer *t;
+
+    while (!c->freeing && c->admitted < (guint)c->cfg.max_host_connections &&
+           (t = g_queue_pop_head(&c->waiting)) != NULL)
+        if (!admit(t)) {
+            g_strlcpy(t->errbuf, "libcurl refused the request", sizeof t->errbuf);
+            transfer_done(t, CURLE_FAILED_INIT, FALSE);
+        }
+}
+
 static void
 check_done(CmNetHttpc *c)
 {
@@ -214,8 +258,11 @@ check_done(CmNetHttpc *c)
             continue;
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
         curl_multi_remove_handle(c->multi, easy);
+        t->admitted = FALSE;
+        c->admitted--;
         transfer_done(t, rc, FALSE);
     }
+    admit_waiting(c);
 }
 
 /* ------------------------------------------------- libcurl <-> libevent */
@@ -304,9 +351,12 @@ on_ssl_ctx(CURL *easy, void *sslctx, void *arg)
     SSL_CTX *ctx = sslctx;
 
     (void)easy;
-    if (SSL_CTX_use_certificate(ctx, cm_cert_x509(c->client_cert)) != 1 ||
-        SSL_CTX_use_PrivateKey(ctx, cm_key_evp(c->client_key)) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1)
+    if (c->roots != NULL && !c->cfg.insecure)
+        SSL_CTX_set1_cert_store(ctx, c->roots);
+    if (c->client_cert != NULL &&
+        (SSL_CTX_use_certificate(ctx, cm_cert_x509(c->client_cert)) != 1 ||
+         SSL_CTX_use_PrivateKey(ctx, cm_key_evp(c->client_key)) != 1 ||
+         SSL_CTX_check_private_key(ctx) != 1))
         return CURLE_SSL_CERTPROBLEM;
     return CURLE_OK;
 }
@@ -338,12 +388,11 @@ cm_net_httpc_new(struct event_base *base, const CmNetHttpcConfig *config, GError
         c->client_key = cm_key_ref((CmKey *)config->client_key);
     }
     if (config->n_ca_certs > 0) {
-        GString *pem = g_string_new(NULL);
-        for (size_t i = 0; i < config->n_ca_certs; i++) {
-            g_autofree char *one = cm_cert_to_pem(config->ca_certs[i]);
-            g_string_append(pem, one);
-        }
-        c->ca_pem = g_string_free(pem, FALSE);
+        if ((c->roots = X509_STORE_new()) == NULL)
+            g_error("out of memory");
+        for (size_t i = 0; i < config->n_ca_certs; i++)
+            if (X509_STORE_add_cert(c->roots, cm_cert_x509(config->ca_certs[i])) != 1)
+                ERR_clear_error(); /* the same root twice: once is enough */
     }
     for (size_t i = 0; config->connect_to != NULL && config->connect_to[i] != NULL; i++)
         c->connect_to = curl_slist_append(c->connect_to, config->connect_to[i]);
@@ -381,6 +430,8 @@ cm_net_httpc_free(CmNetHttpc *c)
     c->freeing = TRUE;
     /* Every request still in flight gets its callback, so that whoever
      * waits on it (a call the server holds) can let go. */
+    for (Transfer *t; (t = g_queue_pop_head(&c->waiting)) != NULL;)
+        transfer_done(t, CURLE_ABORTED_BY_CALLBACK, TRUE);
     for (;;) {
         Transfer *t;
         g_hash_table_iter_init(&it, c->transfers);
@@ -388,6 +439,8 @@ cm_net_httpc_free(CmNetHttpc *c)
             break;
         t = key;
         curl_multi_remove_handle(c->multi, t->easy);
+        t->admitted = FALSE;
+        c->admitted--;
         transfer_done(t, CURLE_ABORTED_BY_CALLBACK, TRUE);
     }
     curl_multi_cleanup(c->multi);
@@ -399,7 +452,7 @@ cm_net_httpc_free(CmNetHttpc *c)
         cm_cert_unref(c->client_cert);
     if (c->client_key != NULL)
         cm_key_unref(c->client_key);
-    g_free(c->ca_pem);
+    X509_STORE_free(c->roots);
     curl_slist_free_all(c->connect_to);
     g_free(c);
 }
@@ -475,12 +528,11 @@ transfer_setup(Transfer *t, const CmNetHttpRequest *req, GError **error)
     if (c->cfg.insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    } else if (c->ca_pem != NULL) {
-        struct curl_blob blob = {c->ca_pem, strlen(c->ca_pem), CURL_BLOB_NOCOPY};
-        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
+    } else if (c->roots != NULL) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
         curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
     }
-    if (c->client_cert != NULL) {
+    if (c->client_cert != NULL || (c->roots != NULL && !c->cfg.insecure)) {
         curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
         curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, c);
     }
@@ -570,7 +622,11 @@ cm_net_httpc_send(CmNetHttpc *c, const CmNetHttpRequest *req, CmNetHttpcDone don
         return FALSE;
     }
     g_hash_table_add(c->transfers, t);
-    if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK) {
+    if (c->cfg.max_host_connections > 0 && c->admitted >= (guint)c->cfg.max_host_connections) {
+        g_queue_push_tail(&c->waiting, t);
+        return TRUE;
+    }
+    if (!admit(t)) {
         g_hash_table_remove(c->transfers, t);
         g_set_error(error, CM_NET_ERROR, CM_NET_ERROR_FAILED, "%s: libcurl refused the request",
                     t->what);
