@@ -314,6 +314,10 @@ ev_event(CmSimEngine *e, void *ctx, guint64 arg)
     case CM_SCN_ACT_DISTRIBUTE:
         sim_content_distribute(w, ev);
         break;
+    case CM_SCN_ACT_FAIL_CP:
+    case CM_SCN_ACT_RECOVER_CP:
+        sim_cmg_event(w, ev);
+        break;
     }
 }
 

@@ -61,6 +61,7 @@ ev_sample(CmSimEngine *e, void *ctx, guint64 arg)
                   cm_agent_status(w->clients[i].agent)->state == CM_AGENT_ACTIVE;
     g_array_append_val(cm_run_series(w->run, "clients.active", "clients")->values,
                        (double){active});
+    sim_cmg_sample(w);
     memset(w->sent_window, 0, sizeof w->sent_window);
     memset(w->lat_window, 0, sizeof w->lat_window);
     if (cm_sim_now(e) + w->scn->sample <= w->scn->duration)
@@ -300,5 +301,6 @@ sim_metrics_finish(SimWorld *w)
     sim_software_metrics(w);
     sim_content_finish(w);
     sim_attackers_report(w);
+    sim_cmg_metrics(w);
     check_expectations(w);
 }

@@ -1551,11 +1551,19 @@ static const char *const headline_metrics[] = {
     "policies.accepted",      "policies.refused",
     "content.available_ratio", "content.transfer_time.max", "content.bytes_sent",
     NULL};
+/* ... and in a run with a CMG (sim/cmg.c) */
+static const char *const cmg_headline_metrics[] = {"cmg.forwarded",
+                                                   "cmg.refused",
+                                                   "cmg.cp_share_max_deviation",
+                                                   "cmg.retry_requests",
+                                                   "cmg.crl_retries",
+                                                   "cmg.lost_in_flight",
+                                                   NULL};
 
 static gboolean
 metric_shown(const CmRun *run, const char *key, gboolean all)
 {
-    if (all || g_strv_contains(headline_metrics, key))
+    if (all || g_strv_contains(headline_metrics, key) || g_strv_contains(cmg_headline_metrics, key))
         return TRUE;
     for (guint i = 0; i < run->expects->len; i++) {
         const CmExpectResult *e = g_ptr_array_index(run->expects, i);

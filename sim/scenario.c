@@ -58,6 +58,8 @@ static const char *const action_names[] = {
     [CM_SCN_ACT_LINK_DOWN] = "link-down",
     [CM_SCN_ACT_LINK_UP] = "link-up",
     [CM_SCN_ACT_DISTRIBUTE] = "distribute",
+    [CM_SCN_ACT_FAIL_CP] = "fail-connection-point",
+    [CM_SCN_ACT_RECOVER_CP] = "recover-connection-point",
 };
 
 static const char *const strategy_names[] = {
@@ -188,6 +190,26 @@ mp_free(CmScnMp *x)
 }
 
 static void
+cmg_free(CmScnCmg *x)
+{
+    g_free(x->name);
+    g_free(x->site);
+    g_free(x->segment);
+    g_free(x);
+}
+
+static void
+cp_free(CmScnConnectionPoint *x)
+{
+    g_free(x->name);
+    g_free(x->cmg);
+    g_free(x->site);
+    g_free(x->segment);
+    g_strfreev(x->mps);
+    g_free(x);
+}
+
+static void
 population_free(CmScnPopulation *x)
 {
     g_free(x->name);
@@ -196,6 +218,7 @@ population_free(CmScnPopulation *x)
     g_free(x->domain);
     g_free(x->site_code);
     g_free(x->mp);
+    g_free(x->cmg);
     if (x->inventory != NULL)
         g_hash_table_unref(x->inventory);
     g_free(x);
@@ -279,6 +302,8 @@ cm_scenario_free(CmScenario *s)
     g_clear_pointer(&s->costs, g_hash_table_unref);
     g_clear_pointer(&s->contents, g_ptr_array_unref);
     g_clear_pointer(&s->dps, g_ptr_array_unref);
+    g_clear_pointer(&s->cmgs, g_ptr_array_unref);
+    g_clear_pointer(&s->cps, g_ptr_array_unref);
     g_free(s);
 }
 
@@ -302,6 +327,8 @@ scenario_new(const char *path)
     s->costs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     s->contents = g_ptr_array_new_with_free_func((GDestroyNotify)content_free);
     s->dps = g_ptr_array_new_with_free_func((GDestroyNotify)dp_free);
+    s->cmgs = g_ptr_array_new_with_free_func((GDestroyNotify)cmg_free);
+    s->cps = g_ptr_array_new_with_free_func((GDestroyNotify)cp_free);
     return s;
 }
 
@@ -323,6 +350,8 @@ typedef enum {
     G_COSTS,
     G_CONTENT,
     G_DP,
+    G_CMG,
+    G_CONNECTION_POINT,
     G__COUNT
 } GroupKind;
 
@@ -346,6 +375,8 @@ static const struct {
     [G_COSTS] = {"costs", 0, "[costs]"},
     [G_CONTENT] = {"content", 1, "[content NAME]"},
     [G_DP] = {"dp", 1, "[dp NAME]"},
+    [G_CMG] = {"cmg", 1, "[cmg NAME]"},
+    [G_CONNECTION_POINT] = {"connection_point", 1, "[connection_point NAME]"},
 };
 
 typedef struct {
@@ -370,6 +401,7 @@ typedef struct {
     GHashTable *segments, *forests, *domains, *sites, *mps, *populations, *events;
     GHashTable *attackers, *links, *trusts;
     GHashTable *contents, *dps;
+    GHashTable *cmgs, *cps;       /* [cmg], [connection_point] */
     GHashTable *collections;      /* "SITE\nname" -> the create-collection event */
     GHashTable *collection_names; /* name -> the same, on whichever site */
     guint64 devices;              /* clients and attacking devices so far, scaled */
@@ -1559,6 +1591,151 @@ parse_mp(Loader *ld, const Group *g, GError **error)
            get_int(g, "queue_limit", 5000, 1, MAX_QUEUE, &mp->queue_limit, error);
 }
 
+/* ------------------------------------------------------------ [cmg], [connection_point] */
+
+#define MAX_CMG_INSTANCES 16 /* CM_CMG_MAX_INSTANCES */
+
+static gboolean
+parse_cmg(Loader *ld, const Group *g, GError **error)
+{
+    static const char *const keys[] = {"site",      "segment",       "instances",
+                                       "workers",   "queue_limit",   "tls_min",
+                                       "crl_check", "crl_published", NULL};
+    CmScnCmg *c;
+    CmScnSite *site;
+    g_autofree char *entry = NULL, *v = NULL;
+    GError *cause = NULL;
+
+    if (!check_name_arg(g, g->args[0], error) || !check_keys(g, keys, NULL, error))
+        return FALSE;
+    /* The service name goes into every client's internet MP list entry:
+     * it must be a host name (REQ CMG-10). */
+    entry = cm_cmgurl_mp_entry(g->args[0], 1);
+    if (entry == NULL)
+        return fail(g, NULL, error,
+                    "expected a host name for the CMG, such as cmg.contoso.example");
+    c = g_new0(CmScnCmg, 1);
+    c->name = g_strdup(g->args[0]);
+    g_ptr_array_add(ld->s->cmgs, c);
+    if (!declare(g, ld->cmgs, "cmg", c->name, c, error) || !get_site_ref(g, "site", &site, error))
+        return FALSE;
+    c->site = g_strdup(site->code);
+    if (!get_segment_ref(g, "segment", site->segment, &c->segment, error) ||
+        !get_int(g, "instances", 2, 1, MAX_CMG_INSTANCES, &c->instances, error) ||
+        !get_int(g, "workers", 16, 1, MAX_WORKERS, &c->workers, error) ||
+        !get_int(g, "queue_limit", 5000, 1, MAX_QUEUE, &c->queue_limit, error) ||
+        !get_bool(g, "crl_check", FALSE, &c->crl_check, error) ||
+        !get_bool(g, "crl_published", TRUE, &c->crl_published, error) ||
+        !get_raw(g, "tls_min", &v, error))
+        return FALSE;
+    c->tls_min = CM_TLS_1_2;
+    if (v != NULL &&
+        (!cm_cmg_tls_parse(v, &c->tls_min, &cause) || !cm_cmg_tls_check(c->tls_min, &cause))) {
+        fail(g, "tls_min", error, "%s", cause->message);
+        g_error_free(cause);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean
+parse_connection_point(Loader *ld, const Group *g, GError **error)
+{
+    static const char *const keys[] = {"cmg", "segment", "mps", "workers", "queue_limit", NULL};
+    CmScnConnectionPoint *cp;
+    CmScnCmg *cmg;
+    CmScnSite *site;
+    g_autofree char *v = NULL;
+    guint n = 0;
+
+    if (!check_name_arg(g, g->args[0], error) || !check_keys(g, keys, NULL, error))
+        return FALSE;
+    cp = g_new0(CmScnConnectionPoint, 1);
+    cp->name = g_strdup(g->args[0]);
+    g_ptr_array_add(ld->s->cps, cp);
+    if (!declare(g, ld->cps, "connection_point", cp->name, cp, error) ||
+        !get_name(g, "cmg", &v, error))
+        return FALSE;
+    cmg = v != NULL ? lookup(g, "cmg", ld->cmgs, "cmg", v, error)
+                    : only_one(g, "cmg", ld->s->cmgs, "cmg", error);
+    if (cmg == NULL)
+        return FALSE;
+    for (guint i = 0; i < ld->s->cps->len; i++)
+        n += g_strcmp0(((CmScnConnectionPoint *)g_ptr_array_index(ld->s->cps, i))->cmg,
+                       cmg->name) == 0;
+    if (n >= CM_CMG_MAX_CPS)
+        return fail(g, "cmg", error, "a CMG takes at most %d connection points", CM_CMG_MAX_CPS);
+    cp->cmg = g_strdup(cmg->name);
+    cp->site = g_strdup(cmg->site);
+    site = g_hash_table_lookup(ld->sites, cmg->site);
+    if (!get_segment_ref(g, "segment", site->segment, &cp->segment, error) ||
+        !get_int(g, "workers", 8, 1, MAX_WORKERS, &cp->workers, error) ||
+        !get_int(g, "queue_limit", 5000, 1, MAX_QUEUE, &cp->queue_limit, error) ||
+        !get_list(g, "mps", &cp->mps, error))
+        return FALSE;
+    /* By default every MP of the site has its CMG traffic enabled. */
+    if (cp->mps[0] == NULL) {
+        GPtrArray *all = g_ptr_array_new();
+        for (guint i = 0; i < ld->s->mps->len; i++) {
+            CmScnMp *mp = g_ptr_array_index(ld->s->mps, i);
+            if (strcmp(mp->site, cmg->site) == 0)
+                g_ptr_array_add(all, g_strdup(mp->name));
+        }
+        if (all->len == 0) {
+            g_ptr_array_unref(all);
+            return fail(g, "mps", error, "site %s has no [mp] to forward to", cmg->site);
+        }
+        g_ptr_array_add(all, NULL);
+        g_strfreev(cp->mps);
+        cp->mps = (char **)g_ptr_array_free(all, FALSE);
+    }
+    for (char **m = cp->mps; *m != NULL; m++) {
+        CmScnMp *mp = lookup(g, "mps", ld->mps, "mp", *m, error);
+        if (mp == NULL)
+            return FALSE;
+        if (strcmp(mp->site, cmg->site) != 0)
+            return fail(g, "mps", error,
+                        "%s belongs to site %s; CMG %s serves site %s and forwards to its MPs only",
+                        *m, mp->site, cmg->name, cmg->site);
+    }
+    return TRUE;
+}
+
+/* A population of internet clients that reach their site through a CMG. */
+static gboolean
+population_cmg(const Group *g, CmScnPopulation *p, GError **error)
+{
+    static const char *const auth_names[] = {"pki", "token"};
+    CmScnCmg *cmg;
+    int auth;
+
+    if (!get_name(g, "cmg", &p->cmg, error))
+        return FALSE;
+    if (p->cmg == NULL) {
+        if (has_key(g, "cmg_auth"))
+            return fail(g, "cmg_auth", error, "only for clients of a CMG; set cmg as well");
+        return TRUE;
+    }
+    if ((cmg = lookup(g, "cmg", g->ld->cmgs, "cmg", p->cmg, error)) == NULL)
+        return FALSE;
+    if (p->site_code != NULL && strcmp(p->site_code, cmg->site) != 0)
+        return fail(g, "cmg", error, "CMG %s serves site %s, and this population belongs to %s",
+                    cmg->name, cmg->site, p->site_code);
+    if (!get_enum(g, "cmg_auth", auth_names, G_N_ELEMENTS(auth_names), p->pki ? 0 : 1, &auth,
+                  error))
+        return FALSE;
+    if (auth == 0 && !p->pki)
+        return fail(g, "cmg_auth", error,
+                    "pki needs pki = true: the population has no client certificate to show");
+    p->cmg_token = auth == 1;
+    /* The gateway does not carry the notification channel. */
+    if (has_key(g, "keepalive_interval") && p->keepalive_interval > 0)
+        return fail(g, "keepalive_interval", error,
+                    "a CMG does not carry the notification channel; set 0 or leave it out");
+    p->keepalive_interval = 0;
+    return TRUE;
+}
+
 /* ------------------------------------------------------------ [population] */
 
 static gboolean
@@ -1616,6 +1793,8 @@ parse_population(Loader *ld, const Group *g, GError **error)
                                        "client_status_interval",
                                        "keepalive_interval",
                                        "channel_lifetime",
+                                       "cmg",
+                                       "cmg_auth",
                                        NULL};
     CmScenario *s = ld->s;
     CmScnPopulation *p;
@@ -1770,6 +1949,9 @@ parse_population(Loader *ld, const Group *g, GError **error)
         return fail(g, "key_alg", error, "expected p256 or rsa2048, got %s", q);
     }
     g_clear_pointer(&v, g_free);
+
+    if (!population_cmg(g, p, error))
+        return FALSE;
 
     have = group_keys(g);
     for (char **k = have; k != NULL && *k != NULL; k++) {
@@ -1971,13 +2153,12 @@ typedef enum {
     TGT_MP,
     TGT_FOREST,
     TGT_SITE,
+    TGT_CP,
 } TargetKind;
 
-static const char *const target_kinds[] = {[TGT_NONE] = "nothing",
-                                           [TGT_POPULATION] = "population",
-                                           [TGT_MP] = "mp",
-                                           [TGT_FOREST] = "forest",
-                                           [TGT_SITE] = "site"};
+static const char *const target_kinds[] = {[TGT_NONE] = "nothing", [TGT_POPULATION] = "population",
+                                           [TGT_MP] = "mp",        [TGT_FOREST] = "forest",
+                                           [TGT_SITE] = "site",    [TGT_CP] = "connection_point"};
 
 /* What each action reads beyond at and action. */
 static const struct {
@@ -1999,6 +2180,8 @@ static const struct {
     [CM_SCN_ACT_LINK_DOWN] = {TGT_SITE, FALSE, {"target"}},
     [CM_SCN_ACT_LINK_UP] = {TGT_SITE, FALSE, {"target"}},
     [CM_SCN_ACT_DISTRIBUTE] = {TGT_NONE, TRUE, {"site", "content", "dps"}},
+    [CM_SCN_ACT_FAIL_CP] = {TGT_CP, FALSE, {"target"}},
+    [CM_SCN_ACT_RECOVER_CP] = {TGT_CP, FALSE, {"target"}},
 };
 
 /* Collection names may hold spaces ("All Systems"), not commas. */
@@ -2023,6 +2206,7 @@ get_target(const Group *g, TargetKind kind, char **out, GError **error)
     GHashTable *table = kind == TGT_POPULATION ? ld->populations
                         : kind == TGT_MP       ? ld->mps
                         : kind == TGT_SITE     ? ld->sites
+                        : kind == TGT_CP       ? ld->cps
                                                : ld->forests;
 
     if (!get_name(g, "target", &v, error))
@@ -2580,9 +2764,15 @@ parse_costs(Loader *ld, const Group *g, GError **error)
         g_autofree char *role = dot != NULL ? g_strndup(*k, (gsize)(dot - *k)) : NULL;
         CmTime t;
 
-        /* "refusal": what answering a refused request costs (sim/costs.c) */
-        if (role == NULL || (strcmp(role, "site") != 0 && strcmp(role, "mp") != 0) ||
-            (cm_ep_from_name(dot + 1) == CM_EP_NONE && strcmp(dot + 1, "refusal") != 0)) {
+        /* "refusal": what answering a refused request costs (sim/costs.c);
+         * cmg.pki, cmg.token, cmg.crl and cp.forward: the CMG's and its
+         * connection points' */
+        gboolean cmg_key = strcmp(*k, "cmg.pki") == 0 || strcmp(*k, "cmg.token") == 0 ||
+                           strcmp(*k, "cmg.crl") == 0 || strcmp(*k, "cp.forward") == 0;
+
+        if (!cmg_key &&
+            (role == NULL || (strcmp(role, "site") != 0 && strcmp(role, "mp") != 0) ||
+             (cm_ep_from_name(dot + 1) == CM_EP_NONE && strcmp(dot + 1, "refusal") != 0))) {
             const char *eps[CM_EP__COUNT];
             g_autofree char *all = NULL;
             for (int e = 1; e < CM_EP__COUNT; e++)
@@ -2591,7 +2781,7 @@ parse_costs(Loader *ld, const Group *g, GError **error)
             all = name_list(eps, CM_EP__COUNT);
             return fail(g, *k, error,
                         "expected a key ROLE.ENDPOINT with ROLE site or mp and "
-                        "ENDPOINT one of %s",
+                        "ENDPOINT one of %s; or cmg.pki, cmg.token, cmg.crl, cp.forward",
                         all);
         }
         if (!get_duration(g, *k, 0, 0, MAX_COST, &t, error))
@@ -2876,6 +3066,8 @@ static const struct {
     {G_TRUST, parse_trust},
     {G_SITE, parse_site},
     {G_MP, parse_mp},
+    {G_CMG, parse_cmg},
+    {G_CONNECTION_POINT, parse_connection_point},
     {G_POPULATION, parse_population},
     {G_CONTENT, parse_content},
     {G_DP, parse_dp},
@@ -3041,6 +3233,8 @@ loader_init(Loader *ld, const char *file, const char *label, GKeyFile *kf, doubl
     ld->trusts = TABLE();
     ld->contents = TABLE();
     ld->dps = TABLE();
+    ld->cmgs = TABLE();
+    ld->cps = TABLE();
     ld->substituted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 #undef TABLE
 }
@@ -3052,7 +3246,7 @@ loader_clear(Loader *ld)
         &ld->segments,    &ld->forests,     &ld->domains,         &ld->sites,       &ld->mps,
         &ld->populations, &ld->events,      &ld->attackers,       &ld->collections, &ld->links,
         &ld->trusts,      &ld->substituted, &ld->collection_names,
-        &ld->contents,    &ld->dps};
+        &ld->contents,    &ld->dps,         &ld->cmgs,            &ld->cps};
     for (size_t i = 0; i < G_N_ELEMENTS(tables); i++)
         g_clear_pointer(tables[i], g_hash_table_unref);
     cm_scenario_free(ld->s);

@@ -14,6 +14,7 @@
 #include "cmproto.h"
 #include "cmagent.h"
 #include "cmsite.h"
+#include "cmcmg.h"
 
 G_BEGIN_DECLS
 
@@ -118,6 +119,9 @@ typedef struct {
     CmTime client_status_interval; /* encrypted self-checks; 0: none (REQ DATA-02) */
     CmTime keepalive_interval;     /* notification channel keep-alives; 0: no channel (REQ REG-05) */
     CmTime channel_lifetime;       /* the channel disconnects after it; 0: never */
+    /* Internet clients through a cloud management gateway (sim/cmg.c) */
+    char *cmg;                     /* the [cmg] they reach the site through, NULL: none */
+    gboolean cmg_token;            /* pre-authenticate with a token, not the PKI certificate */
 } CmScnPopulation;
 
 #define CM_SCN_CONTENT_MAX (G_GUINT64_CONSTANT(1) << 43) /* 8 TiB, what a DP transfer takes */
@@ -161,6 +165,8 @@ typedef enum {
     CM_SCN_ACT_LINK_DOWN,      /* target child site: its replication link to its parent fails */
     CM_SCN_ACT_LINK_UP,        /* ... and comes back */
     CM_SCN_ACT_DISTRIBUTE,     /* content to distribution points (REQ DP-02/03) */
+    CM_SCN_ACT_FAIL_CP,        /* target connection point: its host fails (REQ CMG-08) */
+    CM_SCN_ACT_RECOVER_CP,     /* ... and comes back, reconnecting */
 } CmScnAction;
 
 /* [event NAME] */
@@ -228,6 +234,33 @@ typedef struct {
     char *text;              /* the expression as written */
 } CmScnExpect;
 
+/* [cmg NAME]: a cloud management gateway, one or more VM instances
+ * deciding every internet client request with the real cm_cmg_handle
+ * (sim/cmg.c; REQ CMG-02..08). */
+typedef struct {
+    char *name;              /* the service name, e.g. cmg.contoso.example */
+    char *site;              /* the site it serves */
+    char *segment;           /* where its instances run (the internet, a cloud region) */
+    int instances;           /* VM instances, each with its own workers and queue */
+    int workers;             /* per instance */
+    int queue_limit;         /* per instance */
+    CmTlsVersion tls_min;    /* TLS floor, 1.2 at least (REQ CMG-11) */
+    gboolean crl_check;      /* verify client certificate revocation (REQ CMG-03) */
+    gboolean crl_published;  /* the CRL is published where the gateway reaches it */
+} CmScnCmg;
+
+/* [connection_point NAME]: a CMG connection point at the site, forwarding
+ * to the MPs whose CMG traffic is enabled. */
+typedef struct {
+    char *name;              /* host name */
+    char *cmg;
+    char *site;              /* the cmg's site */
+    char *segment;
+    char **mps;              /* the MPs it publishes, NULL-terminated */
+    int workers;
+    int queue_limit;
+} CmScnConnectionPoint;
+
 typedef struct {
     char *path;              /* the file it came from */
     char *name;
@@ -253,6 +286,8 @@ typedef struct {
     GHashTable *costs;       /* "site.register" -> CmTime* overrides */
     GPtrArray *contents;     /* CmScnContent* */
     GPtrArray *dps;          /* CmScnDp* */
+    GPtrArray *cmgs;         /* CmScnCmg* */
+    GPtrArray *cps;          /* CmScnConnectionPoint* */
 } CmScenario;
 
 /* What the loader accepts, so that memory stays bounded whatever the file. */

@@ -132,6 +132,7 @@ sim_job_free(SimJob *job)
     }
     if (job->body != NULL)
         g_bytes_unref(job->body);
+    sim_cmg_hop_free(job->cmg_hop);
     cm_response_clear(&job->resp);
     g_free(job);
 }
@@ -177,7 +178,13 @@ static void site_wait(SimWorld *w, SimJob *job);
 static void
 reply_to_client(SimWorld *w, SimJob *job, guint client_seg)
 {
-    CmTime d = sim_net_delay(w, job->mp->seg, client_seg, nominal_size(job->req.ep, TRUE));
+    CmTime d;
+
+    if (job->cmg_hop != NULL) {
+        sim_cmg_reply(w, job); /* back through the connection point and the gateway */
+        return;
+    }
+    d = sim_net_delay(w, job->mp->seg, client_seg, nominal_size(job->req.ep, TRUE));
     cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_client_response, w,
               GPOINTER_TO_SIZE(job));
 }
@@ -415,6 +422,48 @@ sim_job_send(SimWorld *w, SimJob *job, guint seg)
     cm_sim_at(w->engine, job->sent_at + d, ev_mp_arrive, w, GPOINTER_TO_SIZE(job));
 }
 
+/* ------------------------------------------------ for other paths (cmg.c) */
+
+gboolean
+sim_server_take(SimWorld *w, SimServer *s, SimJob *job, CmTime cost, CmSimFn done)
+{
+    return server_arrive(w, s, job, cost, done);
+}
+
+void
+sim_server_done(SimWorld *w, SimServer *s, CmTime (*cost_of)(SimWorld *, SimJob *), CmSimFn done)
+{
+    server_next(w, s, cost_of, done);
+}
+
+void
+sim_server_busy(SimServer *s, CmResponse *resp)
+{
+    overload_answer(s, resp);
+}
+
+void
+sim_mp_take(SimWorld *w, SimJob *job)
+{
+    if (!server_arrive(w, &job->mp->server, job, mp_cost(w, job), ev_mp_done)) {
+        overload_answer(&job->mp->server, &job->resp);
+        reply_to_client(w, job, origin_seg(job));
+    }
+}
+
+void
+sim_job_answer(SimWorld *w, SimJob *job, CmTime at)
+{
+    cm_sim_at(w->engine, MAX(at, cm_sim_now(w->engine)), ev_client_response, w,
+              GPOINTER_TO_SIZE(job));
+}
+
+gsize
+sim_nominal_size(CmEndpoint ep, gboolean response)
+{
+    return nominal_size(ep, response);
+}
+
 /* ------------------------------------------------------------- clients */
 
 static void
@@ -470,6 +519,8 @@ sim_client_actions(SimWorld *w, SimClient *c, CmAgentActions *act)
         job->send = send;
         act->sends->pdata[i] = NULL; /* the job owns it now */
         cm_agent_send_request(send, &job->req);
+        if (p->scn->cmg != NULL && sim_cmg_send(w, p, c, job))
+            continue; /* an internet client: through its CMG */
         job->mp = sim_world_mp(w, send->mp);
         job->mp = sim_upgrade_route(w, c, send, job->mp);
         /* The transport's authentication: Kerberos for domain members that

@@ -146,6 +146,7 @@ sim_world_add_mp(SimWorld *w, CmScnMp *scn, SimSite *site, GError **error)
         return NULL;
     siteinfo = cm_site_siteinfo_json(site->site);
     list = cm_site_mplist_json(site->site);
+    sim_cmg_mplist(w, site, list);
     m->mp = cm_mp_new(&(CmMpConfig){.name = info.name, .role_id = info.role_id,
                                     .internet = scn->internet, .mp_cert = m->cert,
                                     .siteinfo = siteinfo, .mplist = list},
@@ -161,6 +162,7 @@ sim_world_refresh_mps(SimWorld *w, SimSite *site)
     g_autoptr(json_t) siteinfo = cm_site_siteinfo_json(site->site);
     g_autoptr(json_t) list = cm_site_mplist_json(site->site);
 
+    sim_cmg_mplist(w, site, list);
     for (guint i = 0; i < w->mps->len; i++) {
         SimMp *m = g_ptr_array_index(w->mps, i);
         if (m->site == site)
@@ -312,6 +314,8 @@ sim_client_config(SimWorld *w, SimPop *p, SimClient *c, CmAgentConfig *cfg, guin
         cfg->pki_key = c->pki_key;
         cfg->usepkicert = TRUE;
     }
+    if (p->scn->cmg != NULL)
+        sim_cmg_client_config(w, p, c, cfg);
 }
 
 gboolean
@@ -515,6 +519,8 @@ sim_world_new(CmScenario *scn, const SimCosts *costs, GError **error)
     }
     if (!sim_content_build(w, error))
         goto fail;
+    if (!sim_cmg_build(w, error))
+        goto fail;
     if (!sim_attackers_start(w, error) || !clients_build(w, error) ||
         !sim_events_schedule(w, error))
         goto fail;
@@ -534,6 +540,7 @@ sim_world_free(SimWorld *w)
     if (w == NULL)
         return;
     sim_site_worker_stop(w);
+    sim_cmg_free(w);
     sim_attackers_free(w);
     sim_hierarchy_free(w);
     sim_content_free(w);

@@ -21,6 +21,10 @@ typedef struct {
     CmTime mp[CM_EP__COUNT];
     CmTime site_refusal; /* a request the site refuses early (blocked, unsigned) */
     CmTime mp_refusal;
+    CmTime cmg_pki;      /* a CMG instance deciding a PKI client's request (sim/cmg.c) */
+    CmTime cmg_token;    /* ... a token client's */
+    CmTime cmg_crl;      /* ... added for a PKI client when it checks revocation */
+    CmTime cp_forward;   /* a connection point routing one to its MP */
 } SimCosts;
 
 void sim_costs_default(SimCosts *c);
@@ -118,6 +122,7 @@ struct SimJob {
     CmTime site_at;
     gboolean site_queued;
     gint site_done;
+    struct SimCmgHop *cmg_hop; /* on its way through a CMG (cmg.c), NULL: direct */
 };
 
 typedef struct SimSiteWorker SimSiteWorker;
@@ -180,6 +185,7 @@ struct SimWorld {
     SimSiteWorker *site_worker; /* NULL: sites handled inline */
     struct SimHierarchy *hier;  /* child sites and replication (hierarchy.c), NULL: none */
     struct SimContent *content; /* DPs and content distribution (content.c), NULL: none */
+    GPtrArray *cmgs;            /* struct SimCmg* (cmg.c) */
 };
 
 /* world.c */
@@ -230,6 +236,20 @@ void sim_site_sync(SimWorld *w);
 void sim_server_init(SimServer *s, const char *name, int workers, guint limit);
 void sim_server_clear(SimServer *s);
 guint sim_server_backlog(const SimServer *s);
+/* For other paths through the world (cmg.c): a job reaches server s and
+ * is served after cost (FALSE: the full queue turned it away); a worker
+ * that finished takes the next job; the 503 a full queue answers. */
+gboolean sim_server_take(SimWorld *w, SimServer *s, SimJob *job, CmTime cost, CmSimFn done);
+void sim_server_done(SimWorld *w, SimServer *s, CmTime (*cost_of)(SimWorld *, SimJob *),
+                     CmSimFn done);
+void sim_server_busy(SimServer *s, CmResponse *resp);
+/* A forwarded job reaches its MP (job->mp) past any client TLS check. */
+void sim_mp_take(SimWorld *w, SimJob *job);
+/* The client gets job->resp at virtual time at (status 0: a transport
+ * failure). */
+void sim_job_answer(SimWorld *w, SimJob *job, CmTime at);
+/* The nominal size of a message to or from ep, headers included. */
+gsize sim_nominal_size(CmEndpoint ep, gboolean response);
 
 /* events.c */
 gboolean sim_events_schedule(SimWorld *w, GError **error);
@@ -243,6 +263,21 @@ char **sim_attackers_dns(SimWorld *w, const char *population);
 void sim_attackers_free(SimWorld *w);
 /* Lets a compromised MP alter a response before it leaves (attack.c). */
 void sim_mp_tamper(SimWorld *w, SimMp *mp, SimJob *job);
+
+/* cmg.c: cloud management gateways and their connection points */
+gboolean sim_cmg_build(SimWorld *w, GError **error);
+void sim_cmg_free(SimWorld *w);
+/* Adds the CMG entries of site's gateways to an MP list (cm_site_mplist_json). */
+void sim_cmg_mplist(SimWorld *w, SimSite *site, json_t *list);
+void sim_cmg_client_config(SimWorld *w, SimPop *p, SimClient *c, CmAgentConfig *cfg);
+/* Sends job through its population's CMG; FALSE when send->mp is no CMG entry. */
+gboolean sim_cmg_send(SimWorld *w, SimPop *p, SimClient *c, SimJob *job);
+/* The MP answered a job that came through a CMG: back the same way. */
+void sim_cmg_reply(SimWorld *w, SimJob *job);
+void sim_cmg_hop_free(struct SimCmgHop *hop);
+void sim_cmg_event(SimWorld *w, CmScnEvent *ev);
+void sim_cmg_sample(SimWorld *w);
+void sim_cmg_metrics(SimWorld *w);
 
 /* metrics.c */
 void sim_metrics_start(SimWorld *w);

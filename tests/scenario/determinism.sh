@@ -1,7 +1,8 @@
 #!/bin/sh
 # The same scenario and seed give the same reports, byte for byte: two runs
 # of scenarios with storms, floods, attackers, variants and a site hierarchy
-# replicating over its links are compared.
+# replicating over its links, and a CMG whose connection point fails and
+# recovers, are compared.
 set -u
 top=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 sim="${top_builddir:-.}/cmlab-sim"
@@ -9,7 +10,7 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/cmlab-det.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 [ -x "$sim" ] || { echo "determinism: no $sim" >&2; exit 99; }
 rc=0
-for name in registration-storm status-messages cloned-image hierarchy; do
+for name in registration-storm status-messages cloned-image hierarchy cmg-round-robin; do
   for run in 1 2; do
     "$sim" --quiet --scale 0.03 -o "$out/$name.$run" "$top/scenarios/$name.scn" || true
   done

@@ -911,8 +911,7 @@ START_TEST(test_error_structure)
     /* unknown group, wrong arity */
     expect_refused(MINIMAL "[popluation desktops]\ncount = 5\n",
                    "t.scn: [popluation desktops]: unknown group; expected scenario, site, mp, "
-                   "segment, link, forest, trust, population, event, attacker, variant, expect, "
-                   "costs, content or dp");
+                   "segment, link, forest, trust, population, event, attacker, variant, expect");
     expect_refused(MINIMAL "[link lan]\n", "t.scn: [link lan]: expected [link SEGMENT SEGMENT]");
     expect_refused(MINIMAL "[site]\n", "t.scn: [site]: expected [site CODE]");
     expect_refused(MINIMAL "[expect now]\n", "t.scn: [expect now]: expected [expect]");
@@ -1353,6 +1352,95 @@ START_TEST(test_error_hierarchy)
 }
 END_TEST
 
+/* A CMG and its connection points: defaults, references resolved, the
+ * population that goes through it, the events that fail and recover a
+ * connection point; and every bad value refused naming its group and key.
+ * REQ: CMG-03, CMG-07, CMG-08 */
+START_TEST(test_cmg_groups)
+{
+#define CMGB "[scenario]\nduration = 6h\n[segment lan]\n[segment cloud]\n[site PS1]\nsegment = lan\n" \
+             "[mp mp1]\nsite = PS1\n[mp mp2]\nsite = PS1\n[population pcs]\ncount = 1\nsegment = lan\n"
+    GError *error = NULL;
+    GPtrArray *all = load(CMGB "[cmg cmg.contoso.example]\nsegment = cloud\ncrl_check = true\n"
+                               "crl_published = false\n"
+                               "[connection_point cp1]\nmps = mp2\n[connection_point cp2]\n"
+                               "[population net]\ncount = 3\nsegment = lan\npki = true\ncmg = cmg.contoso.example\n"
+                               "[population tok]\ncount = 3\nsegment = lan\ncmg = cmg.contoso.example\n"
+                               "[event f]\nat = 1h\naction = fail-connection-point\ntarget = cp2\n"
+                               "[event r]\nat = 2h\naction = recover-connection-point\n"
+                               "target = cp2\n",
+                          &error);
+    CmScenario *s;
+    CmScnCmg *c;
+    CmScnConnectionPoint *cp1, *cp2;
+    CmScnPopulation *net, *tok;
+    CmScnEvent *f, *r;
+
+    cm_assert_no_error(error);
+    s = g_ptr_array_index(all, 0);
+    ck_assert_uint_eq(s->cmgs->len, 1);
+    c = g_ptr_array_index(s->cmgs, 0);
+    ck_assert_str_eq(c->site, "PS1");
+    ck_assert_str_eq(c->segment, "cloud");
+    ck_assert_int_eq(c->instances, 2);
+    ck_assert_int_eq(c->workers, 16);
+    ck_assert_int_eq(c->tls_min, CM_TLS_1_2);
+    ck_assert(c->crl_check && !c->crl_published);
+    cp1 = g_ptr_array_index(s->cps, 0);
+    cp2 = g_ptr_array_index(s->cps, 1);
+    ck_assert_str_eq(cp1->cmg, "cmg.contoso.example");
+    ck_assert_str_eq(cp1->segment, "lan"); /* the site's */
+    ck_assert_uint_eq(g_strv_length(cp1->mps), 1);
+    ck_assert_str_eq(cp1->mps[0], "mp2");
+    ck_assert_uint_eq(g_strv_length(cp2->mps), 2); /* every MP of the site */
+    net = g_ptr_array_index(s->populations, 1);
+    tok = g_ptr_array_index(s->populations, 2);
+    ck_assert_str_eq(net->cmg, "cmg.contoso.example");
+    ck_assert(!net->cmg_token);
+    ck_assert(tok->cmg_token); /* no certificate: a token */
+    ck_assert_int_eq(net->keepalive_interval, 0); /* the CMG carries no channel */
+    f = g_ptr_array_index(s->events, 0);
+    r = g_ptr_array_index(s->events, 1);
+    ck_assert_int_eq(f->action, CM_SCN_ACT_FAIL_CP);
+    ck_assert_int_eq(r->action, CM_SCN_ACT_RECOVER_CP);
+    ck_assert_str_eq(r->target, "cp2");
+    g_ptr_array_unref(all);
+
+    expect_refused(CMGB "[cmg bad name]\n", "[cmg bad name]");
+    expect_refused(CMGB "[cmg g1]\ninstances = 17\n", "[cmg g1] instances:");
+    expect_refused(CMGB "[cmg g1]\ntls_min = 1.1\n", "[cmg g1] tls_min:");
+    expect_refused(CMGB "[cmg g1]\ncrl_check = maybe\n", "[cmg g1] crl_check:");
+    expect_refused(CMGB "[cmg g1]\nsegment = moon\n", "[cmg g1] segment: no [segment moon]");
+    expect_refused(CMGB "[cmg g1]\ncolour = blue\n", "[cmg g1] colour:");
+    expect_refused(CMGB "[connection_point cp1]\n", "[connection_point cp1] cmg: missing");
+    expect_refused(CMGB "[cmg g1]\n[connection_point cp1]\ncmg = g2\n",
+                   "[connection_point cp1] cmg: no [cmg g2]");
+    expect_refused(CMGB "[cmg g1]\n[connection_point cp1]\nmps = mp9\n",
+                   "[connection_point cp1] mps: no [mp mp9]");
+    expect_refused(CMGB "[site PS2]\nsegment = lan\n[mp mp3]\nsite = PS2\n[cmg g1]\nsite = PS1\n"
+                        "[connection_point cp1]\nmps = mp3\n",
+                   "[connection_point cp1] mps: mp3 belongs to site PS2");
+    expect_refused(CMGB "[population net]\ncount = 1\nsegment = lan\ncmg = g9\n",
+                   "[population net] cmg: no [cmg g9]");
+    expect_refused(CMGB "[cmg g1]\n[population net]\ncount = 1\nsegment = lan\ncmg = g1\ncmg_auth = pki\n",
+                   "[population net] cmg_auth: pki needs pki = true");
+    expect_refused(CMGB "[cmg g1]\n[population net]\ncount = 1\nsegment = lan\ncmg = g1\ncmg_auth = kerberos\n",
+                   "[population net] cmg_auth:");
+    expect_refused(CMGB "[population net]\ncount = 1\nsegment = lan\ncmg_auth = token\n",
+                   "[population net] cmg_auth: only for clients of a CMG");
+    expect_refused(CMGB "[cmg g1]\n[population net]\ncount = 1\nsegment = lan\ncmg = g1\n"
+                        "keepalive_interval = 15m\n",
+                   "[population net] keepalive_interval: a CMG does not carry");
+    expect_refused(CMGB "[event f]\nat = 1h\naction = fail-connection-point\ntarget = cp9\n",
+                   "[event f] target: no [connection_point cp9]");
+    expect_refused(CMGB "[cmg g1]\n[connection_point cp1]\n"
+                        "[event f]\nat = 1h\naction = fail-connection-point\n",
+                   "[event f] target: missing");
+    expect_refused(CMGB "[costs]\ncmg.bogus = 1ms\n", "[costs] cmg.bogus:");
+#undef CMGB
+}
+END_TEST
+
 START_TEST(test_docs_examples)
 {
     const char *top = g_getenv("top_srcdir");
@@ -1447,6 +1535,7 @@ scenario_suite(void)
     tcase_add_test(bad, test_error_references);
     tcase_add_test(bad, test_content_groups);
     tcase_add_test(bad, test_error_hierarchy);
+    tcase_add_test(bad, test_cmg_groups);
     tcase_add_test(bad, test_error_expect);
     tcase_add_test(bad, test_variant_error_names_combination);
     tcase_add_test(bad, test_variant_limits);
