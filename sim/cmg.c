@@ -83,11 +83,13 @@ struct SimCmg {
     CmKey *key;
     CmCert *cert; /* its server certificate, pinned by the connection points */
     CmCmgMappings *mappings;
-    GPtrArray *entries;   /* char*: the internet MP list entries, by role ID */
-    GPtrArray *entry_mps; /* char*: the MP of each entry */
-    GPtrArray *cps;       /* SimCp* */
-    GHashTable *bulk;     /* population name -> bulk registration token */
-    CmCrl *crl;           /* the CRL last loaded */
+    GPtrArray *entries;         /* char*: the internet MP list entries, by role ID */
+    GPtrArray *entry_mps;       /* char*: the MP of each entry */
+    GPtrArray *unpublished;     /* char*: the entries of the site's other MPs */
+    GPtrArray *unpublished_mps; /* char*: their MPs */
+    GPtrArray *cps;             /* SimCp* */
+    GHashTable *bulk;           /* population name -> bulk registration token */
+    CmCrl *crl;                 /* the CRL last loaded */
     /* metrics */
     guint64 requests, forwarded, dropped, lost, busy;
     guint64 refusals[CM_REASON__COUNT];
@@ -391,6 +393,8 @@ cmg_build_one(SimWorld *w, CmScnCmg *scn, guint index, GError **error)
     g->cps = g_ptr_array_new();
     g->entries = g_ptr_array_new_with_free_func(g_free);
     g->entry_mps = g_ptr_array_new_with_free_func(g_free);
+    g->unpublished = g_ptr_array_new_with_free_func(g_free);
+    g->unpublished_mps = g_ptr_array_new_with_free_func(g_free);
     g->bulk = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_ptr_array_add(w->cmgs, g);
     cm_rng_init_seeded(&rng, w->scn->seed, cm_rng_stream_id(scn->name));
@@ -411,8 +415,12 @@ cmg_build_one(SimWorld *w, CmScnCmg *scn, guint index, GError **error)
             published = strcmp(cp->cmg, scn->name) == 0 &&
                         g_strv_contains((const char *const *)cp->mps, m->name);
         }
-        if (!published)
+        if (!published) {
+            g_ptr_array_add(g->unpublished,
+                            cm_cmgurl_mp_entry(cm_cmg_mappings_name(g->mappings), m->role_id));
+            g_ptr_array_add(g->unpublished_mps, g_strdup(m->name));
             continue;
+        }
         if (!cm_cmg_mappings_add_mp(g->mappings, scn->site, m->role_id, m->name, error))
             return FALSE;
         g_ptr_array_add(g->entries,
@@ -529,6 +537,8 @@ sim_cmg_free(SimWorld *w)
         g_ptr_array_unref(g->cps);
         g_ptr_array_unref(g->entries);
         g_ptr_array_unref(g->entry_mps);
+        g_ptr_array_unref(g->unpublished);
+        g_ptr_array_unref(g->unpublished_mps);
         g_hash_table_unref(g->bulk);
         if (g->mappings != NULL)
             cm_cmg_mappings_unref(g->mappings);
@@ -570,15 +580,19 @@ void
 sim_cmg_client_config(SimWorld *w, SimPop *p, SimClient *c, CmAgentConfig *cfg)
 {
     SimCmg *g = cmg_find(w, p->scn->cmg);
-    guint n, pick;
 
-    if (g == NULL || (n = g->entries->len) == 0)
+    if (g == NULL)
         return;
-    pick = (guint)(c - w->clients) % n;
-    for (guint k = 0; p->scn->mp != NULL && k < n; k++)
+    if (g->entries->len > 0)
+        cfg->mp = g_ptr_array_index(g->entries, (guint)(c - w->clients) % g->entries->len);
+    for (guint k = 0; p->scn->mp != NULL && k < g->entries->len; k++)
         if (g_ascii_strcasecmp(g_ptr_array_index(g->entry_mps, k), p->scn->mp) == 0)
-            pick = k;
-    cfg->mp = g_ptr_array_index(g->entries, pick);
+            cfg->mp = g_ptr_array_index(g->entries, k);
+    /* An MP whose CMG traffic is not enabled: its entry names nothing the
+     * site published, and the gateway's URL filter refuses it (REQ CMG-05). */
+    for (guint k = 0; p->scn->mp != NULL && k < g->unpublished->len; k++)
+        if (g_ascii_strcasecmp(g_ptr_array_index(g->unpublished_mps, k), p->scn->mp) == 0)
+            cfg->mp = g_ptr_array_index(g->unpublished, k);
     cfg->on_internet = TRUE;
     cfg->dns_mps = NULL;
     cfg->directory = NULL;
