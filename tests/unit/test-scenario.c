@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "scenario.h"
+#include "cmsim.h"
 
 static char *tmpdir;
 
@@ -1441,6 +1442,57 @@ START_TEST(test_cmg_groups)
 }
 END_TEST
 
+/* A small world with a CMG, run: each connection point checks every
+ * instance every minute and reports its traffic every five minutes; the
+ * gateway spreads requests evenly, keeps routing to a failed connection
+ * point only until its checks lapse (losing those requests in flight),
+ * and gives it its share again once it recovered.  REQ: CMG-07, CMG-08 */
+START_TEST(test_cmg_run)
+{
+    static const char text[] =
+        "[scenario]\nduration = 90m\nseed = 5\n"
+        "[segment corp]\n[segment net]\nlatency = 20ms\n[segment cloud]\n"
+        "[link net cloud]\nlatency = 10ms\n[link corp cloud]\nlatency = 10ms\none_way = true\n"
+        "[forest corp.example]\n[site PS1]\nsegment = corp\ncommunication = ehttp\n"
+        "[mp mp1]\nsite = PS1\nsegment = corp\n"
+        "[cmg gw.example]\nsegment = cloud\n"
+        "[connection_point cp1]\n[connection_point cp2]\n"
+        "[population net]\ncount = 12\nsegment = net\nworkgroup = true\npki = true\n"
+        "site_code = PS1\ntrk = property\ncmg = gw.example\npolicy_interval = 1m\n"
+        "[event f]\nat = 30m\naction = fail-connection-point\ntarget = cp2\n"
+        "[event r]\nat = 60m\naction = recover-connection-point\ntarget = cp2\n";
+    GError *error = NULL;
+    GPtrArray *all = load(text, &error);
+    g_autoptr(CmRun) run = NULL;
+    double v;
+
+    cm_assert_no_error(error);
+    run = cm_sim_run_scenario(g_ptr_array_index(all, 0), NULL, &error);
+    cm_assert_no_error(error);
+#define M(name) (ck_assert_msg(cm_run_metric(run, (name), &v), "no metric %s", (name)), v)
+    ck_assert_double_eq(M("pop.net.active_ratio"), 1);
+    /* Two instances, a check each a minute: 89 or 90 rounds in 90 minutes. */
+    ck_assert_double_ge(M("cp.cp1.checks"), 2 * 89);
+    ck_assert_double_le(M("cp.cp1.checks"), 2 * 90);
+    ck_assert_double_ge(M("cp.cp1.traffic_reports"), 17);
+    ck_assert_double_le(M("cp.cp1.traffic_reports"), 18);
+    ck_assert_double_le(M("cmg.cp_share_max_deviation"), 0.05);
+    /* The last check came at most a minute before the failure; the gateway
+     * gives up 150 s after it. */
+    ck_assert_double_ge(M("cp.cp2.lapse_time"), 90);
+    ck_assert_double_le(M("cp.cp2.lapse_time"), 150 + 60);
+    ck_assert_double_gt(M("cp.cp2.lost_in_flight"), 0);
+    ck_assert_double_eq(M("cp.cp2.outage_share"), 0);
+    ck_assert_double_ge(M("cp.cp2.recovered_share"), 0.45);
+    ck_assert_double_le(M("cp.cp2.recovered_share"), 0.55);
+    ck_assert_double_ge(M("cp.cp2.reconnects"), 2); /* both instances again */
+    ck_assert_double_eq(M("cmg.lost_in_flight"), M("cp.cp2.lost_in_flight"));
+    ck_assert_double_eq(M("cmg.lost_in_flight"), M("cmg.busy"));
+#undef M
+    g_ptr_array_unref(all);
+}
+END_TEST
+
 START_TEST(test_docs_examples)
 {
     const char *top = g_getenv("top_srcdir");
@@ -1524,6 +1576,7 @@ scenario_suite(void)
     tcase_add_test(ok, test_helpers);
     tcase_add_test(ok, test_publish_event_counts);
     tcase_add_test(ok, test_docs_examples);
+    tcase_add_test(ok, test_cmg_run);
     tcase_add_test(ok, test_no_leaks_repeated);
     suite_add_tcase(s, ok);
 
