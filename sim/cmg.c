@@ -954,7 +954,7 @@ sim_cmg_sample(SimWorld *w)
         cm_series_append(cm_run_series(w->run, live, "connection points"), (double)min_live);
         for (guint k = 0; k < g->cps->len; k++) {
             SimCp *cp = g_ptr_array_index(g->cps, k);
-            g_autofree char *name = g_strdup_printf("cp.%s.share", cp->scn->name);
+            g_autofree char *name = g_strdup_printf("cmg.%s.share.%s", g->scn->name, cp->scn->name);
             cm_series_append(cm_run_series(w->run, name, "ratio"),
                              g->window ? (double)cp->window / (double)g->window : 0);
             cp->window = 0;
