@@ -1707,6 +1707,7 @@ population_cmg(const Group *g, CmScnPopulation *p, GError **error)
 {
     static const char *const auth_names[] = {"pki", "token"};
     CmScnCmg *cmg;
+    gboolean has_cp = FALSE;
     int auth;
 
     if (!get_name(g, "cmg", &p->cmg, error))
@@ -1718,6 +1719,12 @@ population_cmg(const Group *g, CmScnPopulation *p, GError **error)
     }
     if ((cmg = lookup(g, "cmg", g->ld->cmgs, "cmg", p->cmg, error)) == NULL)
         return FALSE;
+    for (guint i = 0; i < g->ld->s->cps->len && !has_cp; i++)
+        has_cp = strcmp(((CmScnConnectionPoint *)g_ptr_array_index(g->ld->s->cps, i))->cmg,
+                        cmg->name) == 0;
+    if (!has_cp)
+        return fail(g, "cmg", error,
+                    "CMG %s has no [connection_point]: its clients could reach nothing", cmg->name);
     if (p->site_code != NULL && strcmp(p->site_code, cmg->site) != 0)
         return fail(g, "cmg", error, "CMG %s serves site %s, and this population belongs to %s",
                     cmg->name, cmg->site, p->site_code);

@@ -1423,14 +1423,18 @@ START_TEST(test_cmg_groups)
                    "[connection_point cp1] mps: mp3 belongs to site PS2");
     expect_refused(CMGB "[population net]\ncount = 1\nsegment = lan\ncmg = g9\n",
                    "[population net] cmg: no [cmg g9]");
-    expect_refused(CMGB "[cmg g1]\n[population net]\ncount = 1\nsegment = lan\ncmg = g1\ncmg_auth = pki\n",
+    expect_refused(CMGB "[cmg g1]\n[connection_point c]\n[population net]\ncount = 1\n"
+                        "segment = lan\ncmg = g1\ncmg_auth = pki\n",
                    "[population net] cmg_auth: pki needs pki = true");
-    expect_refused(CMGB "[cmg g1]\n[population net]\ncount = 1\nsegment = lan\ncmg = g1\ncmg_auth = kerberos\n",
+    expect_refused(CMGB "[cmg g1]\n[population net]\ncount = 1\nsegment = lan\ncmg = g1\n",
+                   "[population net] cmg: CMG g1 has no [connection_point]");
+    expect_refused(CMGB "[cmg g1]\n[connection_point c]\n[population net]\ncount = 1\n"
+                        "segment = lan\ncmg = g1\ncmg_auth = kerberos\n",
                    "[population net] cmg_auth:");
     expect_refused(CMGB "[population net]\ncount = 1\nsegment = lan\ncmg_auth = token\n",
                    "[population net] cmg_auth: only for clients of a CMG");
-    expect_refused(CMGB "[cmg g1]\n[population net]\ncount = 1\nsegment = lan\ncmg = g1\n"
-                        "keepalive_interval = 15m\n",
+    expect_refused(CMGB "[cmg g1]\n[connection_point c]\n[population net]\ncount = 1\n"
+                        "segment = lan\ncmg = g1\nkeepalive_interval = 15m\n",
                    "[population net] keepalive_interval: a CMG does not carry");
     expect_refused(CMGB "[event f]\nat = 1h\naction = fail-connection-point\ntarget = cp9\n",
                    "[event f] target: no [connection_point cp9]");
