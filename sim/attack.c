@@ -23,6 +23,7 @@
 #include "world.h"
 
 #include "enroll.h"
+#include "cli.h"
 
 #include <string.h>
 
@@ -1106,6 +1107,13 @@ sim_attackers_start(SimWorld *w, GError **error)
             if (!sim_upgrade_attacker_start(w, scn, error))
                 return FALSE;
             break;
+        case CM_SCN_ATK_LOG_WIPE:
+            if (!sim_logs_attacker_start(w, scn, error))
+                return FALSE;
+            break;
+        case CM_SCN_ATK_STOLEN_PUSH_ACCOUNT:
+        case CM_SCN_ATK_PUSH_RELAY:
+            break; /* what the account reaches, at the end (push.c) */
         }
     }
     return TRUE;
@@ -1160,6 +1168,13 @@ sim_attackers_report(SimWorld *w)
         case CM_SCN_ATK_ROGUE_UPGRADE:
             sim_upgrade_attacker_report(w, a->scn);
             break;
+        case CM_SCN_ATK_LOG_WIPE:
+            sim_logs_attacker_report(w, a->scn);
+            break;
+        case CM_SCN_ATK_STOLEN_PUSH_ACCOUNT:
+        case CM_SCN_ATK_PUSH_RELAY:
+            sim_push_attacker_report(w, a->scn);
+            break;
         default:
             break;
         }
@@ -1209,4 +1224,5 @@ sim_attackers_free(SimWorld *w)
         }
         g_free(a);
     }
+    sim_logs_free(w);
 }

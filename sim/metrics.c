@@ -4,6 +4,7 @@
 #include "world.h"
 #include "hierarchy.h"
 #include "content.h"
+#include "cli.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -300,6 +301,7 @@ sim_metrics_finish(SimWorld *w)
     set(w, "crypto.cms_decrypt", (double)cc.cms_decrypt);
     sim_software_metrics(w);
     sim_content_finish(w);
+    sim_push_metrics(w);
     sim_attackers_report(w);
     sim_cmg_metrics(w);
     check_expectations(w);

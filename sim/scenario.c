@@ -74,6 +74,9 @@ static const char *const strategy_names[] = {
     [CM_SCN_ATK_POLICY_REPLAY] = "policy-replay",
     [CM_SCN_ATK_ROGUE_UPGRADE] = "rogue-upgrade",
     [CM_SCN_ATK_MOBILE_ENROLLMENT] = "mobile-enrollment",
+    [CM_SCN_ATK_LOG_WIPE] = "log-wipe",
+    [CM_SCN_ATK_STOLEN_PUSH_ACCOUNT] = "stolen-push-account",
+    [CM_SCN_ATK_PUSH_RELAY] = "push-relay",
 };
 
 static const char *const cmp_names[] = {
@@ -239,6 +242,15 @@ event_free(CmScnEvent *x)
 }
 
 static void
+push_account_free(CmScnPushAccount *x)
+{
+    g_free(x->name);
+    g_free(x->site);
+    g_strfreev(x->domains);
+    g_free(x);
+}
+
+static void
 content_free(CmScnContent *x)
 {
     g_free(x->name);
@@ -304,6 +316,7 @@ cm_scenario_free(CmScenario *s)
     g_clear_pointer(&s->dps, g_ptr_array_unref);
     g_clear_pointer(&s->cmgs, g_ptr_array_unref);
     g_clear_pointer(&s->cps, g_ptr_array_unref);
+    g_clear_pointer(&s->push_accounts, g_ptr_array_unref);
     g_free(s);
 }
 
@@ -329,6 +342,7 @@ scenario_new(const char *path)
     s->dps = g_ptr_array_new_with_free_func((GDestroyNotify)dp_free);
     s->cmgs = g_ptr_array_new_with_free_func((GDestroyNotify)cmg_free);
     s->cps = g_ptr_array_new_with_free_func((GDestroyNotify)cp_free);
+    s->push_accounts = g_ptr_array_new_with_free_func((GDestroyNotify)push_account_free);
     return s;
 }
 
@@ -352,6 +366,7 @@ typedef enum {
     G_DP,
     G_CMG,
     G_CONNECTION_POINT,
+    G_PUSH_ACCOUNT,
     G__COUNT
 } GroupKind;
 
@@ -377,6 +392,7 @@ static const struct {
     [G_DP] = {"dp", 1, "[dp NAME]"},
     [G_CMG] = {"cmg", 1, "[cmg NAME]"},
     [G_CONNECTION_POINT] = {"connection_point", 1, "[connection_point NAME]"},
+    [G_PUSH_ACCOUNT] = {"push_account", 1, "[push_account NAME]"},
 };
 
 typedef struct {
@@ -400,7 +416,7 @@ typedef struct {
     CmScenario *s;
     GHashTable *segments, *forests, *domains, *sites, *mps, *populations, *events;
     GHashTable *attackers, *links, *trusts;
-    GHashTable *contents, *dps;
+    GHashTable *contents, *dps, *push_accounts;
     GHashTable *cmgs, *cps;       /* [cmg], [connection_point] */
     GHashTable *collections;      /* "SITE\nname" -> the create-collection event */
     GHashTable *collection_names; /* name -> the same, on whichever site */
@@ -1482,6 +1498,7 @@ parse_site(Loader *ld, const Group *g, GError **error)
                                        "kind",
                                        "replication_interval",
                                        "replication_batch",
+                                       "push_require_kerberos",
                                        NULL};
     static const char *const kind_names[] = {"central", "primary", "secondary"};
     int kind = CM_SITE_KIND_PRIMARY;
@@ -1519,7 +1536,8 @@ parse_site(Loader *ld, const Group *g, GError **error)
                   error) ||
         !get_duration(g, "replication_interval", 5 * CM_USEC_PER_MIN, CM_USEC_PER_SEC,
                       MAX_DURATION, &site->repl_interval, error) ||
-        !get_int(g, "replication_batch", 1000, 1, CM_REPL_ITEMS_MAX, &site->repl_batch, error))
+        !get_int(g, "replication_batch", 1000, 1, CM_REPL_ITEMS_MAX, &site->repl_batch, error) ||
+        !get_bool(g, "push_require_kerberos", FALSE, &site->push_require_kerberos, error))
         return FALSE;
     site->kind = (CmSiteKind)kind;
     if (site->parent == NULL) {
@@ -2152,6 +2170,46 @@ parse_distribute(const Group *g, CmScnEvent *ev, GError **error)
     return TRUE;
 }
 
+/* ------------------------------------------------------ [push_account] */
+
+/* A client push account and its scope: domains (each a declared domain,
+ * with its children) or "all", every domain and workgroup computers. */
+static gboolean
+parse_push_account(Loader *ld, const Group *g, GError **error)
+{
+    static const char *const keys[] = {"site", "domains", NULL};
+    CmScnPushAccount *a;
+    CmScnSite *site;
+    g_auto(GStrv) domains = NULL;
+
+    if (!check_name_arg(g, g->args[0], error) || !check_keys(g, keys, NULL, error))
+        return FALSE;
+    if (strlen(g->args[0]) > 128)
+        return fail(g, NULL, error, "a push account name has at most 128 characters");
+    a = g_new0(CmScnPushAccount, 1);
+    a->name = g_strdup(g->args[0]);
+    g_ptr_array_add(ld->s->push_accounts, a);
+    if (!declare(g, ld->push_accounts, "push_account", a->name, a, error))
+        return FALSE;
+    if (!get_site_ref(g, "site", &site, error))
+        return FALSE;
+    a->site = g_strdup(site->code);
+    if (!get_list(g, "domains", &domains, error))
+        return FALSE;
+    if (domains[0] == NULL)
+        return fail(g, "domains", error,
+                    "missing; expected the domains it has local admin in, or all");
+    if (g_strv_length(domains) == 1 && strcmp(domains[0], "all") == 0)
+        return TRUE; /* NULL: everything */
+    for (char **d = domains; *d != NULL; d++)
+        if (strcmp(*d, "all") == 0)
+            return fail(g, "domains", error, "all stands alone; expected all or a list of domains");
+        else if (lookup(g, "domains", ld->domains, "forest or domain", *d, error) == NULL)
+            return FALSE;
+    a->domains = g_steal_pointer(&domains);
+    return TRUE;
+}
+
 /* ------------------------------------------------------------ [event] */
 
 typedef enum {
@@ -2489,6 +2547,9 @@ static const struct {
     [CM_SCN_ATK_POLICY_REPLAY] = {TRUE, FALSE, MP_NEEDED, FALSE},
     [CM_SCN_ATK_ROGUE_UPGRADE] = {TRUE, FALSE, MP_OWN, FALSE},
     [CM_SCN_ATK_MOBILE_ENROLLMENT] = {TRUE, TRUE, MP_NONE, FALSE},
+    [CM_SCN_ATK_LOG_WIPE] = {TRUE, TRUE, MP_NONE, FALSE},
+    [CM_SCN_ATK_STOLEN_PUSH_ACCOUNT] = {FALSE, FALSE, MP_NONE, FALSE},
+    [CM_SCN_ATK_PUSH_RELAY] = {FALSE, FALSE, MP_NONE, FALSE},
 };
 
 /* Whether any site has or will have a collection of that name. */
@@ -2539,6 +2600,55 @@ attacker_mp(const Group *g, CmScnAttacker *a, GError **error)
 }
 
 /* The parameters the simulator reads that name something. */
+/* The parameters of log-wipe, stolen-push-account and push-relay, checked
+ * here so that a bad one stops the file before anything runs. */
+static gboolean
+strategy_params(const Group *g, CmScnAttacker *a, GError **error)
+{
+    static const char *const acls[] = {"users-write", "admins-only"};
+    const char *v;
+    g_autofree char *q = NULL;
+
+    switch (a->strategy) {
+    case CM_SCN_ATK_LOG_WIPE: {
+        double f;
+        const char *end;
+        if ((v = g_hash_table_lookup(a->params, "fraction")) != NULL &&
+            ((end = scan_number(v, FALSE, &f)) == NULL || *end != '\0' || f <= 0 || f > 1)) {
+            q = quote(v);
+            return fail(g, "fraction", error, "expected a number above 0, at most 1, got %s", q);
+        }
+        if ((v = g_hash_table_lookup(a->params, "log_acl")) != NULL &&
+            enum_match(acls, G_N_ELEMENTS(acls), v) < 0) {
+            q = quote(v);
+            return fail(g, "log_acl", error, "expected users-write or admins-only, got %s", q);
+        }
+        if (g_hash_table_lookup(a->params, "collection") == NULL)
+            return fail(g, "collection", error,
+                        "missing; log-wipe needs the collection of the status messages that show "
+                        "the clients' activity at the site");
+        break;
+    }
+    case CM_SCN_ATK_STOLEN_PUSH_ACCOUNT:
+        if ((v = g_hash_table_lookup(a->params, "account")) == NULL)
+            return fail(g, "account", error, "missing; expected the [push_account] stolen");
+        if (lookup(g, "account", g->ld->push_accounts, "push_account", v, error) == NULL)
+            return FALSE;
+        break;
+    case CM_SCN_ATK_PUSH_RELAY:
+        if ((v = g_hash_table_lookup(a->params, "domain")) != NULL &&
+            lookup(g, "domain", g->ld->domains, "forest or domain", v, error) == NULL)
+            return FALSE;
+        if (g->ld->s->push_accounts->len == 0)
+            return fail(g, "strategy", error,
+                        "push-relay waits for the site to push to it; declare a [push_account]");
+        break;
+    default:
+        break;
+    }
+    return TRUE;
+}
+
 static gboolean
 attacker_params(const Group *g, CmScnAttacker *a, GError **error)
 {
@@ -2552,6 +2662,8 @@ attacker_params(const Group *g, CmScnAttacker *a, GError **error)
                     "\"" ALL_SYSTEMS "\"",
                     q);
     }
+    if (!strategy_params(g, a, error))
+        return FALSE;
     if (dep != NULL) {
         CmScnEvent *ev = g_hash_table_lookup(g->ld->events, dep);
         if (ev == NULL || ev->action != CM_SCN_ACT_DEPLOY) {
@@ -3078,6 +3190,7 @@ static const struct {
     {G_POPULATION, parse_population},
     {G_CONTENT, parse_content},
     {G_DP, parse_dp},
+    {G_PUSH_ACCOUNT, parse_push_account},
     {G_EVENT, parse_event},
     {G_ATTACKER, parse_attacker},
     {G_EXPECT, parse_expect},
@@ -3242,6 +3355,7 @@ loader_init(Loader *ld, const char *file, const char *label, GKeyFile *kf, doubl
     ld->dps = TABLE();
     ld->cmgs = TABLE();
     ld->cps = TABLE();
+    ld->push_accounts = TABLE();
     ld->substituted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 #undef TABLE
 }
@@ -3253,7 +3367,8 @@ loader_clear(Loader *ld)
         &ld->segments,    &ld->forests,     &ld->domains,         &ld->sites,       &ld->mps,
         &ld->populations, &ld->events,      &ld->attackers,       &ld->collections, &ld->links,
         &ld->trusts,      &ld->substituted, &ld->collection_names,
-        &ld->contents,    &ld->dps,         &ld->cmgs,            &ld->cps};
+        &ld->contents,    &ld->dps,         &ld->cmgs,            &ld->cps,
+        &ld->push_accounts};
     for (size_t i = 0; i < G_N_ELEMENTS(tables); i++)
         g_clear_pointer(tables[i], g_hash_table_unref);
     cm_scenario_free(ld->s);

@@ -72,6 +72,7 @@ typedef struct {
     CmSiteKind kind;         /* primary or secondary, with parent */
     CmTime repl_interval;    /* database replication with the parent */
     int repl_batch;          /* items per batch at most */
+    gboolean push_require_kerberos; /* client push: no NTLM fallback (REQ CLI-01) */
 } CmScnSite;
 
 /* [mp NAME] */
@@ -150,6 +151,14 @@ typedef struct {
                                    * exclusive, wrapping midnight); 0-24: all day */
 } CmScnDp;
 
+/* [push_account NAME]: a client push installation account of a site
+ * (REQ CLI-01, sim/push.c). */
+typedef struct {
+    char *name;
+    char *site;
+    char **domains;           /* its scope, NULL-terminated; NULL: every domain and workgroup */
+} CmScnPushAccount;
+
 typedef enum {
     CM_SCN_ACT_UPGRADE_CLIENT, /* target population; randomize_over (REQ TRUST-12) */
     CM_SCN_ACT_BLOCK,          /* target population; fraction */
@@ -203,6 +212,9 @@ typedef enum {
     CM_SCN_ATK_POLICY_REPLAY,     /* replays a signed policy to other clients (REQ POL-03) */
     CM_SCN_ATK_ROGUE_UPGRADE,     /* serves a client upgrade package (REQ POL-05) */
     CM_SCN_ATK_MOBILE_ENROLLMENT, /* computers enroll as phones, register as PKI (REQ REG-07) */
+    CM_SCN_ATK_LOG_WIPE,          /* a low-rights user erases client logs (REQ CLI-04) */
+    CM_SCN_ATK_STOLEN_PUSH_ACCOUNT, /* a client push account stolen (REQ CLI-01) */
+    CM_SCN_ATK_PUSH_RELAY,        /* a rogue push target relays the NTLM fallback (REQ CLI-01) */
 } CmScnStrategy;
 
 /* [attacker NAME] */
@@ -288,6 +300,7 @@ typedef struct {
     GPtrArray *dps;          /* CmScnDp* */
     GPtrArray *cmgs;         /* CmScnCmg* */
     GPtrArray *cps;          /* CmScnConnectionPoint* */
+    GPtrArray *push_accounts; /* CmScnPushAccount* */
 } CmScenario;
 
 /* What the loader accepts, so that memory stays bounded whatever the file. */

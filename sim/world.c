@@ -5,6 +5,7 @@
 #include "world.h"
 #include "hierarchy.h"
 #include "content.h"
+#include "cli.h"
 
 #include <string.h>
 
@@ -517,7 +518,7 @@ sim_world_new(CmScenario *scn, const SimCosts *costs, GError **error)
         if (sim_world_add_mp(w, m, sim_world_site(w, m->site), error) == NULL)
             goto fail;
     }
-    if (!sim_content_build(w, error))
+    if (!sim_content_build(w, error) || !sim_push_build(w, error))
         goto fail;
     if (!sim_cmg_build(w, error))
         goto fail;

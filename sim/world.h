@@ -14,6 +14,7 @@
 
 typedef struct SimWorld SimWorld;
 typedef struct SimJob SimJob;
+typedef struct SimLogs SimLogs;
 
 /* Service costs in virtual time, per role and endpoint (sim/costs.c). */
 typedef struct {
@@ -186,6 +187,7 @@ struct SimWorld {
     struct SimHierarchy *hier;  /* child sites and replication (hierarchy.c), NULL: none */
     struct SimContent *content; /* DPs and content distribution (content.c), NULL: none */
     GPtrArray *cmgs;            /* struct SimCmg* (cmg.c) */
+    struct SimLogs *logs;       /* client logs a log-wipe attacker erases (logs.c), NULL: none */
 };
 
 /* world.c */

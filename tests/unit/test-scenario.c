@@ -1022,6 +1022,73 @@ START_TEST(test_content_groups)
 }
 END_TEST
 
+/* Client push accounts and the strategies that steal or relay one, and the
+ * log-wipe strategy: what the loader keeps and refuses.
+ * REQ: CLI-01, CLI-04 */
+START_TEST(test_push_and_log_groups)
+{
+    GError *error = NULL;
+    g_autoptr(GPtrArray) all = NULL;
+    CmScenario *s;
+    CmScnPushAccount *a;
+
+#define PUSH "[scenario]\nduration = 1h\n[segment lan]\n[forest corp.example]\n"            \
+             "domains = emea.corp.example\n[population pcs]\ncount = 10\n[site PS1]\n"
+    all = load(PUSH "push_require_kerberos = true\n[push_account all-of-it]\ndomains = all\n"
+                    "[push_account emea]\ndomains = emea.corp.example\n"
+                    "[attacker t]\nstrategy = stolen-push-account\naccount = emea\n"
+                    "[attacker r]\nstrategy = push-relay\ndomain = corp.example\n"
+                    "[event e]\nat = 0\naction = create-collection\ncollection = Done\n"
+                    "rules = status.message_id = 10009\n"
+                    "[attacker w]\nstrategy = log-wipe\ntarget = pcs\nfraction = 0.5\n"
+                    "log_acl = admins-only\ncollection = Done\n",
+               &error);
+    cm_assert_no_error(error);
+    s = g_ptr_array_index(all, 0);
+    ck_assert(((CmScnSite *)g_ptr_array_index(s->sites, 0))->push_require_kerberos);
+    ck_assert_uint_eq(s->push_accounts->len, 2);
+    a = g_ptr_array_index(s->push_accounts, 0);
+    ck_assert_ptr_null(a->domains); /* all */
+    ck_assert_str_eq(a->site, "PS1");
+    a = g_ptr_array_index(s->push_accounts, 1);
+    ck_assert_str_eq(a->domains[0], "emea.corp.example");
+    ck_assert_int_eq(((CmScnAttacker *)g_ptr_array_index(s->attackers, 0))->strategy,
+                     CM_SCN_ATK_STOLEN_PUSH_ACCOUNT);
+    ck_assert_int_eq(((CmScnAttacker *)g_ptr_array_index(s->attackers, 1))->strategy,
+                     CM_SCN_ATK_PUSH_RELAY);
+    ck_assert_int_eq(((CmScnAttacker *)g_ptr_array_index(s->attackers, 2))->strategy,
+                     CM_SCN_ATK_LOG_WIPE);
+
+    expect_refused(PUSH "[push_account p]\n", "t.scn: [push_account p] domains: missing");
+    expect_refused(PUSH "[push_account p]\ndomains = all, corp.example\n",
+                   "[push_account p] domains: all stands alone");
+    expect_refused(PUSH "[push_account p]\ndomains = vendor.example\n",
+                   "[push_account p] domains: no [forest or domain vendor.example]");
+    expect_refused(PUSH "push_require_kerberos = yes\n", "[site PS1] push_require_kerberos:");
+    expect_refused(PUSH "[attacker t]\nstrategy = stolen-push-account\n",
+                   "[attacker t] account: missing");
+    expect_refused(PUSH "[push_account p]\ndomains = all\n"
+                        "[attacker t]\nstrategy = stolen-push-account\naccount = q\n",
+                   "[attacker t] account: no [push_account q]");
+    expect_refused(PUSH "[attacker r]\nstrategy = push-relay\n",
+                   "[attacker r] strategy: push-relay waits for the site to push");
+    expect_refused(PUSH "[push_account p]\ndomains = all\n"
+                        "[attacker r]\nstrategy = push-relay\ndomain = x.example\n",
+                   "[attacker r] domain: no [forest or domain x.example]");
+    expect_refused(PUSH "[attacker w]\nstrategy = log-wipe\ncollection = All Systems\n",
+                   "[attacker w] target: missing");
+    expect_refused(PUSH "[attacker w]\nstrategy = log-wipe\ntarget = pcs\n",
+                   "[attacker w] collection: missing");
+    expect_refused(PUSH "[attacker w]\nstrategy = log-wipe\ntarget = pcs\n"
+                        "collection = All Systems\nfraction = 1.5\n",
+                   "[attacker w] fraction: expected a number above 0, at most 1, got \"1.5\"");
+    expect_refused(PUSH "[attacker w]\nstrategy = log-wipe\ntarget = pcs\n"
+                        "collection = All Systems\nlog_acl = everyone\n",
+                   "[attacker w] log_acl: expected users-write or admins-only");
+#undef PUSH
+}
+END_TEST
+
 START_TEST(test_error_unknown_key)
 {
     expect_refused(MINIMAL "key_storag = tpm2\n",
@@ -1591,6 +1658,7 @@ scenario_suite(void)
     tcase_add_test(bad, test_error_values);
     tcase_add_test(bad, test_error_references);
     tcase_add_test(bad, test_content_groups);
+    tcase_add_test(bad, test_push_and_log_groups);
     tcase_add_test(bad, test_error_hierarchy);
     tcase_add_test(bad, test_cmg_groups);
     tcase_add_test(bad, test_error_expect);
