@@ -45,6 +45,7 @@ typedef struct {
     CmDp *dp;
     CmDpTransfer *xfer;
     CmTime latency;         /* site server to the DP, one way */
+    guint seg;              /* the DP's segment */
     double limit_bps;       /* what the transfer may use, bits a second */
     GHashTable *deliveries; /* content ID -> Delivery* */
     GQueue inflight;        /* Delivery*, in the transfer's order */
@@ -56,9 +57,27 @@ typedef struct {
     guint32 wake_gen;
 } SimDp;
 
+/* A deploy event with content, and its clients' downloads (REQ DP-04). */
+typedef struct {
+    CmScnEvent *ev;
+    CmScnContent *scn;
+    char *policy_id; /* the policy the deploy made, once it did */
+    guint8 *state;   /* per client: DL_* */
+    CmTime *seen;    /* per client: when it was first seen holding the policy, -1: not yet */
+    guint64 started, verified, mismatch, refused, unreachable;
+    CmTime wait_max; /* policy held to content verified, the longest */
+    double wait_sum;
+} Download;
+
+enum { DL_NONE, DL_RUNNING, DL_VERIFIED, DL_MISMATCH, DL_REFUSED, DL_UNREACHABLE };
+
+#define DL_SWEEP CM_USEC_PER_MIN /* how often clients look for content to download */
+
 struct SimContent {
-    GPtrArray *dps;   /* SimDp* */
-    GHashTable *pkgs; /* content ID -> CmDpPackage* */
+    GPtrArray *dps;       /* SimDp* */
+    GHashTable *pkgs;     /* content ID -> CmDpPackage* */
+    GHashTable *tampered; /* content ID -> CmDpPackage*: the altered copy a tampered DP serves */
+    GPtrArray *downloads; /* Download* */
 };
 
 static SimContent *
@@ -86,7 +105,7 @@ hour_of_day(CmTime t)
 }
 
 static CmDpPackage *
-package_build(SimWorld *w, CmScnContent *scn, GError **error)
+package_build(SimWorld *w, CmScnContent *scn, const char *salt, GError **error)
 {
     g_autofree CmDpFile *files = g_new0(CmDpFile, scn->files);
     g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
@@ -97,7 +116,7 @@ package_build(SimWorld *w, CmScnContent *scn, GError **error)
     for (guint i = 0; i < scn->files; i++) {
         char *name = g_strdup_printf("file%u.bin", i + 1);
         g_autofree char *data =
-            g_strdup_printf("%s/%s/%" G_GUINT64_FORMAT, scn->name, name, w->scn->seed);
+            g_strdup_printf("%s/%s/%" G_GUINT64_FORMAT "%s", scn->name, name, w->scn->seed, salt);
         g_ptr_array_add(names, name);
         files[i].name = name;
         files[i].data = g_bytes_new(data, strlen(data));
@@ -106,6 +125,17 @@ package_build(SimWorld *w, CmScnContent *scn, GError **error)
     for (guint i = 0; i < scn->files; i++)
         g_bytes_unref(files[i].data);
     return pkg;
+}
+
+/* What a tampered DP serves once it holds content: files an attacker
+ * altered in place, under the same content ID (its manifest follows the
+ * files, so it no longer matches the hash in the signed policy). */
+static void
+tamper(SimContent *sc, SimDp *d, CmScnContent *scn)
+{
+    if (d->scn->tampered)
+        cm_dp_content_add(d->dp, g_hash_table_lookup(sc->tampered, scn->name),
+                          CM_DP_SOURCE_TRANSFER);
 }
 
 static void
@@ -140,6 +170,7 @@ dp_build(SimWorld *w, SimContent *sc, CmScnDp *scn, GError **error)
         return FALSE;
     }
     d->latency = w->latency[a * w->n_segs + b];
+    d->seg = b;
     link_bps = w->bandwidth[a * w->n_segs + b];
     bps = scn->rate_limit_bps > 0 ? MIN(scn->rate_limit_bps, link_bps) : link_bps;
     bytes_per_sec = (guint64)MIN(bps / 8.0, (double)RATE_MAX_BYTES);
@@ -177,13 +208,20 @@ sim_content_build(SimWorld *w, GError **error)
     sc->dps = g_ptr_array_new();
     sc->pkgs =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)cm_dp_package_unref);
+    sc->tampered =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)cm_dp_package_unref);
+    sc->downloads = g_ptr_array_new();
     w->content = sc;
     for (guint i = 0; i < w->scn->contents->len; i++) {
         CmScnContent *c = g_ptr_array_index(w->scn->contents, i);
-        CmDpPackage *pkg = package_build(w, c, error);
+        CmDpPackage *pkg = package_build(w, c, "", error);
         if (pkg == NULL)
             return FALSE;
         g_hash_table_insert(sc->pkgs, c->name, pkg);
+        pkg = package_build(w, c, "/altered", error);
+        if (pkg == NULL)
+            return FALSE;
+        g_hash_table_insert(sc->tampered, c->name, pkg);
     }
     for (guint i = 0; i < w->scn->dps->len; i++)
         if (!dp_build(w, sc, g_ptr_array_index(w->scn->dps, i), error))
@@ -220,6 +258,7 @@ ev_arrived(CmSimEngine *e, void *ctx, guint64 arg)
 
     dl->available_at = cm_sim_now(e);
     cm_dp_content_add(d->dp, g_hash_table_lookup(sc->pkgs, scn->name), CM_DP_SOURCE_TRANSFER);
+    tamper(sc, d, scn);
 }
 
 static guint
@@ -300,6 +339,203 @@ ev_sample(CmSimEngine *e, void *ctx, guint64 arg)
         cm_sim_at(e, cm_sim_now(e) + w->scn->sample, ev_sample, w, 0);
 }
 
+static CmScnContent *
+content_named(SimWorld *w, const char *id)
+{
+    for (guint i = 0; i < w->scn->contents->len; i++) {
+        CmScnContent *c = g_ptr_array_index(w->scn->contents, i);
+        if (strcmp(c->name, id) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+CmDpPackage *
+sim_content_package(SimWorld *w, const char *id)
+{
+    return content_of(w) != NULL ? g_hash_table_lookup(content_of(w)->pkgs, id) : NULL;
+}
+
+static SimDp *
+dp_named(SimContent *sc, const char *name)
+{
+    for (guint i = 0; i < sc->dps->len; i++) {
+        SimDp *d = g_ptr_array_index(sc->dps, i);
+        if (strcmp(d->scn->name, name) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------- downloads (DP-04) */
+
+/* One GET to the DP as the client: its computer account over Windows-
+ * integrated authentication when it is a domain member, else anonymous
+ * (which a DP that does not allow it refuses, REQ DP-01).  The body, or
+ * NULL when the DP refused or has nothing. */
+static GBytes *
+dp_get(SimWorld *w, SimDp *d, SimPop *p, guint k, const char *path)
+{
+    CmDpRequest req = {.path = path, .transport = CM_TRANSPORT_HTTP};
+    CmResponse resp = {0};
+    GBytes *body = NULL;
+
+    if (p->scn->domain != NULL && *p->scn->domain != '\0') {
+        g_autofree char *realm = g_ascii_strup(p->scn->domain, -1);
+        req.peer.kind = CM_AUTH_KERBEROS;
+        g_snprintf(req.peer.principal, sizeof req.peer.principal, "%s-%u$@%s", p->scn->name, k,
+                   realm);
+        g_strlcpy(req.peer.domain, realm, sizeof req.peer.domain);
+    }
+    cm_dp_handle(d->dp, &req, sim_now(w), &resp);
+    if (resp.status == 200 && resp.body != NULL)
+        body = g_bytes_ref(resp.body);
+    cm_response_clear(&resp);
+    return body;
+}
+
+/* The download is on the client: the manifest against the content of its
+ * verified policy, then every file against the manifest (cm_dp_*_verify,
+ * REQ DP-04). */
+static void
+ev_downloaded(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    SimContent *sc = content_of(w);
+    Download *dl = g_ptr_array_index(sc->downloads, (guint)(arg >> 32));
+    guint idx = (guint)(arg & 0xffffffffu);
+    SimClient *c = &w->clients[idx];
+    SimPop *p = g_ptr_array_index(w->pops, c->pop);
+    SimDp *d = dp_named(sc, p->scn->dp);
+    guint k = idx - p->first;
+    const json_t *policy = cm_agent_policy(c->agent, dl->policy_id);
+    g_autofree char *mpath = g_strdup_printf("/SMS_DP_SMSPKG$/%s", dl->scn->name);
+    g_autoptr(GBytes) manifest = dp_get(w, d, p, k, mpath);
+    g_autoptr(CmDpManifest) m = NULL;
+    g_autoptr(GPtrArray) bodies = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    g_autofree CmDpFile *files = NULL;
+    gboolean ok = TRUE;
+    CmTime wait;
+
+    if (manifest == NULL || policy == NULL) {
+        dl->state[idx] = DL_REFUSED;
+        dl->refused++;
+        return;
+    }
+    m = cm_dp_manifest_verify(policy, g_bytes_get_data(manifest, NULL), g_bytes_get_size(manifest),
+                              NULL);
+    if (m != NULL) {
+        files = g_new0(CmDpFile, MAX(cm_dp_manifest_count(m), 1));
+        for (size_t i = 0; ok && i < cm_dp_manifest_count(m); i++) {
+            const CmDpEntry *ent = cm_dp_manifest_entry(m, i);
+            g_autofree char *fpath = g_strdup_printf("%s/%s", mpath, ent->name);
+            GBytes *body = dp_get(w, d, p, k, fpath);
+            ok = body != NULL;
+            if (body != NULL)
+                g_ptr_array_add(bodies, body);
+            files[i].name = ent->name;
+            files[i].data = body;
+        }
+    }
+    if (m == NULL || !ok ||
+        !cm_dp_content_verify(policy, g_bytes_get_data(manifest, NULL), g_bytes_get_size(manifest),
+                              files, cm_dp_manifest_count(m), NULL)) {
+        /* The client refuses content that does not match its policy. */
+        dl->state[idx] = DL_MISMATCH;
+        dl->mismatch++;
+        return;
+    }
+    dl->state[idx] = DL_VERIFIED;
+    dl->verified++;
+    wait = cm_sim_now(e) - dl->seen[idx];
+    dl->wait_max = MAX(dl->wait_max, wait);
+    dl->wait_sum += (double)wait / 1e6;
+}
+
+/* Every minute, each client of a population with a DP that holds the
+ * deployment's policy and finds the content on its DP starts the
+ * download: the whole package at its nominal size over the network from
+ * the DP's segment to the client's (each download on its own; no
+ * contention at the DP is modelled). */
+static void
+ev_sweep(CmSimEngine *e, void *ctx, guint64 arg)
+{
+    SimWorld *w = ctx;
+    SimContent *sc = content_of(w);
+    CmTime now = cm_sim_now(e);
+
+    (void)arg;
+    for (guint k = 0; k < sc->downloads->len; k++) {
+        Download *dl = g_ptr_array_index(sc->downloads, k);
+        if (dl->policy_id == NULL) {
+            SimSite *site = sim_world_site(w, dl->ev->site);
+            dl->policy_id = cm_site_policy_id(site->site, dl->ev->name);
+            if (dl->policy_id == NULL)
+                continue; /* not deployed yet */
+        }
+        for (guint i = 0; i < w->pops->len; i++) {
+            SimPop *p = g_ptr_array_index(w->pops, i);
+            SimDp *d = p->scn->dp != NULL ? dp_named(sc, p->scn->dp) : NULL;
+            gboolean there = d != NULL && cm_dp_content_get(d->dp, dl->scn->name) != NULL;
+            for (guint c = p->first; d != NULL && c < p->first + p->count; c++) {
+                CmTime delay;
+                if (dl->state[c] != DL_NONE || w->clients[c].attacker ||
+                    cm_agent_policy(w->clients[c].agent, dl->policy_id) == NULL)
+                    continue;
+                if (dl->seen[c] < 0)
+                    dl->seen[c] = now;
+                if (!there)
+                    continue;
+                delay = sim_net_delay(w, d->seg, w->clients[c].seg, (gsize)dl->scn->size);
+                if (delay < 0) {
+                    dl->state[c] = DL_UNREACHABLE;
+                    dl->unreachable++;
+                    continue;
+                }
+                dl->state[c] = DL_RUNNING;
+                dl->started++;
+                cm_sim_at(e, now + delay, ev_downloaded, w, ((guint64)k << 32) | c);
+            }
+        }
+    }
+    if (now + DL_SWEEP <= w->scn->duration)
+        cm_sim_at(e, now + DL_SWEEP, ev_sweep, w, 0);
+}
+
+static void setf(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+static void
+download_metrics(SimWorld *w, Download *dl)
+{
+    const char *ev = dl->ev->name;
+
+    setf(w, (double)dl->started, "content.%s.downloads", ev);
+    setf(w, (double)dl->verified, "content.%s.verified", ev);
+    setf(w, (double)dl->mismatch, "content.%s.rejected", ev);
+    setf(w, (double)dl->refused, "content.%s.dp_refused", ev);
+    setf(w, (double)dl->unreachable, "content.%s.unreachable", ev);
+    setf(w, dl->started ? (double)dl->verified / (double)dl->started : 0,
+         "content.%s.verified_ratio", ev);
+    setf(w, dl->started ? (double)dl->mismatch / (double)dl->started : 0,
+         "content.%s.rejected_ratio", ev);
+    setf(w, (double)dl->wait_max / 1e6, "content.%s.wait.max", ev);
+    setf(w, dl->verified ? dl->wait_sum / (double)dl->verified : 0, "content.%s.wait.mean", ev);
+    for (guint i = 0; i < w->pops->len; i++) {
+        SimPop *p = g_ptr_array_index(w->pops, i);
+        guint verified = 0, rejected = 0;
+        if (p->scn->dp == NULL)
+            continue;
+        for (guint c = p->first; c < p->first + p->count; c++) {
+            verified += dl->state[c] == DL_VERIFIED;
+            rejected += dl->state[c] == DL_MISMATCH;
+        }
+        setf(w, p->count ? (double)verified / p->count : 0, "pop.%s.content.%s.verified_ratio",
+             p->scn->name, ev);
+        setf(w, p->count ? (double)rejected / p->count : 0, "pop.%s.content.%s.rejected_ratio",
+             p->scn->name, ev);
+    }
+}
+
 void
 sim_content_distribute(SimWorld *w, CmScnEvent *ev)
 {
@@ -331,6 +567,7 @@ sim_content_distribute(SimWorld *w, CmScnEvent *ev)
         case CM_DP_DISTRIBUTE_PRESTAGED:
             dl->prestaged = TRUE;
             dl->available_at = now;
+            tamper(sc, d, scn);
             break;
         case CM_DP_DISTRIBUTE_PRESENT:
             dl->available_at = now;
@@ -419,6 +656,8 @@ sim_content_finish(SimWorld *w)
     cm_run_set_metric(w->run, "content.bytes_sent", (double)bytes);
     cm_run_set_metric(w->run, "content.bytes_outside_window", (double)outside);
     cm_run_set_metric(w->run, "content.peak_rate_ratio.max", max_ratio);
+    for (guint i = 0; i < sc->downloads->len; i++)
+        download_metrics(w, g_ptr_array_index(sc->downloads, i));
 }
 
 void
@@ -436,8 +675,17 @@ sim_content_free(SimWorld *w)
         cm_dp_free(d->dp);
         g_free(d);
     }
+    for (guint i = 0; i < sc->downloads->len; i++) {
+        Download *dl = g_ptr_array_index(sc->downloads, i);
+        g_free(dl->policy_id);
+        g_free(dl->state);
+        g_free(dl->seen);
+        g_free(dl);
+    }
+    g_ptr_array_unref(sc->downloads);
     g_ptr_array_unref(sc->dps);
     g_hash_table_unref(sc->pkgs);
+    g_hash_table_unref(sc->tampered);
     g_free(sc);
     w->content = NULL;
 }
@@ -445,6 +693,28 @@ sim_content_free(SimWorld *w)
 void
 sim_content_start(SimWorld *w)
 {
-    if (content_of(w) != NULL && content_of(w)->dps->len > 0)
-        cm_sim_at(w->engine, w->scn->sample, ev_sample, w, 0);
+    SimContent *sc = content_of(w);
+    gboolean clients = FALSE;
+
+    if (sc == NULL || sc->dps->len == 0)
+        return;
+    cm_sim_at(w->engine, w->scn->sample, ev_sample, w, 0);
+    for (guint i = 0; i < w->pops->len; i++)
+        clients |= ((SimPop *)g_ptr_array_index(w->pops, i))->scn->dp != NULL;
+    for (guint i = 0; clients && i < w->scn->events->len; i++) {
+        CmScnEvent *ev = g_ptr_array_index(w->scn->events, i);
+        Download *dl;
+        if (ev->action != CM_SCN_ACT_DEPLOY || ev->content == NULL)
+            continue;
+        dl = g_new0(Download, 1);
+        dl->ev = ev;
+        dl->scn = content_named(w, ev->content);
+        dl->state = g_new0(guint8, MAX(w->n_clients, 1));
+        dl->seen = g_new(CmTime, MAX(w->n_clients, 1));
+        for (guint k = 0; k < w->n_clients; k++)
+            dl->seen[k] = -1;
+        g_ptr_array_add(sc->downloads, dl);
+    }
+    if (sc->downloads->len > 0)
+        cm_sim_at(w->engine, DL_SWEEP, ev_sweep, w, 0);
 }

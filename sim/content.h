@@ -18,6 +18,9 @@ gboolean sim_content_build(SimWorld *w, GError **error);
  * match is accepted at once, anything else is queued on the DP's transfer. */
 /* The first rate sample, as metrics.c samples. */
 void sim_content_start(SimWorld *w);
+/* The package of a [content] (borrowed), or NULL: its content hash and size
+ * go into a deploy event's signed policy (REQ DP-04). */
+struct CmDpPackage *sim_content_package(SimWorld *w, const char *id);
 void sim_content_distribute(SimWorld *w, CmScnEvent *ev);
 /* The dp.* and content.* metrics (docs/report-schema.md). */
 void sim_content_finish(SimWorld *w);

@@ -4,6 +4,7 @@
 #include "software.h"
 #include "hierarchy.h"
 #include "content.h"
+#include "cmdp.h"
 
 #include <string.h>
 
@@ -185,10 +186,16 @@ do_deploy(SimWorld *w, CmScnEvent *ev)
     CmDeployment dep = {.name = ev->name, .content_id = ev->name, .content_hash = hash,
                         .content_size = 1 << 20, .required = ev->required,
                         .max_runtime_s = ev->max_runtime / CM_USEC_PER_SEC};
-    GError *error = NULL;
-
-    cm_hash(CM_HASH_SHA256, ev->name, strlen(ev->name), hash);
-    id = cm_site_admin_deploy(site->site, coll, &dep, ADMIN, sim_now(w), &error);
+    GError *error = NULL;    cm_hash(CM_HASH_SHA256, ev->name, strlen(ev->name), hash);
+    if (ev->content != NULL && sim_content_package(w, ev->content) != NULL) {
+        /* A [content] package: its real content hash and size, which the
+         * clients of a DP check what they download against (REQ DP-04). */
+        CmDpPackage *pkg = sim_content_package(w, ev->content);
+        memcpy(hash, cm_dp_package_hash(pkg), sizeof hash);
+        dep.content_id = ev->content;
+        dep.content_size = (gint64)cm_dp_package_size(pkg);
+    }
+id = cm_site_admin_deploy(site->site, coll, &dep, ADMIN, sim_now(w), &error);
     if (id == NULL) {
         g_warning("event %s: %s", ev->name, error->message);
         g_error_free(error);

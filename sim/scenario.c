@@ -222,6 +222,7 @@ population_free(CmScnPopulation *x)
     g_free(x->site_code);
     g_free(x->mp);
     g_free(x->cmg);
+    g_free(x->dp);
     if (x->inventory != NULL)
         g_hash_table_unref(x->inventory);
     g_free(x);
@@ -1719,6 +1720,25 @@ parse_connection_point(Loader *ld, const Group *g, GError **error)
     return TRUE;
 }
 
+/* The DP a population downloads content from (REQ DP-04): one of its
+ * site's. */
+static gboolean
+population_dp(const Group *g, CmScnPopulation *p, GError **error)
+{
+    CmScnDp *dp;
+
+    if (!get_name(g, "dp", &p->dp, error))
+        return FALSE;
+    if (p->dp == NULL)
+        return TRUE;
+    if ((dp = lookup(g, "dp", g->ld->dps, "dp", p->dp, error)) == NULL)
+        return FALSE;
+    if (p->site_code != NULL && strcmp(p->site_code, dp->site) != 0)
+        return fail(g, "dp", error, "%s is a DP of site %s, and this population belongs to %s",
+                    dp->name, dp->site, p->site_code);
+    return TRUE;
+}
+
 /* A population of internet clients that reach their site through a CMG. */
 static gboolean
 population_cmg(const Group *g, CmScnPopulation *p, GError **error)
@@ -1820,6 +1840,7 @@ parse_population(Loader *ld, const Group *g, GError **error)
                                        "channel_lifetime",
                                        "cmg",
                                        "cmg_auth",
+                                       "dp",
                                        NULL};
     CmScenario *s = ld->s;
     CmScnPopulation *p;
@@ -1975,7 +1996,7 @@ parse_population(Loader *ld, const Group *g, GError **error)
     }
     g_clear_pointer(&v, g_free);
 
-    if (!population_cmg(g, p, error))
+    if (!population_dp(g, p, error) || !population_cmg(g, p, error))
         return FALSE;
 
     have = group_keys(g);
@@ -2082,8 +2103,8 @@ parse_hours(const char *v, guint *start, guint *end)
 static gboolean
 parse_dp(Loader *ld, const Group *g, GError **error)
 {
-    static const char *const keys[] = {"site",       "segment", "prestaged", "prestaged_content",
-                                       "rate_limit", "hours",   NULL};
+    static const char *const keys[] = {"site",  "segment",  "prestaged", "prestaged_content",
+                                       "rate_limit", "hours", "tampered", NULL};
     CmScnDp *dp;
     CmScnSite *site;
     g_autofree char *v = NULL, *q = NULL;
@@ -2099,7 +2120,8 @@ parse_dp(Loader *ld, const Group *g, GError **error)
         return FALSE;
     dp->site = g_strdup(site->code);
     if (!get_segment_ref(g, "segment", site->segment, &dp->segment, error) ||
-        !get_bool(g, "prestaged", FALSE, &dp->prestaged, error))
+        !get_bool(g, "prestaged", FALSE, &dp->prestaged, error) ||
+        !get_bool(g, "tampered", FALSE, &dp->tampered, error))
         return FALSE;
     if (!get_list(g, "prestaged_content", &dp->prestaged_content, error))
         return FALSE;
@@ -2237,7 +2259,8 @@ static const struct {
     [CM_SCN_ACT_APPROVE] = {TGT_POPULATION, FALSE, {"target", "fraction"}},
     [CM_SCN_ACT_REVOKE] = {TGT_POPULATION, FALSE, {"target", "fraction"}},
     [CM_SCN_ACT_PUBLISH] = {TGT_FOREST, TRUE, {"target", "site"}},
-    [CM_SCN_ACT_DEPLOY] = {TGT_NONE, TRUE, {"site", "collection", "required", "max_runtime"}},
+    [CM_SCN_ACT_DEPLOY] = {TGT_NONE, TRUE, {"site", "collection", "required", "max_runtime",
+                                            "content"}},
     [CM_SCN_ACT_CREATE_COLLECTION] = {TGT_NONE, TRUE, {"site", "collection", "rules"}},
     [CM_SCN_ACT_TAKE_OVER_MP] = {TGT_MP, FALSE, {"target"}},
     [CM_SCN_ACT_SET] = {TGT_NONE, TRUE, {"site", "settings"}},
@@ -2436,6 +2459,11 @@ parse_event(Loader *ld, const Group *g, GError **error)
     case CM_SCN_ACT_CREATE_COLLECTION: {
         g_autofree char *q = NULL;
         if (!get_raw(g, "collection", &ev->collection, error))
+            return FALSE;
+        if (ev->action == CM_SCN_ACT_DEPLOY &&
+            (!get_name(g, "content", &ev->content, error) ||
+             (ev->content != NULL &&
+              lookup(g, "content", ld->contents, "content", ev->content, error) == NULL)))
             return FALSE;
         if (ev->collection == NULL && ev->action == CM_SCN_ACT_DEPLOY)
             return fail(g, "collection", error,
@@ -3187,9 +3215,9 @@ static const struct {
     {G_MP, parse_mp},
     {G_CMG, parse_cmg},
     {G_CONNECTION_POINT, parse_connection_point},
-    {G_POPULATION, parse_population},
     {G_CONTENT, parse_content},
     {G_DP, parse_dp},
+    {G_POPULATION, parse_population},
     {G_PUSH_ACCOUNT, parse_push_account},
     {G_EVENT, parse_event},
     {G_ATTACKER, parse_attacker},

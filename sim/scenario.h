@@ -123,6 +123,7 @@ typedef struct {
     /* Internet clients through a cloud management gateway (sim/cmg.c) */
     char *cmg;                     /* the [cmg] they reach the site through, NULL: none */
     gboolean cmg_token;            /* pre-authenticate with a token, not the PKI certificate */
+    char *dp;                /* the DP it downloads content from (REQ DP-04), may be NULL */
 } CmScnPopulation;
 
 #define CM_SCN_CONTENT_MAX (G_GUINT64_CONSTANT(1) << 43) /* 8 TiB, what a DP transfer takes */
@@ -149,6 +150,7 @@ typedef struct {
     double rate_limit_bps;    /* 0: none, the link's bandwidth */
     guint hours_start, hours_end; /* transfers from start to end (hours of the day, end
                                    * exclusive, wrapping midnight); 0-24: all day */
+    gboolean tampered;        /* serves altered files under the same content ID (REQ DP-04) */
 } CmScnDp;
 
 /* [push_account NAME]: a client push installation account of a site

@@ -958,7 +958,11 @@ START_TEST(test_content_groups)
                        "[content KB1]\nsize = 1.5GiB\nfiles = 3\n"
                        "[dp dp1]\nsegment = br\nrate_limit = 10Mbps\nhours = 22-06\n"
                        "[dp dp2]\nprestaged = true\nprestaged_content = KB1\nhours = 0-24\n"
-                       "[event go]\nat = 10m\naction = distribute\ncontent = KB1\ndps = dp1\n",
+                       "[event go]\nat = 10m\naction = distribute\ncontent = KB1\ndps = dp1\n"
+                       "[event dep]\nat = 10m\naction = deploy\ncollection = All Systems\n"
+                       "content = KB1\n"
+                       "[population branch]\ncount = 1\nsegment = br\ndp = dp1\n"
+                       "[dp dp3]\ntampered = true\n",
                &error);
     cm_assert_no_error(error);
     s = g_ptr_array_index(all, 0);
@@ -984,6 +988,13 @@ START_TEST(test_content_groups)
     ck_assert_str_eq(ev->content, "KB1");
     ck_assert_str_eq(ev->dps[0], "dp1");
     ck_assert_ptr_null(ev->dps[1]);
+    ev = g_ptr_array_index(s->events, 1);
+    ck_assert_int_eq(ev->action, CM_SCN_ACT_DEPLOY);
+    ck_assert_str_eq(ev->content, "KB1");
+    ck_assert_str_eq(((CmScnPopulation *)g_ptr_array_index(s->populations, 1))->dp, "dp1");
+    ck_assert_ptr_null(((CmScnPopulation *)g_ptr_array_index(s->populations, 0))->dp);
+    ck_assert(((CmScnDp *)g_ptr_array_index(s->dps, 2))->tampered);
+    ck_assert(!((CmScnDp *)g_ptr_array_index(s->dps, 0))->tampered);
 
 #define DPS MINIMAL "[content KB1]\nsize = 1GB\n"
     expect_refused(DPS "[content KB2]\n", "t.scn: [content KB2] size: missing");
@@ -1018,6 +1029,12 @@ START_TEST(test_content_groups)
     expect_refused(DPS "[dp d]\n[event e]\nat = 1m\naction = distribute\ncontent = KB1\n"
                        "target = pcs\n",
                    "[event e] target: not used by action distribute");
+    expect_refused(DPS "[event e]\nat = 1m\naction = deploy\ncollection = All Systems\n"
+                       "content = KB9\n",
+                   "[event e] content: no [content KB9]");
+    expect_refused(DPS "[dp d]\n[population q]\ncount = 1\ndp = x\n",
+                   "[population q] dp: no [dp x]");
+    expect_refused(DPS "[dp d]\ntampered = 1\n", "[dp d] tampered:");
 #undef DPS
 }
 END_TEST
@@ -1106,7 +1123,7 @@ START_TEST(test_error_unknown_key)
     expect_refused(MINIMAL "[event e]\nat = 1m\naction = deploy\ncollection = All Systems\n"
                            "target = pcs\n",
                    "t.scn: [event e] target: not used by action deploy; it takes site, "
-                   "collection, required or max_runtime");
+                   "collection, required, max_runtime or content");
     expect_refused(MINIMAL "[event e]\nat = 1m\naction = maintenance\nfraction = 0.5\n",
                    "[event e] fraction: not used by action maintenance; it takes site");
     expect_refused(MINIMAL "[event e]\nat = 1m\naction = take-over-mp\ntarget = pcs\nsite = PS1\n",
