@@ -6,9 +6,9 @@
  * the site's issuing root, the gateway's certificate pinned (the only
  * trust anchor its TLS client gets).  The library (CmCmgcp) decides the
  * hellos and checks; the driver adds the long polls: --polls outstanding
- * POST /cmg/cp/poll per worker, each answered by the gateway with a client
- * request, which goes to the MP the published mapping names (REQ CMG-10)
- * and whose answer rides back on the next poll.
+ * POST /cmg/cp/poll per worker, each answered by the gateway with a batch
+ * of client requests, each of which goes to the MP the published mapping
+ * names (REQ CMG-10); their answers ride back together on the next poll.
  *
  * Threads: a control loop (hello, check, reports) and --workers poll loops,
  * each with its own clients; the library is called under one lock. */
@@ -28,21 +28,21 @@
 typedef struct Cp Cp;
 typedef struct CpWorker CpWorker;
 
+/* One outstanding poll and the batch of requests it brought. */
 typedef struct {
     CpWorker *w;
     guint slot;
     struct event *retry;
-    /* the answer the next poll carries */
-    gboolean have_answer;
-    guint64 rid;
-    int status;
-    char reason[64];
-    CmTime retry_after;
-    GBytes *body;
-    /* the request in hand */
-    CmCmgRoute route;
-    size_t bytes_in;
+    json_t *answers; /* what the next poll carries (array) */
+    guint pending;   /* requests of the batch still at their MPs */
 } Slot;
+
+/* A request of a batch on its way to its MP. */
+typedef struct {
+    Slot *s;
+    guint64 rid;
+    CmCmgRoute route;
+} Job;
 
 struct CpWorker {
     Cp *cp;
@@ -242,41 +242,59 @@ slot_retry_later(Slot *s)
 static void
 slot_answer(Slot *s, guint64 rid, int status, const char *reason, CmTime retry_after, GBytes *body)
 {
-    s->have_answer = TRUE;
-    s->rid = rid;
-    s->status = status;
-    g_strlcpy(s->reason, reason ? reason : "", sizeof s->reason);
-    s->retry_after = retry_after;
-    if (s->body != NULL)
-        g_bytes_unref(s->body);
-    s->body = body ? g_bytes_ref(body) : NULL;
+    json_t *a =
+        json_pack("{s:I, s:i, s:s, s:I}", "rid", (json_int_t)rid, "status", status, "reason",
+                  reason ? reason : "", "retry_ms", (json_int_t)(retry_after / 1000));
+
+    if (body != NULL && g_bytes_get_size(body) > 0) {
+        gsize len;
+        const guint8 *p = g_bytes_get_data(body, &len);
+        g_autofree char *b64 = cm_enc_b64(p, len);
+        json_object_set_new(a, "body", json_string(b64));
+    }
+    json_array_append_new(s->answers, a);
+}
+
+/* One request of the batch is done: the batch's answers go with the next
+ * poll once the last is. */
+static void
+job_done(Job *j)
+{
+    Slot *s = j->s;
+
+    g_free(j);
+    if (--s->pending == 0)
+        slot_poll(s);
 }
 
 static void
 on_mp_answer(CmNetHttpResponse *hresp, void *user_data)
 {
-    Slot *s = user_data;
+    Job *j = user_data;
+    Slot *s = j->s;
     Cp *cp = s->w->cp;
     CmResponse resp = {0};
 
-    if (s->w->stopping)
+    if (s->w->stopping) {
+        g_free(j);
         return;
+    }
     if (!cm_net_http_response_to_cm(hresp, &resp, NULL)) {
         /* The MP is down: the client retries, as against a busy MP. */
         g_autofree char *msg = g_strdup_printf(
             "{\"reason\":\"busy\",\"message\":\"the management point is not reachable\"}");
         g_autoptr(GBytes) b = g_bytes_new(msg, strlen(msg));
-        slot_answer(s, s->rid, 503, "busy", 10 * CM_USEC_PER_SEC, b);
+        slot_answer(s, j->rid, 503, "busy", 10 * CM_USEC_PER_SEC, b);
     } else {
-        slot_answer(s, s->rid, hresp->status, cm_reason_name(resp.reason), hresp->retry_after,
+        slot_answer(s, j->rid, hresp->status, cm_reason_name(resp.reason), hresp->retry_after,
                     hresp->body);
     }
     g_mutex_lock(&cp->lock);
-    cm_cmgcp_routed(cp->lib, &s->route, hresp->body ? g_bytes_get_size(hresp->body) : 0,
+    cm_cmgcp_routed(cp->lib, &j->route, hresp->body ? g_bytes_get_size(hresp->body) : 0,
                     hresp->status);
     g_mutex_unlock(&cp->lock);
     cm_response_clear(&resp);
-    slot_poll(s);
+    job_done(j);
 }
 
 static const char *
@@ -345,7 +363,8 @@ forward_headers(const json_t *peer)
     return (char **)g_ptr_array_free(h, FALSE);
 }
 
-/* A client request the gateway handed over: to its MP. */
+/* A client request the gateway handed over: to its MP (the slot's pending
+ * count holds it), or answered here. */
 static void
 slot_forward(Slot *s, const json_t *m)
 {
@@ -365,34 +384,38 @@ slot_forward(Slot *s, const json_t *m)
     GError *error = NULL;
     const char *base;
     gboolean routed;
+    Job *j = NULL;
 
-    s->rid = (guint64)rid;
     if (path == NULL || method == NULL || rid <= 0) {
         refuse_here(s, (guint64)rid, CM_REASON_BAD_REQUEST, "malformed forwarded request");
-        goto poll;
+        return;
     }
     if (b64 != NULL &&
         (body = cm_enc_b64_decode(b64, strlen(b64), CM_CMGD_CHANNEL_BODY_MAX, &error)) == NULL)
         goto refuse;
-    s->bytes_in = body ? g_bytes_get_size(body) : 0;
+    j = g_new0(Job, 1);
+    j->s = s;
+    j->rid = (guint64)rid;
     g_mutex_lock(&cp->lock);
-    routed = cm_cmgcp_route(cp->lib, path, query, s->bytes_in, &s->route, &error);
+    routed =
+        cm_cmgcp_route(cp->lib, path, query, body ? g_bytes_get_size(body) : 0, &j->route, &error);
     g_mutex_unlock(&cp->lock);
     if (!routed)
         goto refuse;
-    base = mp_url(cp, s->route.server);
+    base = mp_url(cp, j->route.server);
     if (base == NULL) {
         refuse_here(s, (guint64)rid, CM_REASON_BUSY, "this connection point cannot reach that MP");
-        goto poll;
+        g_free(j);
+        return;
     }
     if (smsid != NULL && *smsid != '\0')
         g_strlcpy(req.smsid, smsid, sizeof req.smsid);
     if (sig != NULL && !cm_msg_parse_signature(sig, &req, &error))
         goto refuse;
-    req.ep = s->route.ep;
+    req.ep = j->route.ep;
     if (body != NULL)
         req.body = g_bytes_get_data(body, &req.body_len);
-    url = g_strconcat(base, s->route.internal_path, NULL);
+    url = g_strconcat(base, j->route.internal_path, NULL);
     fwd = forward_headers(json_object_get(m, "peer"));
     hreq.headers = (const char *const *)fwd;
     hreq.method = method;
@@ -400,13 +423,14 @@ slot_forward(Slot *s, const json_t *m)
     hreq.msg = &req;
     hreq.body = req.body;
     hreq.body_len = req.body_len;
-    if (cm_net_httpc_send(s->w->mps, &hreq, on_mp_answer, s, &error))
+    s->pending++;
+    if (cm_net_httpc_send(s->w->mps, &hreq, on_mp_answer, j, &error))
         return;
+    s->pending--;
 refuse:
+    g_free(j);
     refuse_here(s, (guint64)rid, CM_REASON_BAD_REQUEST, error ? error->message : "refused");
     g_clear_error(&error);
-poll:
-    slot_poll(s);
 }
 
 static void
@@ -417,20 +441,34 @@ on_poll(CmNetHttpResponse *hresp, void *user_data)
 
     if (s->w->stopping)
         return;
+    /* What the poll carried is delivered, or lost with a gateway that is
+     * gone (which then answers those clients busy). */
+    json_array_clear(s->answers);
     if (hresp->status != 200 || hresp->body == NULL) {
-        /* Not connected yet, refused, or the gateway is gone: the answer
-         * (if any) is lost with it; the gateway answers that client busy. */
+        /* Not connected yet, refused, or the gateway is gone. */
         g_debug("poll: %d %s", hresp->status, hresp->error ? hresp->error->message : "");
-        s->have_answer = FALSE;
         slot_retry_later(s);
         return;
     }
-    s->have_answer = FALSE;
     m = cm_json_parse(g_bytes_get_data(hresp->body, NULL), g_bytes_get_size(hresp->body),
                       CM_CMGD_CHANNEL_BODY_MAX, NULL);
-    if (m != NULL && json_object_get(m, "rid") != NULL) {
-        slot_forward(s, m);
-        return;
+    if (json_is_array(json_object_get(m, "requests"))) {
+        size_t i;
+        json_t *one;
+        /* Held until every request of the batch is sent, so that one
+         * answered at once does not poll before the others went. */
+        s->pending++;
+        json_array_foreach(json_object_get(m, "requests"), i, one)
+        {
+            if (i >= CM_CMGD_BATCH_MAX) {
+                g_warning("a poll carried more than %d requests; the rest dropped",
+                          CM_CMGD_BATCH_MAX);
+                break;
+            }
+            slot_forward(s, one);
+        }
+        if (--s->pending > 0)
+            return;
     }
     slot_poll(s);
 }
@@ -441,27 +479,18 @@ slot_poll(Slot *s)
     Cp *cp = s->w->cp;
     g_autofree char *url = g_strconcat(cp->gw_url, CM_CMGD_POLL, NULL);
     g_autofree char *h0 = g_strdup_printf(CM_CMGD_HDR_CONNECTION ": %s", cp->id);
-    g_autofree char *h1 = NULL, *h2 = NULL, *h3 = NULL, *h4 = NULL;
-    const char *headers[6] = {h0, NULL};
+    g_autofree char *answers = NULL;
+    const char *headers[2] = {h0, NULL};
     CmNetHttpRequest req = {.method = "POST", .url = url, .headers = headers};
     GError *error = NULL;
 
     if (s->w->stopping)
         return;
-    if (s->have_answer) {
-        h1 = g_strdup_printf(CM_CMGD_HDR_ANSWER_ID ": %" G_GUINT64_FORMAT, s->rid);
-        h2 = g_strdup_printf(CM_CMGD_HDR_STATUS ": %d", s->status);
-        h3 = g_strdup_printf(CM_CMGD_HDR_REASON ": %s", s->reason);
-        h4 = g_strdup_printf(CM_CMGD_HDR_RETRY ": %" G_GINT64_FORMAT, s->retry_after / 1000);
-        headers[1] = h1;
-        headers[2] = h2;
-        headers[3] = h3;
-        headers[4] = h4;
-        if (s->body != NULL) {
-            gsize len;
-            req.body = g_bytes_get_data(s->body, &len);
-            req.body_len = len;
-        }
+    if (json_array_size(s->answers) > 0) {
+        g_autoptr(json_t) o = json_pack("{s:O}", "answers", s->answers);
+        answers = json_dumps(o, JSON_COMPACT);
+        req.body = answers;
+        req.body_len = strlen(answers);
     }
     if (!cm_net_httpc_send(s->w->gw, &req, on_poll, s, &error)) {
         g_warning("poll: %s", error->message);
@@ -516,8 +545,7 @@ slot_free(gpointer data)
 
     if (s->retry != NULL)
         event_free(s->retry);
-    if (s->body != NULL)
-        g_bytes_unref(s->body);
+    json_decref(s->answers);
     g_free(s);
 }
 
@@ -565,7 +593,7 @@ cm_cmgd_cp_main(const char *dir, gboolean verbose)
     g_autoptr(CmKey) key = NULL;
     g_autoptr(CmCmgMappings) mappings = NULL;
     g_autoptr(GPtrArray) mp_cas = g_ptr_array_new_with_free_func((GDestroyNotify)cm_cert_unref);
-    gint64 polls = 8, workers = 2;
+    gint64 polls = 4, workers = 2;
     int rc = 1;
     guint n_mps;
 
@@ -580,7 +608,7 @@ cm_cmgd_cp_main(const char *dir, gboolean verbose)
         !cm_net_config_string(cfg, "cp", "name", NULL, &name, &error) ||
         !cm_net_config_string(cfg, "cp", "cmg_name", NULL, &cmg_name, &error) ||
         !cm_net_config_path(cfg, "cp", "cmg_addr_file", NULL, &gw_addr_file, &error) ||
-        !cm_net_config_int(cfg, "cp", "polls", 8, 1, 1024, &polls, &error) ||
+        !cm_net_config_int(cfg, "cp", "polls", 4, 1, 1024, &polls, &error) ||
         !cm_net_config_int(cfg, "cp", "workers", 2, 1, 64, &workers, &error) ||
         !cm_net_config_strings(cfg, "cp", "mps", &cp.mp_names, &error) ||
         !cm_net_config_strings(cfg, "cp", "mp_addr_files", &mp_addr_files, &error) ||
@@ -659,12 +687,14 @@ cm_cmgd_cp_main(const char *dir, gboolean verbose)
     cp.mp_client.n_ca_certs = mp_cas->len;
     cp.mp_client.connect_to = (const char *const *)cp.mp_connect;
     cp.mp_client.timeout_ms = 30000;
+    cp.mp_client.max_response_size = CM_CMGD_ANSWER_MAX;
     cp.polls = (guint)polls;
     /* Every poll and every request to an MP keeps its connection: without
-     * a cache as large as the polls, libcurl closes connections between
-     * bursts and each request pays a TLS handshake. */
+     * a cache as large as what may be in flight (each poll may bring a
+     * batch), libcurl closes connections between bursts and each request
+     * pays a TLS handshake. */
     cp.gw_client.max_connections = (long)polls + 4;
-    cp.mp_client.max_connections = (long)polls + 4;
+    cp.mp_client.max_connections = (long)polls * CM_CMGD_BATCH_MAX + 4;
 
     cp.base = cm_net_event_base_new();
     cp.timer = evtimer_new(cp.base, on_control_timer, &cp);
@@ -689,6 +719,7 @@ cm_cmgd_cp_main(const char *dir, gboolean verbose)
             s->w = w;
             s->slot = j;
             s->retry = evtimer_new(w->base, on_slot_retry, s);
+            s->answers = json_array();
             g_ptr_array_add(w->slots, s);
         }
     }

@@ -76,6 +76,7 @@ struct Gateway {
     gboolean stopping;
     CmNetMetrics *metrics;
     CmNetCounter *forwarded, *refused, *dropped, *expired;
+    CmNetHistogram *batch_size;
     CmNetGauge *queued_gauge, *polls_gauge;
 };
 
@@ -411,7 +412,8 @@ on_client(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_da
         poll = p->call;
         g_free(p);
         g_hash_table_insert(g->inflight, &f->rid, f);
-        msg = g_strdup(f->msg);
+        msg = g_strdup_printf("{\"requests\":[%s]}", f->msg);
+        cm_net_histogram_observe(g->batch_size, 1);
     } else {
         g_queue_push_tail(&c->queued, f);
     }
@@ -476,42 +478,90 @@ poll_conn_closed(gpointer data)
     g_free(pc);
 }
 
-/* The answer a poll carries back for request rid. */
+/* One answer a poll carries back: {"rid", "status", "reason",
+ * "retry_ms", "body" (base64)}, to the client that waits for it. */
 static void
-deliver_answer(Gateway *g, CmNetCall *call, const CmRequest *req, guint64 rid)
+deliver_answer(Gateway *g, const json_t *a)
 {
-    const char *st = cm_net_call_header(call, CM_CMGD_HDR_STATUS);
-    const char *reason = cm_net_call_header(call, CM_CMGD_HDR_REASON);
-    const char *retry = cm_net_call_header(call, CM_CMGD_HDR_RETRY);
+    json_int_t rid = json_integer_value(json_object_get(a, "rid"));
+    json_int_t status = json_integer_value(json_object_get(a, "status"));
+    const char *reason = json_string_value(json_object_get(a, "reason"));
+    const char *b64 = json_string_value(json_object_get(a, "body"));
+    g_autoptr(GBytes) body = NULL;
     CmResponse resp = {0};
-    gint64 status = st ? g_ascii_strtoll(st, NULL, 10) : 0;
+    guint64 key = (guint64)rid;
     Fwd *f;
 
     g_mutex_lock(&g->lock);
-    f = g_hash_table_lookup(g->inflight, &rid);
+    f = g_hash_table_lookup(g->inflight, &key);
     if (f != NULL)
-        g_hash_table_steal(g->inflight, &rid);
+        g_hash_table_steal(g->inflight, &key);
     g_mutex_unlock(&g->lock);
     if (f == NULL)
-        return; /* expired already */
-    if (status < 100 || status > 599) {
+        return; /* expired already, or never ours */
+    if (b64 != NULL)
+        body = cm_enc_b64_decode(b64, strlen(b64), CM_CMGD_CHANNEL_BODY_MAX, NULL);
+    if (status < 100 || status > 599 || (b64 != NULL && body == NULL)) {
         cm_response_refuse(&resp, CM_REASON_INTERNAL,
-                           "the connection point's answer had no status");
+                           "the connection point's answer had no status or a bad body");
     } else if (status == 200) {
         resp.status = 200;
         resp.reason = CM_REASON_OK;
-        resp.body = g_bytes_new(req->body, req->body_len);
+        resp.body = body ? g_bytes_ref(body) : g_bytes_new(NULL, 0);
     } else {
-        g_autoptr(json_t) o = cm_json_parse(req->body, req->body_len, 64 * 1024, NULL);
+        g_autoptr(json_t) o = body ? cm_json_parse(g_bytes_get_data(body, NULL),
+                                                   g_bytes_get_size(body), 64 * 1024, NULL)
+                                   : NULL;
         const char *m = o ? json_string_value(json_object_get(o, "message")) : NULL;
         resp.status = (int)status;
         resp.reason = cm_net_reason_from_name(reason ? reason : "");
         resp.message = g_strdup(m ? m : "");
-        if (retry != NULL)
-            resp.retry_after = g_ascii_strtoll(retry, NULL, 10) * 1000;
+        resp.retry_after = json_integer_value(json_object_get(a, "retry_ms")) * 1000;
     }
     cm_net_call_reply(f->client, &resp);
     fwd_free(f);
+}
+
+/* The answers a poll carries back, {"answers": [...]}, each to its
+ * client. */
+static void
+deliver_answers(Gateway *g, const CmRequest *req)
+{
+    g_autoptr(json_t) o = cm_json_parse(req->body, req->body_len, CM_CMGD_CHANNEL_BODY_MAX, NULL);
+    json_t *arr = json_object_get(o, "answers");
+    size_t i;
+    json_t *a;
+
+    if (!json_is_array(arr) || json_array_size(arr) > CM_CMGD_BATCH_MAX) {
+        g_warning("a poll carried answers that are not an array of at most %d; dropped",
+                  CM_CMGD_BATCH_MAX);
+        return;
+    }
+    json_array_foreach(arr, i, a) deliver_answer(g, a);
+}
+
+/* Under g->lock: up to CM_CMGD_BATCH_MAX queued requests of c, now in
+ * flight, as a poll's answer {"requests": [...]}; NULL when none waits. */
+static char *
+take_batch(Gateway *g, GwCp *c)
+{
+    GString *out = NULL;
+    Fwd *f;
+    guint n;
+
+    for (n = 0; n < CM_CMGD_BATCH_MAX && (f = g_queue_pop_head(&c->queued)) != NULL; n++) {
+        g_hash_table_insert(g->inflight, &f->rid, f);
+        if (out == NULL)
+            out = g_string_new("{\"requests\":[");
+        else
+            g_string_append_c(out, ',');
+        g_string_append(out, f->msg);
+    }
+    if (out == NULL)
+        return NULL;
+    cm_net_histogram_observe(g->batch_size, n);
+    g_string_append(out, "]}");
+    return g_string_free(out, FALSE);
 }
 
 static gboolean
@@ -521,10 +571,8 @@ on_cp(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_data)
     const char *path = cm_net_call_path(call);
     const CmCert *peer = cm_net_call_peer_cert(call);
     const char *id = cm_net_call_header(call, CM_CMGD_HDR_CONNECTION);
-    const char *answer = cm_net_call_header(call, CM_CMGD_HDR_ANSWER_ID);
     CmTime now = cm_net_wall_now();
     GwCp *c;
-    Fwd *f;
     char *msg = NULL;
 
     if (strcmp(path, CM_CMGD_HELLO) == 0 || strcmp(path, CM_CMGD_CHECK) == 0) {
@@ -574,14 +622,11 @@ on_cp(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_data)
         cm_net_call_set_conn_data(call, pc, poll_conn_closed);
     }
     g_mutex_unlock(&g->lock);
-    if (answer != NULL)
-        deliver_answer(g, call, req, g_ascii_strtoull(answer, NULL, 10));
+    if (req->body_len > 0)
+        deliver_answers(g, req);
     g_mutex_lock(&g->lock);
-    f = g_queue_pop_head(&c->queued);
-    if (f != NULL) {
-        g_hash_table_insert(g->inflight, &f->rid, f);
-        msg = g_strdup(f->msg);
-    } else {
+    msg = take_batch(g, c);
+    if (msg == NULL) {
         Poll *p = g_new0(Poll, 1);
         p->call = call;
         p->parked = now;
@@ -754,6 +799,12 @@ cm_cmgd_gateway_main(const char *dir, gboolean verbose)
     g.expired =
         cm_net_metrics_counter(metrics, "cm_cmg_expired_total",
                                "Forwarded requests no connection point answered in time", NULL);
+    {
+        static const double bounds[] = {1, 2, 4, 8, 16};
+        g.batch_size = cm_net_metrics_histogram(metrics, "cm_cmg_poll_batch_size",
+                                                "Client requests one poll's answer carried", NULL,
+                                                bounds, G_N_ELEMENTS(bounds));
+    }
     if (!cm_net_raise_fd_limit(65536, NULL, NULL))
         g_message("open-file limit below 65536: fewer concurrent clients fit");
     httpd = cm_net_httpd_new(&hc, &error);

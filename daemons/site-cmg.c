@@ -286,7 +286,7 @@ add_cp(CmSite *site, const char *dir, const char *name, const char *out, GError 
         conf = g_strdup_printf(
             "# cmlab-cmg connection point (written by cmlab-site add-connection-point)\n"
             "[cp]\nconnection_id = %s\nsite_code = %s\nname = %s\ncmg_name = %s\n"
-            "cmg_addr_file = %s/cmg-cp.addr\npolls = 8\nworkers = 2\n"
+            "cmg_addr_file = %s/cmg-cp.addr\npolls = 4\nworkers = 2\n"
             "mps = %s\nmp_addr_files = %s\nmp_ca = %s\n",
             id, cm_site_code(site), host, cmg_name, abs_cmg, names->str, addrs->str, cas->str);
     }

@@ -113,6 +113,19 @@ mpl="$base/CCM_Proxy_ServerAuth/$role/SMS_MP/.sms_aut?MPLIST"
 out=$(curl_cmg -H "Authorization: Bearer $token" "$mpl")
 echo "$out" | grep -q "CCM_Proxy_MutualAuth/$role" || cmg_fail "MP list through the CMG: $out"
 ok "CMG-10: the MP list through the gateway names the CMG entry <CMG>/CCM_Proxy_MutualAuth/<role ID>"
+# A burst of 48 requests at once over the connection point's 8 polls (4 per
+# worker): those that find every poll out queue at the gateway and go in
+# batches ({"requests": [...]}, answers back together); every one must be
+# answered.
+seq 48 | xargs -P 48 -I{} curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' \
+  --connect-to "$CMG:$cmg_port:127.0.0.1:$cmg_port" --cacert "$lab/ca/ca.pem" \
+  -H "Authorization: Bearer $token" "$mpl" >"$work/burst"
+n200=$(grep -c '^200$' "$work/burst" || true)
+[ "$n200" = 48 ] || cmg_fail "a burst through the CMG: $n200 of 48 answered 200: $(sort "$work/burst" | uniq -c)"
+cpl=$(port "$lab/cmg/cmg-cp.addr" https)
+batches=$(curl -s --max-time 10 --cert "$lab/cp1/cp.pem" --key "$lab/cp1/cp.key" -k \
+  "https://127.0.0.1:$cpl/metrics" | grep '^cm_cmg_poll_batch_size_bucket' | tr '\n' ' ')
+ok "cmg: 48 concurrent requests over 8 polls all answered (poll batches: ${batches:-none})"
 code=$(curl_cmg -o "$work/body" -w '%{http_code}' -H "Authorization: Bearer $token" \
   "$base/CCM_Proxy_ServerAuth/$role/CCM_Other/anything")
 [ "$code" = 404 ] || cmg_fail "a path outside the mappings answered $code: $(cat "$work/body")"
