@@ -45,6 +45,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -60,6 +61,12 @@
  * run into their connect timeouts.  The kernel caps it at somaxconn. */
 #define LISTEN_BACKLOG 8192
 #define PEER_RECHECK_US (60 * CM_USEC_PER_SEC)
+/* Out of file descriptors (a storm larger than the open-file limit), the
+ * listener stops accepting for this long: the pending connection stays in
+ * the accept queue, so libevent would report it again at once and spin
+ * (it did: both workers at 100% and ten million log lines in 30 s). */
+#define ACCEPT_PAUSE_MS 250
+#define ACCEPT_LOG_EVERY_US (10 * CM_USEC_PER_SEC)
 #define PATH_IN_MESSAGE_MAX 128
 
 typedef struct Worker Worker;
@@ -69,7 +76,13 @@ typedef struct {
     gboolean tls;
     CmTransport transport;
     struct evhttp *http;
+    struct evconnlistener *lev;
+    struct event *resume; /* re-enables lev after an accept pause */
 } Listener;
+
+/* The libevent listener's error callback gets the evhttp, not ours. */
+static GMutex listeners_lock;
+static GHashTable *listeners; /* struct evhttp * -> Listener * */
 
 /* What the server keeps per connection, made on demand (a TLS client
  * certificate to remember, or data a handler attaches). */
@@ -981,10 +994,49 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(w->base);
 }
 
+static void
+on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    Listener *l = arg;
+
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(l->lev);
+}
+
+/* accept() failed for a reason other than a retry (libevent handles
+ * those): out of descriptors or memory.  Pause, say so now and then. */
+static void
+on_accept_error(struct evconnlistener *lev, void *ctx)
+{
+    static gint64 logged_at;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    gint64 now = g_get_monotonic_time();
+    gboolean say;
+    Listener *l;
+
+    g_mutex_lock(&listeners_lock);
+    l = listeners != NULL ? g_hash_table_lookup(listeners, ctx) : NULL;
+    say = logged_at == 0 || now - logged_at >= ACCEPT_LOG_EVERY_US;
+    if (say)
+        logged_at = now;
+    g_mutex_unlock(&listeners_lock);
+    evconnlistener_disable(lev);
+    if (l != NULL)
+        evtimer_add(l->resume, &tv);
+    if (say) {
+        g_warning("cannot accept connections: %s; pausing new connections %d ms at a time "
+                  "(raise the open-file limit for more clients)",
+                  evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
+    }
+}
+
 static gboolean
 listener_init(Listener *l, Worker *w, gboolean tls, int fd, GError **error)
 {
     const CmNetHttpdConfig *cfg = &w->httpd->cfg;
+    struct evhttp_bound_socket *handle;
 
     l->worker = w;
     l->tls = tls;
@@ -1001,13 +1053,40 @@ listener_init(Listener *l, Worker *w, gboolean tls, int fd, GError **error)
     evhttp_set_flags(l->http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_bevcb(l->http, tls ? bev_tls : bev_plain, l);
     evhttp_set_gencb(l->http, on_request, l);
-    if (evhttp_accept_socket_with_handle(l->http, fd) == NULL) {
+    handle = evhttp_accept_socket_with_handle(l->http, fd);
+    if (handle == NULL) {
         g_set_error(error, CM_NET_ERROR, CM_NET_ERROR_BIND,
                     "cannot accept connections on the listening socket: %s", g_strerror(errno));
         close(fd);
         return FALSE;
     }
+    l->lev = evhttp_bound_socket_get_listener(handle);
+    l->resume = evtimer_new(w->base, on_accept_resume, l);
+    if (l->resume == NULL)
+        g_error("out of memory");
+    g_mutex_lock(&listeners_lock);
+    if (listeners == NULL)
+        listeners = g_hash_table_new(g_direct_hash, g_direct_equal);
+    g_hash_table_insert(listeners, l->http, l);
+    g_mutex_unlock(&listeners_lock);
+    evconnlistener_set_error_cb(l->lev, on_accept_error);
     return TRUE;
+}
+
+static void
+listener_clear(Listener *l)
+{
+    if (l->http == NULL)
+        return;
+    g_mutex_lock(&listeners_lock);
+    if (listeners != NULL)
+        g_hash_table_remove(listeners, l->http);
+    g_mutex_unlock(&listeners_lock);
+    if (l->resume != NULL)
+        event_free(l->resume);
+    l->resume = NULL;
+    evhttp_free(l->http);
+    l->http = NULL;
 }
 
 static gboolean
@@ -1064,10 +1143,8 @@ worker_clear(Worker *w)
     }
     /* Freeing the servers frees their connections, whose close callbacks
      * release what the connections held. */
-    if (w->plain.http != NULL)
-        evhttp_free(w->plain.http);
-    if (w->tls.http != NULL)
-        evhttp_free(w->tls.http);
+    listener_clear(&w->plain);
+    listener_clear(&w->tls);
     /* A bufferevent freed above is finalised by its loop (libevent defers
      * it); one more turn runs those finalisers, or the connections still
      * open at shutdown would keep their SSL objects. */

@@ -41,5 +41,32 @@ ok "the two queued requests got the site's answer once it resumed ($(cat "$work/
 curl_mp "$mp" "$(mp_url "$mp" http /metrics)" | grep -q '^cm_mp_busy_total 1$' ||
   fail "cm_mp_busy_total: $(curl_mp "$mp" "$(mp_url "$mp" http /metrics)" | grep busy)"
 ok "/metrics counts the 503s (cm_mp_busy_total)"
+
+# Out of file descriptors: more clients than the MP's open-file limit.  The
+# MP pauses accepting rather than spinning on accept() (which reported the
+# same pending connection again at once: both workers busy and millions of
+# log lines), and serves again once connections close.
+mp_pid=$(cat "$mp/mp.pid")
+http_port=$(port "$mp/mp.addr" http)
+prlimit --pid "$mp_pid" --nofile=96:96 || fail "prlimit"
+cpu() { awk '{print $14 + $15}' "/proc/$mp_pid/stat"; }
+c0=$(cpu)
+python3 - "$http_port" <<'PY' || fail "could not hold connections"
+import socket, sys, time
+held = []
+for _ in range(160):
+    s = socket.socket()
+    s.settimeout(5)
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    held.append(s)
+time.sleep(3)
+PY
+ticks=$(( $(cpu) - c0 ))
+lines=$(grep -c "cannot accept connections" "$mp/mp.log" || true)
+[ "$ticks" -lt 100 ] || fail "the MP spent $ticks ticks of CPU in 3 s while out of descriptors"
+[ "$lines" -ge 1 ] && [ "$lines" -le 3 ] || fail "$lines log lines about accept failures"
+curl_mp "$mp" --max-time 10 "$(mp_url "$mp" http /health)" >/dev/null ||
+  fail "the MP did not serve again once the connections closed"
+ok "out of descriptors (160 connections, limit 96), the MP paused accepting: $ticks ticks of CPU in 3 s, $lines log line(s), served again after"
 lab_down
 echo "overload: $checks checks passed"
