@@ -39,6 +39,8 @@
 
 #include "cmmp.h"
 
+#include <event2/event.h>
+
 #define MPCONFIG_MAX (1024 * 1024)
 #define SITE_WAIT_US (30 * CM_USEC_PER_SEC)
 #define SITE_BUSY_RETRY (10 * CM_USEC_PER_SEC)
@@ -94,6 +96,10 @@ typedef struct {
     CmNetGauge *pending_gauge;
     GHashTable *cmg_cps; /* thumbprint hex of the registered connection points (under lock) */
     /* refresh thread */
+    /* The loop its fetches run on, made once at start: libevent exits the
+     * process when it cannot make a loop's signal pipe, and a storm past
+     * the open-file limit would make the next refresh do just that. */
+    struct event_base *refresh_base;
     GThread *refresher;
     GMutex stop_lock;
     GCond stop_cond;
@@ -201,6 +207,7 @@ fetch_mpconfig(MpDaemon *d, GError **error)
     CmNetHttpcConfig hc;
     CmNetHttpRequest req = {.method = "GET"};
     CmNetHttpResponse resp = {0};
+    g_autoptr(CmNetHttpc) client = NULL;
     json_t *o = NULL;
 
     g_mutex_lock(&d->lock);
@@ -211,7 +218,8 @@ fetch_mpconfig(MpDaemon *d, GError **error)
     connect_to[0] = connect;
     hc.connect_to = connect_to;
     req.url = url;
-    if (!cm_net_http_fetch(&hc, &req, &resp, error))
+    if ((client = cm_net_httpc_new(d->refresh_base, &hc, error)) == NULL ||
+        !cm_net_httpc_fetch(client, &req, &resp, error))
         goto out;
     if (resp.status != 200) {
         g_set_error(error, CM_DAEMON_ERROR, 0, "site answered %d to %s: %.*s", resp.status, url,
@@ -582,6 +590,7 @@ main(int argc, char **argv)
     addr = site_address(&d, cfg, &error);
     if (addr == NULL || !set_site(&d, addr, &error))
         goto out;
+    d.refresh_base = cm_net_event_base_new();
     conf = fetch_mpconfig(&d, &error);
     if (conf == NULL)
         goto out;
@@ -738,6 +747,8 @@ out:
     g_hash_table_unref(d.cmg_cps);
     g_free(d.cmg_client_gen);
     cm_mp_free(d.mp);
+    if (d.refresh_base != NULL)
+        event_base_free(d.refresh_base);
     g_free(d.site_url);
     g_free(d.site_addr);
     g_free(d.addr_file);

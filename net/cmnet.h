@@ -49,6 +49,8 @@ void cm_net_init(void);
 /* A new event loop tuned for the drivers (epoll changes batched per turn);
  * for daemons that run clients on loops of their own. */
 struct event_base *cm_net_event_base_new(void);
+/* The same, or NULL when the process is out of descriptors. */
+struct event_base *cm_net_event_base_try_new(void);
 
 /* Raises the open-file limit towards want (an MP holds 25,000 connections);
  * FALSE when the hard limit is lower, with *got (may be NULL) what it is. */

@@ -402,10 +402,26 @@ cm_net_httpc_new(struct event_base *base, const CmNetHttpcConfig *config, GError
     c->cfg.connect_to = NULL;
 
     c->own_base = base == NULL;
-    c->base = base ? base : cm_net_event_base_new();
-    c->multi = curl_multi_init();
+    c->base = base ? base : cm_net_event_base_try_new();
+    c->multi = c->base != NULL ? curl_multi_init() : NULL;
+    if (c->base == NULL || c->multi == NULL) {
+        /* Out of descriptors (epoll, libcurl's wake-up pair): a clear
+         * error, the caller goes on without this client. */
+        g_set_error(error, CM_NET_ERROR, CM_NET_ERROR_FAILED,
+                    "cannot make an HTTP client: %s (out of open files?)", g_strerror(errno));
+        if (c->own_base && c->base != NULL)
+            event_base_free(c->base);
+        if (c->client_cert != NULL)
+            cm_cert_unref(c->client_cert);
+        if (c->client_key != NULL)
+            cm_key_unref(c->client_key);
+        X509_STORE_free(c->roots);
+        curl_slist_free_all(c->connect_to);
+        g_free(c);
+        return NULL;
+    }
     c->timer = evtimer_new(c->base, on_timeout, c);
-    if (c->base == NULL || c->multi == NULL || c->timer == NULL)
+    if (c->timer == NULL)
         g_error("out of memory");
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);

@@ -49,7 +49,7 @@ cm_net_init(void)
 }
 
 struct event_base *
-cm_net_event_base_new(void)
+cm_net_event_base_try_new(void)
 {
     struct event_config *cfg;
     struct event_base *base;
@@ -66,8 +66,16 @@ cm_net_event_base_new(void)
     event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     base = event_base_new_with_config(cfg);
     event_config_free(cfg);
+    return base; /* NULL: out of descriptors (epoll, its wake-up pipe) */
+}
+
+struct event_base *
+cm_net_event_base_new(void)
+{
+    struct event_base *base = cm_net_event_base_try_new();
+
     if (base == NULL)
-        g_error("cannot make an event loop");
+        g_error("cannot make an event loop: %s", g_strerror(errno));
     return base;
 }
 
