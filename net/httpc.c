@@ -363,6 +363,19 @@ on_ssl_ctx(CURL *easy, void *sslctx, void *arg)
 
 /* -------------------------------------------------------------- client */
 
+/* Frees the identity, roots and names c holds, and c. */
+static void
+httpc_release(CmNetHttpc *c)
+{
+    if (c->client_cert != NULL)
+        cm_cert_unref(c->client_cert);
+    if (c->client_key != NULL)
+        cm_key_unref(c->client_key);
+    X509_STORE_free(c->roots);
+    curl_slist_free_all(c->connect_to);
+    g_free(c);
+}
+
 CmNetHttpc *
 cm_net_httpc_new(struct event_base *base, const CmNetHttpcConfig *config, GError **error)
 {
@@ -411,13 +424,7 @@ cm_net_httpc_new(struct event_base *base, const CmNetHttpcConfig *config, GError
                     "cannot make an HTTP client: %s (out of open files?)", g_strerror(errno));
         if (c->own_base && c->base != NULL)
             event_base_free(c->base);
-        if (c->client_cert != NULL)
-            cm_cert_unref(c->client_cert);
-        if (c->client_key != NULL)
-            cm_key_unref(c->client_key);
-        X509_STORE_free(c->roots);
-        curl_slist_free_all(c->connect_to);
-        g_free(c);
+        httpc_release(c);
         return NULL;
     }
     c->timer = evtimer_new(c->base, on_timeout, c);
@@ -464,13 +471,7 @@ cm_net_httpc_free(CmNetHttpc *c)
     if (c->own_base)
         event_base_free(c->base);
     g_hash_table_unref(c->transfers);
-    if (c->client_cert != NULL)
-        cm_cert_unref(c->client_cert);
-    if (c->client_key != NULL)
-        cm_key_unref(c->client_key);
-    X509_STORE_free(c->roots);
-    curl_slist_free_all(c->connect_to);
-    g_free(c);
+    httpc_release(c);
 }
 
 guint

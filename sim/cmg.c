@@ -963,20 +963,6 @@ sim_cmg_sample(SimWorld *w)
     }
 }
 
-static void setf(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-setf(SimWorld *w, double v, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *name = NULL;
-
-    va_start(ap, fmt);
-    name = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    cm_run_set_metric(w->run, name, v);
-}
-
 /* The largest departure from an even share, relative to it: 0.05 means
  * some connection point got 5% more or less than 1/n of the requests. */
 static double
@@ -1027,33 +1013,34 @@ sim_cmg_metrics(SimWorld *w)
             served += g->server[k].served;
             overloaded += g->server[k].overloaded;
         }
-        setf(w, (double)g->requests, "cmg.%s.requests", gn);
-        setf(w, (double)g->forwarded, "cmg.%s.forwarded", gn);
-        setf(w, (double)pki, "cmg.%s.forwarded_pki", gn);
-        setf(w, (double)token, "cmg.%s.forwarded_token", gn);
-        setf(w, (double)bulk, "cmg.%s.bulk_registrations", gn);
-        setf(w, (double)verif, "cmg.%s.token_verifications", gn);
-        setf(w, (double)hits, "cmg.%s.token_cache_hits", gn);
-        setf(w, (double)g->dropped, "cmg.%s.dropped", gn);
-        setf(w, (double)g->lost, "cmg.%s.lost_in_flight", gn);
-        setf(w, (double)g->busy, "cmg.%s.busy", gn);
-        setf(w, (double)g->crl_retries, "cmg.%s.crl_retries", gn);
-        setf(w, (double)g->crl_retry_bytes, "cmg.%s.crl_retry_bytes", gn);
-        setf(w, (double)g->retry_requests, "cmg.%s.retry_requests", gn);
-        setf(w, (double)g->retry_bytes, "cmg.%s.retry_bytes", gn);
-        setf(w, (double)g->egress_bytes, "cmg.%s.egress_bytes", gn);
-        setf(w, (double)g->live_changes, "cmg.%s.live_changes", gn);
-        setf(w, (double)backlog, "cmg.%s.backlog.max", gn);
-        setf(w, (double)queue, "cmg.%s.queue.max", gn);
-        setf(w, (double)served, "cmg.%s.served", gn);
-        setf(w, (double)overloaded, "cmg.%s.overloaded", gn);
+        sim_metric_setf(w, (double)g->requests, "cmg.%s.requests", gn);
+        sim_metric_setf(w, (double)g->forwarded, "cmg.%s.forwarded", gn);
+        sim_metric_setf(w, (double)pki, "cmg.%s.forwarded_pki", gn);
+        sim_metric_setf(w, (double)token, "cmg.%s.forwarded_token", gn);
+        sim_metric_setf(w, (double)bulk, "cmg.%s.bulk_registrations", gn);
+        sim_metric_setf(w, (double)verif, "cmg.%s.token_verifications", gn);
+        sim_metric_setf(w, (double)hits, "cmg.%s.token_cache_hits", gn);
+        sim_metric_setf(w, (double)g->dropped, "cmg.%s.dropped", gn);
+        sim_metric_setf(w, (double)g->lost, "cmg.%s.lost_in_flight", gn);
+        sim_metric_setf(w, (double)g->busy, "cmg.%s.busy", gn);
+        sim_metric_setf(w, (double)g->crl_retries, "cmg.%s.crl_retries", gn);
+        sim_metric_setf(w, (double)g->crl_retry_bytes, "cmg.%s.crl_retry_bytes", gn);
+        sim_metric_setf(w, (double)g->retry_requests, "cmg.%s.retry_requests", gn);
+        sim_metric_setf(w, (double)g->retry_bytes, "cmg.%s.retry_bytes", gn);
+        sim_metric_setf(w, (double)g->egress_bytes, "cmg.%s.egress_bytes", gn);
+        sim_metric_setf(w, (double)g->live_changes, "cmg.%s.live_changes", gn);
+        sim_metric_setf(w, (double)backlog, "cmg.%s.backlog.max", gn);
+        sim_metric_setf(w, (double)queue, "cmg.%s.queue.max", gn);
+        sim_metric_setf(w, (double)served, "cmg.%s.served", gn);
+        sim_metric_setf(w, (double)overloaded, "cmg.%s.overloaded", gn);
         for (int r = 1; r < CM_REASON__COUNT; r++) {
             refused += g->refusals[r];
             refusals[r] += g->refusals[r];
             if (g->refusals[r] > 0)
-                setf(w, (double)g->refusals[r], "cmg.%s.refused.%s", gn, cm_reason_name(r));
+                sim_metric_setf(w, (double)g->refusals[r], "cmg.%s.refused.%s", gn,
+                                cm_reason_name(r));
         }
-        setf(w, (double)refused, "cmg.%s.refused", gn);
+        sim_metric_setf(w, (double)refused, "cmg.%s.refused", gn);
         sum[REQ] += g->requests;
         sum[FWD] += g->forwarded;
         sum[DROP] += g->dropped;
@@ -1073,81 +1060,81 @@ sim_cmg_metrics(SimWorld *w)
             const char *cn = cp->scn->name;
             const CmCmgcpStatus *st = cm_cmgcp_status(cp->lib);
             all_up[k] = cp->forwarded_all_up;
-            setf(w, (double)cp->forwarded, "cp.%s.forwarded", cn);
-            setf(w, g->forwarded ? (double)cp->forwarded / (double)g->forwarded : 0, "cp.%s.share",
-                 cn);
-            setf(w, (double)cp->served, "cp.%s.served", cn);
-            setf(w, (double)cp->forwarded_down, "cp.%s.lost_in_flight", cn);
-            setf(w, (double)cp->failures, "cp.%s.failures", cn);
-            setf(w, (double)cp->recoveries, "cp.%s.recoveries", cn);
-            setf(w, (double)st->up, "cp.%s.instances_up", cn);
-            setf(w, (double)st->hellos, "cp.%s.hellos", cn);
-            setf(w, (double)st->checks, "cp.%s.checks", cn);
-            setf(w, (double)st->check_failures, "cp.%s.check_failures", cn);
-            setf(w, (double)st->reconnects, "cp.%s.reconnects", cn);
-            setf(w, (double)cp->status_reports, "cp.%s.status_reports", cn);
-            setf(w, (double)cp->traffic_reports, "cp.%s.traffic_reports", cn);
-            setf(w, (double)st->routed, "cp.%s.routed", cn);
-            setf(w, (double)cp->server.max_backlog, "cp.%s.backlog.max", cn);
-            setf(w, (double)cp->server.overloaded, "cp.%s.overloaded", cn);
+            sim_metric_setf(w, (double)cp->forwarded, "cp.%s.forwarded", cn);
+            sim_metric_setf(w, g->forwarded ? (double)cp->forwarded / (double)g->forwarded : 0,
+                            "cp.%s.share", cn);
+            sim_metric_setf(w, (double)cp->served, "cp.%s.served", cn);
+            sim_metric_setf(w, (double)cp->forwarded_down, "cp.%s.lost_in_flight", cn);
+            sim_metric_setf(w, (double)cp->failures, "cp.%s.failures", cn);
+            sim_metric_setf(w, (double)cp->recoveries, "cp.%s.recoveries", cn);
+            sim_metric_setf(w, (double)st->up, "cp.%s.instances_up", cn);
+            sim_metric_setf(w, (double)st->hellos, "cp.%s.hellos", cn);
+            sim_metric_setf(w, (double)st->checks, "cp.%s.checks", cn);
+            sim_metric_setf(w, (double)st->check_failures, "cp.%s.check_failures", cn);
+            sim_metric_setf(w, (double)st->reconnects, "cp.%s.reconnects", cn);
+            sim_metric_setf(w, (double)cp->status_reports, "cp.%s.status_reports", cn);
+            sim_metric_setf(w, (double)cp->traffic_reports, "cp.%s.traffic_reports", cn);
+            sim_metric_setf(w, (double)st->routed, "cp.%s.routed", cn);
+            sim_metric_setf(w, (double)cp->server.max_backlog, "cp.%s.backlog.max", cn);
+            sim_metric_setf(w, (double)cp->server.overloaded, "cp.%s.overloaded", cn);
             failures += cp->failures;
             recoveries += cp->recoveries;
             if (cp->down && !cp->lapsed) /* down at the end, still routed to */
                 cp->lapse_max = MAX(cp->lapse_max, cm_sim_now(w->engine) - cp->down_since);
             if (cp->failures > 0) {
                 double lapse = (double)cp->lapse_max / 1e6;
-                setf(w, lapse, "cp.%s.lapse_time", cn);
+                sim_metric_setf(w, lapse, "cp.%s.lapse_time", cn);
                 lapse_max = MAX(lapse_max, lapse);
             }
             if (cp->outage_forwards > 0) {
                 double share = (double)cp->forwarded_lapsed / (double)cp->outage_forwards;
-                setf(w, share, "cp.%s.outage_share", cn);
+                sim_metric_setf(w, share, "cp.%s.outage_share", cn);
                 outage_max = MAX(outage_max, share);
             }
             if (cp->recovered && g->forwarded > cp->cmg_at_recovery) {
                 double share = (double)(cp->forwarded - cp->at_recovery) /
                                (double)(g->forwarded - cp->cmg_at_recovery);
-                setf(w, share, "cp.%s.recovered_share", cn);
+                sim_metric_setf(w, share, "cp.%s.recovered_share", cn);
                 recovered_min = recovered_min < 0 ? share * g->cps->len
                                                   : MIN(recovered_min, share * g->cps->len);
             }
         }
         dev = share_deviation(all_up, g->cps->len);
         if (dev >= 0) {
-            setf(w, dev, "cmg.%s.cp_share_max_deviation", gn);
+            sim_metric_setf(w, dev, "cmg.%s.cp_share_max_deviation", gn);
             dev_max = MAX(dev_max, dev);
         }
     }
-    setf(w, (double)sum[REQ], "cmg.requests");
-    setf(w, (double)sum[FWD], "cmg.forwarded");
-    setf(w, (double)sum[FPKI], "cmg.forwarded_pki");
-    setf(w, (double)sum[FTOKEN], "cmg.forwarded_token");
-    setf(w, (double)sum[DROP], "cmg.dropped");
-    setf(w, (double)sum[LOST], "cmg.lost_in_flight");
-    setf(w, (double)sum[BUSY], "cmg.busy");
-    setf(w, (double)sum[CRL], "cmg.crl_retries");
-    setf(w, (double)sum[CRLB], "cmg.crl_retry_bytes");
-    setf(w, (double)sum[RETRY], "cmg.retry_requests");
-    setf(w, (double)sum[RETRYB], "cmg.retry_bytes");
-    setf(w, (double)sum[EGRESS], "cmg.egress_bytes");
-    setf(w, (double)sum[LIVE], "cmg.live_changes");
-    setf(w, (double)failures, "cmg.cp_failures");
-    setf(w, (double)recoveries, "cmg.cp_recoveries");
+    sim_metric_setf(w, (double)sum[REQ], "cmg.requests");
+    sim_metric_setf(w, (double)sum[FWD], "cmg.forwarded");
+    sim_metric_setf(w, (double)sum[FPKI], "cmg.forwarded_pki");
+    sim_metric_setf(w, (double)sum[FTOKEN], "cmg.forwarded_token");
+    sim_metric_setf(w, (double)sum[DROP], "cmg.dropped");
+    sim_metric_setf(w, (double)sum[LOST], "cmg.lost_in_flight");
+    sim_metric_setf(w, (double)sum[BUSY], "cmg.busy");
+    sim_metric_setf(w, (double)sum[CRL], "cmg.crl_retries");
+    sim_metric_setf(w, (double)sum[CRLB], "cmg.crl_retry_bytes");
+    sim_metric_setf(w, (double)sum[RETRY], "cmg.retry_requests");
+    sim_metric_setf(w, (double)sum[RETRYB], "cmg.retry_bytes");
+    sim_metric_setf(w, (double)sum[EGRESS], "cmg.egress_bytes");
+    sim_metric_setf(w, (double)sum[LIVE], "cmg.live_changes");
+    sim_metric_setf(w, (double)failures, "cmg.cp_failures");
+    sim_metric_setf(w, (double)recoveries, "cmg.cp_recoveries");
     {
         guint64 refused = 0;
         for (int r = 1; r < CM_REASON__COUNT; r++) {
             refused += refusals[r];
             if (refusals[r] > 0)
-                setf(w, (double)refusals[r], "cmg.refused.%s", cm_reason_name(r));
+                sim_metric_setf(w, (double)refusals[r], "cmg.refused.%s", cm_reason_name(r));
         }
-        setf(w, (double)refused, "cmg.refused");
+        sim_metric_setf(w, (double)refused, "cmg.refused");
     }
     if (dev_max >= 0)
-        setf(w, dev_max, "cmg.cp_share_max_deviation");
+        sim_metric_setf(w, dev_max, "cmg.cp_share_max_deviation");
     if (failures > 0)
-        setf(w, lapse_max, "cmg.lapse_time_max");
+        sim_metric_setf(w, lapse_max, "cmg.lapse_time_max");
     if (outage_max >= 0)
-        setf(w, outage_max, "cmg.outage_share_max");
+        sim_metric_setf(w, outage_max, "cmg.outage_share_max");
     if (recovered_min >= 0)
-        setf(w, recovered_min, "cmg.recovered_share_ratio_min");
+        sim_metric_setf(w, recovered_min, "cmg.recovered_share_ratio_min");
 }

@@ -502,24 +502,23 @@ ev_sweep(CmSimEngine *e, void *ctx, guint64 arg)
         cm_sim_at(e, now + DL_SWEEP, ev_sweep, w, 0);
 }
 
-static void setf(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
 static void
 download_metrics(SimWorld *w, Download *dl)
 {
     const char *ev = dl->ev->name;
 
-    setf(w, (double)dl->started, "content.%s.downloads", ev);
-    setf(w, (double)dl->verified, "content.%s.verified", ev);
-    setf(w, (double)dl->mismatch, "content.%s.rejected", ev);
-    setf(w, (double)dl->refused, "content.%s.dp_refused", ev);
-    setf(w, (double)dl->unreachable, "content.%s.unreachable", ev);
-    setf(w, dl->started ? (double)dl->verified / (double)dl->started : 0,
-         "content.%s.verified_ratio", ev);
-    setf(w, dl->started ? (double)dl->mismatch / (double)dl->started : 0,
-         "content.%s.rejected_ratio", ev);
-    setf(w, (double)dl->wait_max / 1e6, "content.%s.wait.max", ev);
-    setf(w, dl->verified ? dl->wait_sum / (double)dl->verified : 0, "content.%s.wait.mean", ev);
+    sim_metric_setf(w, (double)dl->started, "content.%s.downloads", ev);
+    sim_metric_setf(w, (double)dl->verified, "content.%s.verified", ev);
+    sim_metric_setf(w, (double)dl->mismatch, "content.%s.rejected", ev);
+    sim_metric_setf(w, (double)dl->refused, "content.%s.dp_refused", ev);
+    sim_metric_setf(w, (double)dl->unreachable, "content.%s.unreachable", ev);
+    sim_metric_setf(w, dl->started ? (double)dl->verified / (double)dl->started : 0,
+                    "content.%s.verified_ratio", ev);
+    sim_metric_setf(w, dl->started ? (double)dl->mismatch / (double)dl->started : 0,
+                    "content.%s.rejected_ratio", ev);
+    sim_metric_setf(w, (double)dl->wait_max / 1e6, "content.%s.wait.max", ev);
+    sim_metric_setf(w, dl->verified ? dl->wait_sum / (double)dl->verified : 0,
+                    "content.%s.wait.mean", ev);
     for (guint i = 0; i < w->pops->len; i++) {
         SimPop *p = g_ptr_array_index(w->pops, i);
         guint verified = 0, rejected = 0;
@@ -529,10 +528,10 @@ download_metrics(SimWorld *w, Download *dl)
             verified += dl->state[c] == DL_VERIFIED;
             rejected += dl->state[c] == DL_MISMATCH;
         }
-        setf(w, p->count ? (double)verified / p->count : 0, "pop.%s.content.%s.verified_ratio",
-             p->scn->name, ev);
-        setf(w, p->count ? (double)rejected / p->count : 0, "pop.%s.content.%s.rejected_ratio",
-             p->scn->name, ev);
+        sim_metric_setf(w, p->count ? (double)verified / p->count : 0,
+                        "pop.%s.content.%s.verified_ratio", p->scn->name, ev);
+        sim_metric_setf(w, p->count ? (double)rejected / p->count : 0,
+                        "pop.%s.content.%s.rejected_ratio", p->scn->name, ev);
     }
 }
 
@@ -589,20 +588,6 @@ sim_content_distribute(SimWorld *w, CmScnEvent *ev)
 
 /* ------------------------------------------------------- metrics */
 
-static void setf(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-setf(SimWorld *w, double v, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *name = NULL;
-
-    va_start(ap, fmt);
-    name = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    cm_run_set_metric(w->run, name, v);
-}
-
 void
 sim_content_finish(SimWorld *w)
 {
@@ -619,13 +604,14 @@ sim_content_finish(SimWorld *w)
 
         dp_run(w, d); /* up to the end */
         ratio = d->limit_bps > 0 ? d->peak_bps / d->limit_bps : 0;
-        setf(w, (double)d->bytes_sent, "dp.%s.bytes_sent", dn);
-        setf(w, (double)d->bytes_outside, "dp.%s.bytes_outside_window", dn);
-        setf(w, d->peak_bps, "dp.%s.peak_rate", dn);
-        setf(w, d->limit_bps, "dp.%s.rate_limit", dn);
-        setf(w, ratio, "dp.%s.peak_rate_ratio", dn);
-        setf(w, (double)cm_dp_counters(d->dp)->prestaged_accepted, "dp.%s.prestaged_accepted", dn);
-        setf(w, (double)cm_dp_counters(d->dp)->transfers_needed, "dp.%s.transfers", dn);
+        sim_metric_setf(w, (double)d->bytes_sent, "dp.%s.bytes_sent", dn);
+        sim_metric_setf(w, (double)d->bytes_outside, "dp.%s.bytes_outside_window", dn);
+        sim_metric_setf(w, d->peak_bps, "dp.%s.peak_rate", dn);
+        sim_metric_setf(w, d->limit_bps, "dp.%s.rate_limit", dn);
+        sim_metric_setf(w, ratio, "dp.%s.peak_rate_ratio", dn);
+        sim_metric_setf(w, (double)cm_dp_counters(d->dp)->prestaged_accepted,
+                        "dp.%s.prestaged_accepted", dn);
+        sim_metric_setf(w, (double)cm_dp_counters(d->dp)->transfers_needed, "dp.%s.transfers", dn);
         bytes += d->bytes_sent;
         outside += d->bytes_outside;
         max_ratio = MAX(max_ratio, ratio);
@@ -636,15 +622,16 @@ sim_content_finish(SimWorld *w)
                 continue;
             pairs++;
             prestaged += dl->prestaged;
-            setf(w, (double)dl->bytes, "dp.%s.content.%s.bytes_sent", dn, c->name);
-            setf(w, dl->prestaged, "dp.%s.content.%s.prestaged", dn, c->name);
-            setf(w, dl->available_at >= 0, "dp.%s.content.%s.available", dn, c->name);
+            sim_metric_setf(w, (double)dl->bytes, "dp.%s.content.%s.bytes_sent", dn, c->name);
+            sim_metric_setf(w, dl->prestaged, "dp.%s.content.%s.prestaged", dn, c->name);
+            sim_metric_setf(w, dl->available_at >= 0, "dp.%s.content.%s.available", dn, c->name);
             if (dl->available_at < 0)
                 continue;
             available++;
-            setf(w, (double)dl->available_at / 1e6, "dp.%s.content.%s.available_at", dn, c->name);
-            setf(w, (double)(dl->available_at - dl->distributed_at) / 1e6,
-                 "dp.%s.content.%s.transfer_time", dn, c->name);
+            sim_metric_setf(w, (double)dl->available_at / 1e6, "dp.%s.content.%s.available_at", dn,
+                            c->name);
+            sim_metric_setf(w, (double)(dl->available_at - dl->distributed_at) / 1e6,
+                            "dp.%s.content.%s.transfer_time", dn, c->name);
             max_time = MAX(max_time, (double)(dl->available_at - dl->distributed_at) / 1e6);
         }
     }

@@ -21,8 +21,8 @@
 
 #define ADMIN CM_SITE_BUILTIN_ADMIN
 #define INSTALL_ACCOUNT "CORP\\siteinstall"
-#define BATCH_BYTES 1024 /* nominal: a batch's envelope and signature */
-#define ITEM_BYTES 1024  /* nominal: one replicated item */
+#define BATCH_BYTES 1024            /* nominal: a batch's envelope and signature */
+#define ITEM_BYTES 1024             /* nominal: one replicated item */
 #define POLL (30 * CM_USEC_PER_SEC) /* how often lag and visibility are looked at */
 #define DEPLOY_KIND "deployment"
 
@@ -41,16 +41,16 @@ typedef struct {
 typedef struct {
     CmScnEvent *ev;
     SimSite *origin;
-    CmTime at;              /* virtual time of the deployment */
-    CmTime *site_at;        /* per site index: when it arrived, -1 not yet */
-    char **policy;          /* per site index: the policy ID it made there */
-    CmTime *client_at;      /* per client: when its agent held the policy, -1 not yet */
+    CmTime at;         /* virtual time of the deployment */
+    CmTime *site_at;   /* per site index: when it arrived, -1 not yet */
+    char **policy;     /* per site index: the policy ID it made there */
+    CmTime *client_at; /* per client: when its agent held the policy, -1 not yet */
 } HDeploy;
 
 struct SimHierarchy {
     SimSite *top;
-    GPtrArray *links;       /* HLink* */
-    GPtrArray *deploys;     /* HDeploy* */
+    GPtrArray *links;   /* HLink* */
+    GPtrArray *deploys; /* HDeploy* */
     guint joined;
 };
 
@@ -79,13 +79,12 @@ depth(SimWorld *w, SimSite *s)
 static guint
 pump_now(SimWorld *w, SimSite *a, SimSite *b, GError **error)
 {
-    g_autoptr(GBytes) batch = cm_site_repl_batch(a->site, b->scn->code, CM_REPL_ITEMS_MAX,
-                                                 sim_now(w), error);
+    g_autoptr(GBytes) batch =
+        cm_site_repl_batch(a->site, b->scn->code, CM_REPL_ITEMS_MAX, sim_now(w), error);
     CmReplApplied r = {0};
 
-    if (batch == NULL ||
-        !cm_site_repl_apply(b->site, g_bytes_get_data(batch, NULL), g_bytes_get_size(batch),
-                            sim_now(w), &r, error))
+    if (batch == NULL || !cm_site_repl_apply(b->site, g_bytes_get_data(batch, NULL),
+                                             g_bytes_get_size(batch), sim_now(w), &r, error))
         return G_MAXUINT;
     return r.applied;
 }
@@ -105,9 +104,9 @@ join(SimWorld *w, SimSite *parent, SimSite *child, GError **error)
     if (grant != NULL && cm_site_hierarchy_join(child->site, grant, sim_now(w), &cause))
         return TRUE;
     g_set_error(error, CM_SCENARIO_ERROR, CM_SCENARIO_ERROR_INVALID,
-                "[site %s] parent: %s refused the join of %s site %s (forest %s): %s", child->scn->code,
-                parent->scn->code, cm_site_kind_name(child->scn->kind), child->scn->code,
-                child->scn->forest ? child->scn->forest : "none", cause->message);
+                "[site %s] parent: %s refused the join of %s site %s (forest %s): %s",
+                child->scn->code, parent->scn->code, cm_site_kind_name(child->scn->kind),
+                child->scn->code, child->scn->forest ? child->scn->forest : "none", cause->message);
     g_error_free(cause);
     return FALSE;
 }
@@ -262,8 +261,8 @@ sim_hierarchy_deployed(SimWorld *w, SimSite *site, CmScnEvent *ev, const char *p
     v = json_pack("{s:s, s:b, s:I}", "collection", ev->collection ? ev->collection : "All Systems",
                   "required", ev->required, "max_runtime_s",
                   (json_int_t)(ev->max_runtime / CM_USEC_PER_SEC));
-    if (!cm_site_repl_publish(site->site, CM_REPL_GLOBAL, CM_REPL_DATABASE, DEPLOY_KIND, ev->name, v,
-                              sim_now(w), &error)) {
+    if (!cm_site_repl_publish(site->site, CM_REPL_GLOBAL, CM_REPL_DATABASE, DEPLOY_KIND, ev->name,
+                              v, sim_now(w), &error)) {
         g_warning("hierarchy: publishing %s: %s", ev->name, error->message);
         g_error_free(error);
     }
@@ -304,8 +303,8 @@ apply(SimWorld *w, HLink *l, SimSite *at)
     CmReplApplied r = {0};
     GError *error = NULL;
 
-    if (!cm_site_repl_apply(at->site, g_bytes_get_data(l->batch, NULL),
-                            g_bytes_get_size(l->batch), sim_now(w), &r, &error)) {
+    if (!cm_site_repl_apply(at->site, g_bytes_get_data(l->batch, NULL), g_bytes_get_size(l->batch),
+                            sim_now(w), &r, &error)) {
         l->refused++;
         g_error_free(error);
     }
@@ -500,21 +499,6 @@ sim_hierarchy_start(SimWorld *w)
 }
 
 static void
-setf(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-setf(SimWorld *w, double v, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *name = NULL;
-
-    va_start(ap, fmt);
-    name = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    cm_run_set_metric(w->run, name, v);
-}
-
-static void
 deploy_metrics(SimWorld *w, HDeploy *d)
 {
     const char *name = d->ev->name;
@@ -531,12 +515,13 @@ deploy_metrics(SimWorld *w, HDeploy *d)
         if (d->site_at[i] < 0)
             continue;
         reached++;
-        setf(w, (double)(d->site_at[i] - d->at) / 1e6, "visibility.%s.site.%s", name, s->scn->code);
+        sim_metric_setf(w, (double)(d->site_at[i] - d->at) / 1e6, "visibility.%s.site.%s", name,
+                        s->scn->code);
         site_max[s->scn->kind] = MAX(site_max[s->scn->kind], (double)(d->site_at[i] - d->at) / 1e6);
     }
-    setf(w, below > 0 ? (double)reached / below : 1, "visibility.%s.sites_ratio", name);
+    sim_metric_setf(w, below > 0 ? (double)reached / below : 1, "visibility.%s.sites_ratio", name);
     for (int k = CM_SITE_KIND_PRIMARY; k <= CM_SITE_KIND_SECONDARY; k++)
-        setf(w, site_max[k], "visibility.%s.sites.%s.max", name, cm_site_kind_name(k));
+        sim_metric_setf(w, site_max[k], "visibility.%s.sites.%s.max", name, cm_site_kind_name(k));
     for (guint pi = 0; pi < w->pops->len; pi++) {
         SimPop *p = g_ptr_array_index(w->pops, pi);
         SimSite *s = sim_world_site(w, p->scn->site_code);
@@ -561,11 +546,11 @@ deploy_metrics(SimWorld *w, HDeploy *d)
             mn = mn < 0 ? t : MIN(mn, t);
         }
         cl_max[k] = MAX(cl_max[k], mx);
-        setf(w, p->count > 0 ? (double)seen / p->count : 0, "visibility.%s.pop.%s.ratio", name,
-             p->scn->name);
+        sim_metric_setf(w, p->count > 0 ? (double)seen / p->count : 0, "visibility.%s.pop.%s.ratio",
+                        name, p->scn->name);
         if (seen > 0) {
-            setf(w, mn, "visibility.%s.pop.%s.min", name, p->scn->name);
-            setf(w, mx, "visibility.%s.pop.%s.max", name, p->scn->name);
+            sim_metric_setf(w, mn, "visibility.%s.pop.%s.min", name, p->scn->name);
+            sim_metric_setf(w, mx, "visibility.%s.pop.%s.max", name, p->scn->name);
         }
     }
     {
@@ -576,12 +561,13 @@ deploy_metrics(SimWorld *w, HDeploy *d)
             seen += cl_seen[k];
             if (cl_n[k] == 0)
                 continue;
-            setf(w, cl_max[k], "visibility.%s.clients.%s.max", name, tier);
-            setf(w, cl_seen[k] > 0 ? cl_sum[k] / cl_seen[k] : 0, "visibility.%s.clients.%s.mean",
-                 name, tier);
-            setf(w, (double)cl_seen[k] / cl_n[k], "visibility.%s.clients.%s.ratio", name, tier);
+            sim_metric_setf(w, cl_max[k], "visibility.%s.clients.%s.max", name, tier);
+            sim_metric_setf(w, cl_seen[k] > 0 ? cl_sum[k] / cl_seen[k] : 0,
+                            "visibility.%s.clients.%s.mean", name, tier);
+            sim_metric_setf(w, (double)cl_seen[k] / cl_n[k], "visibility.%s.clients.%s.ratio", name,
+                            tier);
         }
-        setf(w, n > 0 ? (double)seen / n : 0, "visibility.%s.clients_ratio", name);
+        sim_metric_setf(w, n > 0 ? (double)seen / n : 0, "visibility.%s.clients_ratio", name);
     }
 }
 
@@ -606,15 +592,15 @@ sim_hierarchy_finish(SimWorld *w)
         link_state(w, l, &backlog, &lag);
         l->backlog_max = MAX(l->backlog_max, backlog);
         l->lag_max = MAX(l->lag_max, lag);
-        setf(w, (double)l->backlog_max, "repl.%s.backlog.max", c);
-        setf(w, (double)backlog, "repl.%s.backlog.final", c);
-        setf(w, (double)l->lag_max / 1e6, "repl.%s.lag.max", c);
-        setf(w, (double)lag / 1e6, "repl.%s.lag.final", c);
-        setf(w, (double)l->rounds, "repl.%s.rounds", c);
-        setf(w, (double)l->lost, "repl.%s.lost", c);
-        setf(w, (double)l->refused, "repl.%s.refused", c);
-        setf(w, (double)l->items_down, "repl.%s.items_down", c);
-        setf(w, (double)l->items_up, "repl.%s.items_up", c);
+        sim_metric_setf(w, (double)l->backlog_max, "repl.%s.backlog.max", c);
+        sim_metric_setf(w, (double)backlog, "repl.%s.backlog.final", c);
+        sim_metric_setf(w, (double)l->lag_max / 1e6, "repl.%s.lag.max", c);
+        sim_metric_setf(w, (double)lag / 1e6, "repl.%s.lag.final", c);
+        sim_metric_setf(w, (double)l->rounds, "repl.%s.rounds", c);
+        sim_metric_setf(w, (double)l->lost, "repl.%s.lost", c);
+        sim_metric_setf(w, (double)l->refused, "repl.%s.refused", c);
+        sim_metric_setf(w, (double)l->items_down, "repl.%s.items_down", c);
+        sim_metric_setf(w, (double)l->items_up, "repl.%s.items_up", c);
         backlog_max = MAX(backlog_max, l->backlog_max);
         backlog_final += backlog;
         lag_max = MAX(lag_max, l->lag_max);
@@ -622,13 +608,13 @@ sim_hierarchy_finish(SimWorld *w)
         st = cm_site_repl_get(h->top->site, "site-status", c);
         up_ok += st != NULL;
     }
-    setf(w, (double)h->links->len, "repl.links");
-    setf(w, (double)backlog_max, "repl.backlog.max");
-    setf(w, (double)backlog_final, "repl.backlog.final");
-    setf(w, (double)lag_max / 1e6, "repl.lag.max");
-    setf(w, (double)h->joined, "hierarchy.sites_joined");
-    setf(w, h->links->len > 0 ? (double)up_ok / h->links->len : 1,
-         "hierarchy.site_data_at_top_ratio");
+    sim_metric_setf(w, (double)h->links->len, "repl.links");
+    sim_metric_setf(w, (double)backlog_max, "repl.backlog.max");
+    sim_metric_setf(w, (double)backlog_final, "repl.backlog.final");
+    sim_metric_setf(w, (double)lag_max / 1e6, "repl.lag.max");
+    sim_metric_setf(w, (double)h->joined, "hierarchy.sites_joined");
+    sim_metric_setf(w, h->links->len > 0 ? (double)up_ok / h->links->len : 1,
+                    "hierarchy.site_data_at_top_ratio");
     /* Every MP of the hierarchy carries a certificate the top-level TRK
      * signed, and every population was installed with that key. */
     top_hex = cm_site_export_trk(h->top->site);
@@ -644,9 +630,9 @@ sim_hierarchy_finish(SimWorld *w)
         SimPop *p = g_ptr_array_index(w->pops, i);
         pops_top += g_strcmp0(p->trk_hex, top_hex) == 0;
     }
-    setf(w, mps > 0 ? (double)mps_top / mps : 0, "hierarchy.mps_top_signed_ratio");
-    setf(w, w->pops->len > 0 ? (double)pops_top / w->pops->len : 0,
-         "hierarchy.pops_top_trk_ratio");
+    sim_metric_setf(w, mps > 0 ? (double)mps_top / mps : 0, "hierarchy.mps_top_signed_ratio");
+    sim_metric_setf(w, w->pops->len > 0 ? (double)pops_top / w->pops->len : 0,
+                    "hierarchy.pops_top_trk_ratio");
     for (guint i = 0; i < h->deploys->len; i++)
         deploy_metrics(w, g_ptr_array_index(h->deploys, i));
 }

@@ -24,20 +24,6 @@ typedef struct {
     guint64 done, pending, unfit;
 } InstallCount;
 
-static void metric(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-metric(SimWorld *w, double v, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *name = NULL;
-
-    va_start(ap, fmt);
-    name = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    cm_run_set_metric(w->run, name, v);
-}
-
 static double
 share(guint64 part, const InstallCount *n)
 {
@@ -51,12 +37,12 @@ install_metrics(SimWorld *w, const char *prefix, const InstallCount *n)
 {
     const char *sep = g_str_has_prefix(prefix, "pop.") ? "_" : ".";
 
-    metric(w, (double)n->done, "%s%sdone", prefix, sep);
-    metric(w, (double)n->pending, "%s%spending", prefix, sep);
-    metric(w, (double)n->unfit, "%s%sunfit", prefix, sep);
-    metric(w, share(n->done, n), "%s%sdone_ratio", prefix, sep);
-    metric(w, share(n->pending, n), "%s%spending_ratio", prefix, sep);
-    metric(w, share(n->unfit, n), "%s%sunfit_ratio", prefix, sep);
+    sim_metric_setf(w, (double)n->done, "%s%sdone", prefix, sep);
+    sim_metric_setf(w, (double)n->pending, "%s%spending", prefix, sep);
+    sim_metric_setf(w, (double)n->unfit, "%s%sunfit", prefix, sep);
+    sim_metric_setf(w, share(n->done, n), "%s%sdone_ratio", prefix, sep);
+    sim_metric_setf(w, share(n->pending, n), "%s%spending_ratio", prefix, sep);
+    sim_metric_setf(w, share(n->unfit, n), "%s%sunfit_ratio", prefix, sep);
 }
 
 void

@@ -9,7 +9,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-
 /* The endpoints whose rate and latency are worth a chart. */
 static const CmEndpoint charted[] = {CM_EP_REGISTER, CM_EP_POLICY_ASSIGNMENTS, CM_EP_INVENTORY,
                                      CM_EP_STATUS};
@@ -81,11 +80,8 @@ set(SimWorld *w, const char *name, double v)
     cm_run_set_metric(w->run, name, v);
 }
 
-static void
-setf(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-setf(SimWorld *w, double v, const char *fmt, ...)
+void
+sim_metric_setf(SimWorld *w, double v, const char *fmt, ...)
 {
     va_list ap;
     g_autofree char *name = NULL;
@@ -97,19 +93,18 @@ setf(SimWorld *w, double v, const char *fmt, ...)
 }
 
 static void
-server_metrics(SimWorld *w, const char *prefix, SimServer *s, guint *max_backlog,
-               double *drain_s)
+server_metrics(SimWorld *w, const char *prefix, SimServer *s, guint *max_backlog, double *drain_s)
 {
     CmTime end = cm_sim_now(w->engine);
     gboolean drained = s->busy_since < 0;
     CmTime drain = drained ? s->longest_busy : MAX(s->longest_busy, end - s->busy_since);
 
-    setf(w, (double)s->max_backlog, "%s.backlog.max", prefix);
-    setf(w, (double)s->max_len, "%s.queue.max", prefix);
-    setf(w, (double)s->served, "%s.served", prefix);
-    setf(w, (double)s->overloaded, "%s.overloaded", prefix);
-    setf(w, drained ? 1 : 0, "%s.backlog.drained", prefix);
-    setf(w, (double)drain / 1e6, "%s.backlog.drain_time", prefix);
+    sim_metric_setf(w, (double)s->max_backlog, "%s.backlog.max", prefix);
+    sim_metric_setf(w, (double)s->max_len, "%s.queue.max", prefix);
+    sim_metric_setf(w, (double)s->served, "%s.served", prefix);
+    sim_metric_setf(w, (double)s->overloaded, "%s.overloaded", prefix);
+    sim_metric_setf(w, drained ? 1 : 0, "%s.backlog.drained", prefix);
+    sim_metric_setf(w, (double)drain / 1e6, "%s.backlog.drain_time", prefix);
     if (max_backlog != NULL)
         *max_backlog = MAX(*max_backlog, s->max_backlog);
     if (drain_s != NULL)
@@ -194,20 +189,21 @@ sim_metrics_finish(SimWorld *w)
         }
         /* REQ REG-05: what blocked clients kept sending on their open
          * notification channels, and who holds a channel at the end. */
-        setf(w, (double)after_block, "pop.%s.keepalives_after_block", p->scn->name);
-        setf(w, p->count ? (double)open / p->count : 0, "pop.%s.channels_open_ratio", p->scn->name);
-        setf(w, p->count, "pop.%s.clients", p->scn->name);
-        setf(w, counts[CM_AGENT_ACTIVE], "pop.%s.active", p->scn->name);
-        setf(w, counts[CM_AGENT_PENDING], "pop.%s.pending", p->scn->name);
-        setf(w, counts[CM_AGENT_BLOCKED], "pop.%s.blocked", p->scn->name);
-        setf(w, counts[CM_AGENT_FAILED], "pop.%s.failed", p->scn->name);
+        sim_metric_setf(w, (double)after_block, "pop.%s.keepalives_after_block", p->scn->name);
+        sim_metric_setf(w, p->count ? (double)open / p->count : 0, "pop.%s.channels_open_ratio",
+                        p->scn->name);
+        sim_metric_setf(w, p->count, "pop.%s.clients", p->scn->name);
+        sim_metric_setf(w, counts[CM_AGENT_ACTIVE], "pop.%s.active", p->scn->name);
+        sim_metric_setf(w, counts[CM_AGENT_PENDING], "pop.%s.pending", p->scn->name);
+        sim_metric_setf(w, counts[CM_AGENT_BLOCKED], "pop.%s.blocked", p->scn->name);
+        sim_metric_setf(w, counts[CM_AGENT_FAILED], "pop.%s.failed", p->scn->name);
         /* Ratios hold whatever --scale a run used. */
-        setf(w, p->count ? (double)counts[CM_AGENT_ACTIVE] / p->count : 0, "pop.%s.active_ratio",
-             p->scn->name);
-        setf(w, p->count ? (double)counts[CM_AGENT_PENDING] / p->count : 0,
-             "pop.%s.pending_ratio", p->scn->name);
-        setf(w, p->count ? (double)counts[CM_AGENT_BLOCKED] / p->count : 0,
-             "pop.%s.blocked_ratio", p->scn->name);
+        sim_metric_setf(w, p->count ? (double)counts[CM_AGENT_ACTIVE] / p->count : 0,
+                        "pop.%s.active_ratio", p->scn->name);
+        sim_metric_setf(w, p->count ? (double)counts[CM_AGENT_PENDING] / p->count : 0,
+                        "pop.%s.pending_ratio", p->scn->name);
+        sim_metric_setf(w, p->count ? (double)counts[CM_AGENT_BLOCKED] / p->count : 0,
+                        "pop.%s.blocked_ratio", p->scn->name);
     }
     set(w, "clients.total", total);
     set(w, "clients.active", active);
@@ -239,24 +235,24 @@ sim_metrics_finish(SimWorld *w)
         if (!is_real_site(w, s))
             continue;
         server_metrics(w, prefix, &s->server, &site_backlog_max, &drain);
-        setf(w, (double)sc->registrations, "%s.registrations", prefix);
-        setf(w, (double)sc->conflicts, "%s.conflicts", prefix);
-        setf(w, (double)sc->status_messages, "%s.status_messages", prefix);
-        setf(w, (double)sc->messages_accepted, "%s.messages_accepted", prefix);
+        sim_metric_setf(w, (double)sc->registrations, "%s.registrations", prefix);
+        sim_metric_setf(w, (double)sc->conflicts, "%s.conflicts", prefix);
+        sim_metric_setf(w, (double)sc->status_messages, "%s.status_messages", prefix);
+        sim_metric_setf(w, (double)sc->messages_accepted, "%s.messages_accepted", prefix);
         {
             gint64 records = cm_site_client_count(s->site, -1);
             gint64 blocked_records = cm_site_client_count(s->site, CM_CLIENT_BLOCKED);
-            setf(w, (double)records, "%s.records", prefix);
-            setf(w, (double)blocked_records, "%s.records.blocked", prefix);
-            setf(w, records > 0 ? (double)blocked_records / (double)records : 0,
-                 "%s.records.blocked_ratio", prefix);
+            sim_metric_setf(w, (double)records, "%s.records", prefix);
+            sim_metric_setf(w, (double)blocked_records, "%s.records.blocked", prefix);
+            sim_metric_setf(w, records > 0 ? (double)blocked_records / (double)records : 0,
+                            "%s.records.blocked_ratio", prefix);
         }
         {
             gint64 rows;
             double oldest;
             client_status_held(w, s, &rows, &oldest);
-            setf(w, (double)rows, "%s.client_status.rows", prefix);
-            setf(w, oldest, "%s.client_status.oldest_age", prefix);
+            sim_metric_setf(w, (double)rows, "%s.client_status.rows", prefix);
+            sim_metric_setf(w, oldest, "%s.client_status.oldest_age", prefix);
         }
     }
     set(w, "site.backlog.max", site_backlog_max);
@@ -274,21 +270,21 @@ sim_metrics_finish(SimWorld *w)
          * site's answers it relayed. */
         for (int r = 1; r < CM_REASON__COUNT; r++)
             refusals[r] += mc->refusals[r];
-        setf(w, (double)mc->status_discarded, "%s.status_discarded", prefix);
+        sim_metric_setf(w, (double)mc->status_discarded, "%s.status_discarded", prefix);
     }
     set(w, "mp.queue.max", mp_queue_max);
     for (int r = 1; r < CM_REASON__COUNT; r++)
         if (refusals[r] > 0)
-            setf(w, (double)refusals[r], "refusals.%s", cm_reason_name(r));
+            sim_metric_setf(w, (double)refusals[r], "refusals.%s", cm_reason_name(r));
     set(w, "answers.busy", (double)w->busy_answers);
     set(w, "transport.failures", (double)w->transport_failures);
     for (int ep = 1; ep < CM_EP__COUNT; ep++) {
         if (w->sent[ep] == 0)
             continue;
-        setf(w, (double)w->sent[ep], "requests.%s", cm_ep_name(ep));
-        setf(w, sim_hist_quantile(&w->lat[ep], 0.50), "latency.%s.p50", cm_ep_name(ep));
-        setf(w, sim_hist_quantile(&w->lat[ep], 0.95), "latency.%s.p95", cm_ep_name(ep));
-        setf(w, sim_hist_quantile(&w->lat[ep], 0.99), "latency.%s.p99", cm_ep_name(ep));
+        sim_metric_setf(w, (double)w->sent[ep], "requests.%s", cm_ep_name(ep));
+        sim_metric_setf(w, sim_hist_quantile(&w->lat[ep], 0.50), "latency.%s.p50", cm_ep_name(ep));
+        sim_metric_setf(w, sim_hist_quantile(&w->lat[ep], 0.95), "latency.%s.p95", cm_ep_name(ep));
+        sim_metric_setf(w, sim_hist_quantile(&w->lat[ep], 0.99), "latency.%s.p99", cm_ep_name(ep));
     }
     cm_crypto_counters_get(&cc);
     set(w, "crypto.keygen", (double)cc.keygen);

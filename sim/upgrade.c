@@ -224,20 +224,6 @@ sim_upgrade_attacker_report(SimWorld *w, CmScnAttacker *scn)
 
 /* ------------------------------------------------------- metrics */
 
-static void metric(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-metric(SimWorld *w, double v, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *name = NULL;
-
-    va_start(ap, fmt);
-    name = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    cm_run_set_metric(w->run, name, v);
-}
-
 typedef struct {
     guint clients, checked, upgraded, rogue;
     guint64 checks;
@@ -285,14 +271,15 @@ sim_upgrade_metrics(SimWorld *w)
         all.checked += n.checked;
         all.upgraded += n.upgraded;
         all.rogue += n.rogue;
-        metric(w, ratio(n.checked, n.clients), "pop.%s.upgrade_checked_ratio", p->scn->name);
-        metric(w, ratio(n.upgraded, n.clients), "pop.%s.upgraded_ratio", p->scn->name);
-        metric(w, ratio(n.rogue, n.clients), "pop.%s.rogue_upgrade_ratio", p->scn->name);
+        sim_metric_setf(w, ratio(n.checked, n.clients), "pop.%s.upgrade_checked_ratio",
+                        p->scn->name);
+        sim_metric_setf(w, ratio(n.upgraded, n.clients), "pop.%s.upgraded_ratio", p->scn->name);
+        sim_metric_setf(w, ratio(n.rogue, n.clients), "pop.%s.rogue_upgrade_ratio", p->scn->name);
     }
-    metric(w, (double)all.checks, "upgrades.checks");
-    metric(w, all.checked, "upgrades.checked");
-    metric(w, all.upgraded, "upgrades.installed");
-    metric(w, ratio(all.upgraded, all.clients), "upgrades.installed_ratio");
-    metric(w, all.rogue, "upgrades.rogue");
-    metric(w, ratio(all.rogue, all.clients), "upgrades.rogue_ratio");
+    sim_metric_setf(w, (double)all.checks, "upgrades.checks");
+    sim_metric_setf(w, all.checked, "upgrades.checked");
+    sim_metric_setf(w, all.upgraded, "upgrades.installed");
+    sim_metric_setf(w, ratio(all.upgraded, all.clients), "upgrades.installed_ratio");
+    sim_metric_setf(w, all.rogue, "upgrades.rogue");
+    sim_metric_setf(w, ratio(all.rogue, all.clients), "upgrades.rogue_ratio");
 }

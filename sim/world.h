@@ -22,10 +22,10 @@ typedef struct {
     CmTime mp[CM_EP__COUNT];
     CmTime site_refusal; /* a request the site refuses early (blocked, unsigned) */
     CmTime mp_refusal;
-    CmTime cmg_pki;      /* a CMG instance deciding a PKI client's request (sim/cmg.c) */
-    CmTime cmg_token;    /* ... a token client's */
-    CmTime cmg_crl;      /* ... added for a PKI client when it checks revocation */
-    CmTime cp_forward;   /* a connection point routing one to its MP */
+    CmTime cmg_pki;    /* a CMG instance deciding a PKI client's request (sim/cmg.c) */
+    CmTime cmg_token;  /* ... a token client's */
+    CmTime cmg_crl;    /* ... added for a PKI client when it checks revocation */
+    CmTime cp_forward; /* a connection point routing one to its MP */
 } SimCosts;
 
 void sim_costs_default(SimCosts *c);
@@ -41,17 +41,17 @@ typedef struct {
     int workers;
     int busy;
     guint queue_limit;
-    SimJob **ring;        /* the queue, a ring buffer */
+    SimJob **ring; /* the queue, a ring buffer */
     guint ring_cap, head, len;
     guint max_len;
-    guint max_backlog;    /* queued + in service, at its highest */
+    guint max_backlog; /* queued + in service, at its highest */
     CmTime retry_after;
     /* metrics */
     guint64 served, overloaded;
     guint64 served_ep[CM_EP__COUNT];
     /* Busy periods: from the backlog leaving 0 to its return to 0.  The
      * longest is a storm's time to drain. */
-    CmTime busy_since;    /* start of the current busy period, -1 when idle */
+    CmTime busy_since; /* start of the current busy period, -1 when idle */
     CmTime longest_busy;
 } SimServer;
 
@@ -69,18 +69,18 @@ typedef struct {
     SimServer server;
     guint seg;
     CmCert *cert;
-    gboolean compromised;  /* alters what it serves (take-over-mp, compromised-mp) */
-    gboolean rogue;        /* belongs to an attacker's own site */
+    gboolean compromised; /* alters what it serves (take-over-mp, compromised-mp) */
+    gboolean rogue;       /* belongs to an attacker's own site */
 } SimMp;
 
 typedef struct {
     SimWorld *world;
     CmAgent *agent;
-    guint32 pop;           /* index into world->pops */
+    guint32 pop; /* index into world->pops */
     guint32 seg;
     guint32 timer_gen;
-    CmTime timer_at;       /* 0: none pending */
-    gboolean needs_reg;    /* it has to (re-)register, since need_since */
+    CmTime timer_at;    /* 0: none pending */
+    gboolean needs_reg; /* it has to (re-)register, since need_since */
     CmTime need_since;
     gboolean counted;      /* registration completion counted */
     gboolean attacker;     /* run by an attacker strategy */
@@ -93,31 +93,31 @@ typedef struct {
 
 typedef struct {
     CmScnPopulation *scn;
-    guint first, count;    /* clients[first .. first+count) */
+    guint first, count; /* clients[first .. first+count) */
     CmDirectoryInfo dir;
     gboolean dir_ok;
     char *trk_hex;
-    char **dns;            /* MP names by DNS publishing, NULL-terminated */
+    char **dns; /* MP names by DNS publishing, NULL-terminated */
 } SimPop;
 
 typedef enum {
-    JOB_AGENT,    /* a request of a client's agent */
-    JOB_ATTACK,   /* a request an attacker made up */
+    JOB_AGENT,  /* a request of a client's agent */
+    JOB_ATTACK, /* a request an attacker made up */
 } SimJobKind;
 
 struct SimJob {
     SimJobKind kind;
     SimClient *client;
     guint64 send_id;
-    CmAgentSend *send;     /* owned: keeps the body alive */
-    GBytes *body;          /* attacker jobs: owned body */
+    CmAgentSend *send; /* owned: keeps the body alive */
+    GBytes *body;      /* attacker jobs: owned body */
     CmRequest req;
     CmResponse resp;
     SimMp *mp;
     CmTime sent_at;
-    guint seg;             /* the sender's segment */
+    guint seg;                                 /* the sender's segment */
     void (*on_done)(SimWorld *w, SimJob *job); /* attacker jobs */
-    void *attack;          /* the attacker's state */
+    void *attack;                              /* the attacker's state */
     /* Handed to the site worker (traffic.c): the time it is handled at,
      * and whether it is done (read under the worker's lock). */
     CmTime site_at;
@@ -145,33 +145,33 @@ struct SimWorld {
     CmSimEngine *engine;
     SimCosts costs;
     CmRun *run;
-    CmRng rng;             /* the world's own decisions (events, attackers) */
+    CmRng rng; /* the world's own decisions (events, attackers) */
     guint8 master_key[32];
-    CmTime epoch;          /* virtual time 0 as a CmTime the roles see */
+    CmTime epoch; /* virtual time 0 as a CmTime the roles see */
 
     /* network: segments x segments */
     guint n_segs;
-    CmTime *latency;       /* [a * n + b], -1 unreachable */
+    CmTime *latency; /* [a * n + b], -1 unreachable */
     double *bandwidth;
     CmTime connect_timeout;
 
-    GPtrArray *sites;      /* SimSite* */
-    GPtrArray *mps;        /* SimMp* */
-    GPtrArray *pops;       /* SimPop* */
+    GPtrArray *sites; /* SimSite* */
+    GPtrArray *mps;   /* SimMp* */
+    GPtrArray *pops;  /* SimPop* */
     SimClient *clients;
     guint n_clients;
-    GPtrArray *attackers;  /* attacker state (sim/attack.c) */
+    GPtrArray *attackers; /* attacker state (sim/attack.c) */
 
     /* PKI: an enterprise test CA issuing client certificates */
     CmKey *ca_key;
     CmCert *ca_cert;
-    GArray *revoked;       /* CmCrlEntry */
+    GArray *revoked; /* CmCrlEntry */
     CmCrl *crl;
     guint64 ca_serial;
 
     /* metrics */
     SimHist lat[CM_EP__COUNT];
-    SimHist lat_window[CM_EP__COUNT];  /* the current sample window */
+    SimHist lat_window[CM_EP__COUNT]; /* the current sample window */
     guint64 sent[CM_EP__COUNT];
     guint64 sent_window[CM_EP__COUNT];
     guint64 transport_failures;
@@ -190,6 +190,9 @@ struct SimWorld {
     struct SimLogs *logs;       /* client logs a log-wipe attacker erases (logs.c), NULL: none */
 };
 
+/* metrics.c: sets the report metric named by the format. */
+void sim_metric_setf(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
 /* world.c */
 SimWorld *sim_world_new(CmScenario *scn, const SimCosts *costs, GError **error);
 void sim_world_free(SimWorld *w);
@@ -202,8 +205,7 @@ SimMp *sim_world_add_mp(SimWorld *w, CmScnMp *scn, SimSite *site, GError **error
 /* Every MP of site learns the site's current information. */
 void sim_world_refresh_mps(SimWorld *w, SimSite *site);
 /* The agent configuration a client of p installs with. */
-void sim_client_config(SimWorld *w, SimPop *p, SimClient *c, CmAgentConfig *cfg,
-                       guint8 secret[32]);
+void sim_client_config(SimWorld *w, SimPop *p, SimClient *c, CmAgentConfig *cfg, guint8 secret[32]);
 /* (Re)installs client index of p: its PKI certificate when it has one, and
  * a new agent. */
 gboolean sim_client_install(SimWorld *w, SimPop *p, SimClient *c, guint index, GError **error);
