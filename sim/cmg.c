@@ -334,26 +334,6 @@ watch_live(SimWorld *w, SimCmg *g)
 
 /* ------------------------------------------------------------- building */
 
-static gboolean
-issue_cert(SimWorld *w, CmCertProfile profile, const char *cn, guint64 serial, CmKey **key,
-           CmCert **cert, GError **error)
-{
-    CmCertSpec spec = {.profile = profile,
-                       .subject_cn = cn,
-                       .serial = serial,
-                       .not_before = sim_now(w) - CM_USEC_PER_DAY,
-                       .not_after = sim_now(w) + 365 * CM_USEC_PER_DAY,
-                       .issuer_key = w->ca_key,
-                       .issuer_cert = w->ca_cert};
-
-    *key = cm_key_generate(CM_KEY_EC_P256, error);
-    if (*key == NULL)
-        return FALSE;
-    spec.subject_key = *key;
-    *cert = cm_cert_issue(&spec, error);
-    return *cert != NULL;
-}
-
 /* The CRL the gateway holds: the enterprise CA's current one when it is
  * published where the gateway reaches it, none otherwise. */
 static void
@@ -398,8 +378,8 @@ cmg_build_one(SimWorld *w, CmScnCmg *scn, guint index, GError **error)
     g->bulk = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_ptr_array_add(w->cmgs, g);
     cm_rng_init_seeded(&rng, w->scn->seed, cm_rng_stream_id(scn->name));
-    if (!issue_cert(w, CM_CERT_SERVER, scn->name, CMG_SERIAL_BASE + serial++, &g->key, &g->cert,
-                    error))
+    if (!sim_world_issue_cert(w, CM_CERT_SERVER, scn->name, CMG_SERIAL_BASE + serial++, &g->key,
+                              &g->cert, error))
         return FALSE;
 
     /* The mappings the site publishes: every MP a connection point of
@@ -461,8 +441,8 @@ cmg_build_one(SimWorld *w, CmScnCmg *scn, guint index, GError **error)
         sim_server_init(&cp->server, scp->name, scp->workers, (guint)scp->queue_limit);
         g_ptr_array_add(g->cps, cp);
         cm_cmg_connection_id_new(&rng, cp->id);
-        if (!issue_cert(w, CM_CERT_CLIENT_AUTH, scp->name, CMG_SERIAL_BASE + serial++, &cp->key,
-                        &cp->cert, error))
+        if (!sim_world_issue_cert(w, CM_CERT_CLIENT_AUTH, scp->name, CMG_SERIAL_BASE + serial++,
+                                  &cp->key, &cp->cert, error))
             return FALSE;
         for (guint i = 0; i < g->n_inst; i++) {
             CmCmgCpInfo info = {.connection_id = cp->id,

@@ -63,7 +63,7 @@ network_build(SimWorld *w)
 
     w->n_segs = n;
     w->latency = g_new(CmTime, (gsize)n * n);
-    w->bandwidth = g_new0(double, (gsize)n * n);
+    w->bandwidth = g_new0(double, (gsize)n *n);
     for (guint i = 0; i < n * n; i++)
         w->latency[i] = -1;
     for (guint i = 0; i < n; i++) {
@@ -148,9 +148,12 @@ sim_world_add_mp(SimWorld *w, CmScnMp *scn, SimSite *site, GError **error)
     siteinfo = cm_site_siteinfo_json(site->site);
     list = cm_site_mplist_json(site->site);
     sim_cmg_mplist(w, site, list);
-    m->mp = cm_mp_new(&(CmMpConfig){.name = info.name, .role_id = info.role_id,
-                                    .internet = scn->internet, .mp_cert = m->cert,
-                                    .siteinfo = siteinfo, .mplist = list},
+    m->mp = cm_mp_new(&(CmMpConfig){.name = info.name,
+                                    .role_id = info.role_id,
+                                    .internet = scn->internet,
+                                    .mp_cert = m->cert,
+                                    .siteinfo = siteinfo,
+                                    .mplist = list},
                       error);
     if (m->mp != NULL)
         sim_upgrade_publish(w, m);
@@ -202,10 +205,11 @@ ca_build(SimWorld *w, GError **error)
  * clients are installed on several threads. */
 #define CLIENT_SERIAL_BASE G_GUINT64_CONSTANT(0x100000)
 
-static gboolean
-client_pki(SimWorld *w, SimClient *c, const char *cn, guint64 serial, GError **error)
+gboolean
+sim_world_issue_cert(SimWorld *w, CmCertProfile profile, const char *cn, guint64 serial,
+                     CmKey **key, CmCert **cert, GError **error)
 {
-    CmCertSpec spec = {.profile = CM_CERT_CLIENT_AUTH,
+    CmCertSpec spec = {.profile = profile,
                        .subject_cn = cn,
                        .serial = serial,
                        .not_before = sim_now(w) - CM_USEC_PER_DAY,
@@ -213,12 +217,12 @@ client_pki(SimWorld *w, SimClient *c, const char *cn, guint64 serial, GError **e
                        .issuer_key = w->ca_key,
                        .issuer_cert = w->ca_cert};
 
-    c->pki_key = cm_key_generate(CM_KEY_EC_P256, error);
-    if (c->pki_key == NULL)
+    *key = cm_key_generate(CM_KEY_EC_P256, error);
+    if (*key == NULL)
         return FALSE;
-    spec.subject_key = c->pki_key;
-    c->pki_cert = cm_cert_issue(&spec, error);
-    return c->pki_cert != NULL;
+    spec.subject_key = *key;
+    *cert = cm_cert_issue(&spec, error);
+    return *cert != NULL;
 }
 
 /* ------------------------------------------------------------- clients */
@@ -291,15 +295,16 @@ sim_client_config(SimWorld *w, SimPop *p, SimClient *c, CmAgentConfig *cfg, guin
     cfg->mp = scn->mp;
     cfg->policy_interval = scn->policy_interval;
     cfg->inventory_interval = scn->inventory_interval;
-    cfg->start_window = 0; /* the world spreads first contacts itself */
-    cfg->maintenance_start = scn->maintenance_start;   /* REQ POL-04 */
+    cfg->start_window = 0;                           /* the world spreads first contacts itself */
+    cfg->maintenance_start = scn->maintenance_start; /* REQ POL-04 */
     cfg->maintenance_window = scn->maintenance_window;
-    cfg->auto_upgrade = scn->auto_upgrade;             /* REQ POL-05 */
+    cfg->auto_upgrade = scn->auto_upgrade;                     /* REQ POL-05 */
     cfg->client_status_interval = scn->client_status_interval; /* REQ DATA-02 */
     cfg->keepalive_interval = scn->keepalive_interval;         /* REQ REG-05 */
     cfg->channel_lifetime = scn->channel_lifetime;
     cfg->dns_mps = (const char *const *)p->dns;
-    if (p->dir_ok && (scn->trk == CM_SCN_SOURCE_DIRECTORY || scn->signcert == CM_SCN_SOURCE_DIRECTORY))
+    if (p->dir_ok &&
+        (scn->trk == CM_SCN_SOURCE_DIRECTORY || scn->signcert == CM_SCN_SOURCE_DIRECTORY))
         cfg->directory = &p->dir;
     if (scn->trk == CM_SCN_SOURCE_PROPERTY)
         cfg->smspublicrootkey = p->trk_hex;
@@ -332,7 +337,8 @@ sim_client_install(SimWorld *w, SimPop *p, SimClient *c, guint index, GError **e
     cm_rng_init_seeded(&rng, w->scn->seed, G_GUINT64_CONSTANT(0x100000000) + index);
     cm_rng_bytes(&rng, secret, sizeof secret);
     if (p->scn->pki && c->pki_cert == NULL &&
-        !client_pki(w, c, name, CLIENT_SERIAL_BASE + index, error))
+        !sim_world_issue_cert(w, CM_CERT_CLIENT_AUTH, name, CLIENT_SERIAL_BASE + index, &c->pki_key,
+                              &c->pki_cert, error))
         return FALSE;
     sim_client_config(w, p, c, &cfg, secret);
     cfg.name = name;

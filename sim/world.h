@@ -202,6 +202,10 @@ SimPop *sim_world_pop(SimWorld *w, const char *name);
 guint sim_world_seg(SimWorld *w, const char *name);
 /* Adds an MP to its site: a real certificate signed with the site's TRK. */
 SimMp *sim_world_add_mp(SimWorld *w, CmScnMp *scn, SimSite *site, GError **error);
+/* A P-256 key and a certificate for it from the world's enterprise test CA,
+ * valid from a day ago for a year. */
+gboolean sim_world_issue_cert(SimWorld *w, CmCertProfile profile, const char *cn, guint64 serial,
+                              CmKey **key, CmCert **cert, GError **error);
 /* Every MP of site learns the site's current information. */
 void sim_world_refresh_mps(SimWorld *w, SimSite *site);
 /* The agent configuration a client of p installs with. */
