@@ -481,7 +481,7 @@ poll_conn_closed(gpointer data)
 /* One answer a poll carries back: {"rid", "status", "reason",
  * "retry_ms", "body" (base64)}, to the client that waits for it. */
 static void
-deliver_answer(Gateway *g, const json_t *a)
+deliver_answer(Gateway *g, const char *cp, const json_t *a)
 {
     json_int_t rid = json_integer_value(json_object_get(a, "rid"));
     json_int_t status = json_integer_value(json_object_get(a, "status"));
@@ -494,11 +494,14 @@ deliver_answer(Gateway *g, const json_t *a)
 
     g_mutex_lock(&g->lock);
     f = g_hash_table_lookup(g->inflight, &key);
+    /* Only the connection point the request went to may answer it. */
+    if (f != NULL && strcmp(f->cp, cp) != 0)
+        f = NULL;
     if (f != NULL)
         g_hash_table_steal(g->inflight, &key);
     g_mutex_unlock(&g->lock);
     if (f == NULL)
-        return; /* expired already, or never ours */
+        return; /* expired already, or not this connection point's */
     if (b64 != NULL)
         body = cm_enc_b64_decode(b64, strlen(b64), CM_CMGD_CHANNEL_BODY_MAX, NULL);
     if (status < 100 || status > 599 || (b64 != NULL && body == NULL)) {
@@ -525,7 +528,7 @@ deliver_answer(Gateway *g, const json_t *a)
 /* The answers a poll carries back, {"answers": [...]}, each to its
  * client. */
 static void
-deliver_answers(Gateway *g, const CmRequest *req)
+deliver_answers(Gateway *g, const char *cp, const CmRequest *req)
 {
     g_autoptr(json_t) o = cm_json_parse(req->body, req->body_len, CM_CMGD_CHANNEL_BODY_MAX, NULL);
     json_t *arr = json_object_get(o, "answers");
@@ -537,7 +540,7 @@ deliver_answers(Gateway *g, const CmRequest *req)
                   CM_CMGD_BATCH_MAX);
         return;
     }
-    json_array_foreach(arr, i, a) deliver_answer(g, a);
+    json_array_foreach(arr, i, a) deliver_answer(g, cp, a);
 }
 
 /* Under g->lock: up to CM_CMGD_BATCH_MAX queued requests of c, now in
@@ -572,6 +575,7 @@ on_cp(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_data)
     const CmCert *peer = cm_net_call_peer_cert(call);
     const char *id = cm_net_call_header(call, CM_CMGD_HDR_CONNECTION);
     CmTime now = cm_net_wall_now();
+    char cpid[CM_CMG_CONNECTION_ID_LEN + 1];
     GwCp *c;
     char *msg = NULL;
 
@@ -621,9 +625,10 @@ on_cp(CmNetCall *call, const CmRequest *req, CmResponse *resp, void *user_data)
         c->poll_conns++;
         cm_net_call_set_conn_data(call, pc, poll_conn_closed);
     }
+    g_strlcpy(cpid, c->id, sizeof cpid);
     g_mutex_unlock(&g->lock);
     if (req->body_len > 0)
-        deliver_answers(g, req);
+        deliver_answers(g, cpid, req);
     g_mutex_lock(&g->lock);
     msg = take_batch(g, c);
     if (msg == NULL) {
