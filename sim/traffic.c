@@ -15,7 +15,7 @@
 /* ------------------------------------------------------------- histograms */
 
 #define HIST_BASE_US 10.0
-#define HIST_STEPS   16.0 /* buckets per doubling */
+#define HIST_STEPS 16.0 /* buckets per doubling */
 
 void
 sim_hist_add(SimHist *h, CmTime latency)
@@ -192,8 +192,8 @@ reply_to_client(SimWorld *w, SimJob *job, guint client_seg)
 static void
 overload_answer(SimServer *s, CmResponse *resp)
 {
-    cm_response_refuse(resp, CM_REASON_BUSY, "%s is busy: its request queue is full (%u)",
-                       s->name, s->queue_limit);
+    cm_response_refuse(resp, CM_REASON_BUSY, "%s is busy: its request queue is full (%u)", s->name,
+                       s->queue_limit);
     resp->retry_after = s->retry_after;
 }
 
@@ -344,8 +344,7 @@ ev_site_done(CmSimEngine *e, void *ctx, guint64 arg)
     else
         cm_site_handle(site->site, &job->req, sim_now(w), &job->resp);
     d = sim_net_delay(w, site->seg, job->mp->seg, nominal_size(job->req.ep, TRUE));
-    cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_mp_relay, w,
-              GPOINTER_TO_SIZE(job));
+    cm_sim_at(w->engine, cm_sim_now(w->engine) + MAX(d, 0), ev_mp_relay, w, GPOINTER_TO_SIZE(job));
     server_next(w, &site->server, site_cost, ev_site_done);
 }
 
@@ -530,8 +529,13 @@ sim_client_actions(SimWorld *w, SimClient *c, CmAgentActions *act)
             job->req.peer.client_cert = c->pki_cert;
         } else if (send->ep == CM_EP_REGISTER && p->scn->kerberos && p->scn->domain != NULL &&
                    p->scn->domain[0] != '\0') {
+            g_autofree char *realm = g_ascii_strup(p->scn->domain, -1);
             job->req.peer.kind = CM_AUTH_KERBEROS;
             g_strlcpy(job->req.peer.domain, p->scn->domain, sizeof job->req.peer.domain);
+            /* The computer account's ticket: the name sim_client_install
+             * gave the client. */
+            g_snprintf(job->req.peer.principal, sizeof job->req.peer.principal, "%.10s%06u$@%s",
+                       p->scn->name, (guint)(c - w->clients) - p->first, realm);
         }
         sim_job_send(w, job, c->seg);
     }
@@ -567,11 +571,11 @@ sim_client_start(CmSimEngine *e, void *ctx, guint64 arg)
 struct SimSiteWorker {
     GThread *thread;
     GMutex lock;
-    GCond work;    /* the worker waits for jobs */
-    GCond done;    /* the loop waits for a job, or for all of them */
-    GQueue queue;  /* SimJob*, in the order the loop handed them over */
+    GCond work;   /* the worker waits for jobs */
+    GCond done;   /* the loop waits for a job, or for all of them */
+    GQueue queue; /* SimJob*, in the order the loop handed them over */
     guint64 handed, finished;
-    gint queued;   /* queue.length, readable without the lock */
+    gint queued; /* queue.length, readable without the lock */
     gboolean worker_idle, loop_waiting, quit;
 };
 

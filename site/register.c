@@ -44,8 +44,7 @@ parse_registration(CmSite *site, const CmRequest *req, CmTime now, json_t *body,
     if ((r->smsid = cm_json_str(body, "smsid", CM_ID_SMSID_LEN, &e)) == NULL ||
         !cm_id_smsid_check(r->smsid, &e) ||
         (r->hwid = cm_json_str(body, "hwid", CM_ID_HWID_LEN, &e)) == NULL ||
-        !cm_id_hwid_check(r->hwid, &e) ||
-        (r->name = cm_json_str(body, "name", 64, &e)) == NULL ||
+        !cm_id_hwid_check(r->hwid, &e) || (r->name = cm_json_str(body, "name", 64, &e)) == NULL ||
         (r->domain = cm_json_str(body, "domain", CM_NAME_MAX, &e)) == NULL ||
         (r->site_code = cm_json_str(body, "site_code", 3, &e)) == NULL ||
         (ksp = cm_json_str(body, "ksp", 16, &e)) == NULL ||
@@ -120,7 +119,8 @@ static gboolean
 is_blocked(CmSite *site, const char *kind, const char *value, GError **error)
 {
     GError *cause = NULL;
-    sqlite3_stmt *st = SITE_STMT(site, "SELECT 1 FROM blocked WHERE kind = ? AND value = ?", &cause);
+    sqlite3_stmt *st =
+        SITE_STMT(site, "SELECT 1 FROM blocked WHERE kind = ? AND value = ?", &cause);
     gboolean row = FALSE;
 
     if (st == NULL)
@@ -167,6 +167,22 @@ fail:
     return FALSE;
 }
 
+/* Whether a Kerberos principal is the computer account of the computer a
+ * registration names: NAME$@REALM, with NAME the first label of the
+ * registration's name and REALM its domain.  Users, services and other
+ * computers of a trusted domain hold tickets too; none of them may have a
+ * record that names another computer approved on its ticket. */
+static gboolean
+principal_is_computer(const char *principal, const char *name, const char *domain)
+{
+    const char *at = strrchr(principal, '@');
+    size_t host = strcspn(name, ".");
+
+    return at != NULL && host > 0 && (size_t)(at - principal) == host + 1 &&
+           principal[host] == '$' && g_ascii_strncasecmp(principal, name, host) == 0 &&
+           g_ascii_strcasecmp(at + 1, domain) == 0;
+}
+
 /* The approval decision (REQ REG-01/02). */
 static CmClientState
 decide_approval(CmSite *site, const CmRequest *req, const Registration *r)
@@ -181,7 +197,8 @@ decide_approval(CmSite *site, const CmRequest *req, const Registration *r)
         return CM_CLIENT_APPROVED;
     if (site->settings.approval == CM_APPROVAL_TRUSTED_DOMAINS) {
         if (peer->kind == CM_AUTH_KERBEROS && cm_site_kerberos_verifiable(site, peer->domain) &&
-            g_ascii_strcasecmp(peer->domain, r->domain) == 0)
+            g_ascii_strcasecmp(peer->domain, r->domain) == 0 &&
+            principal_is_computer(peer->principal, r->name, r->domain))
             return CM_CLIENT_APPROVED;
         /* Entra ID device tokens are verified by the receiving role before
          * they reach the site, as Kerberos is by the transport. */
@@ -261,7 +278,8 @@ block_record(CmSite *site, const char *smsid, CmTime now, GError **error)
 {
     CmClientInfo info;
 
-    return cm_site_client(site, smsid, &info, error) && cm_site_block_in_tx(site, &info, now, error);
+    return cm_site_client(site, smsid, &info, error) &&
+           cm_site_block_in_tx(site, &info, now, error);
 }
 
 CmCert *
@@ -363,10 +381,11 @@ apply_registration(CmSite *site, const CmRequest *req, const Registration *r, Cm
     switch (mode) {
     case CM_CONFLICT_MERGE:
         if (same_hw) /* new certificate, same hardware: the key upgrade */
-            return record_exec(site,
-                               "UPDATE clients SET cert = :cert, thumbprint = :tp, ksp = :ksp,"
-                               " registrations = registrations + 1, last_seen = :now WHERE id = :id",
-                               rec.id, r, now, error) &&
+            return record_exec(
+                       site,
+                       "UPDATE clients SET cert = :cert, thumbprint = :tp, ksp = :ksp,"
+                       " registrations = registrations + 1, last_seen = :now WHERE id = :id",
+                       rec.id, r, now, error) &&
                    (g_hash_table_remove(site->client_certs, r->smsid), TRUE);
         if (same_cert) /* the same certificate from other hardware: a clone */
             return record_exec(site,

@@ -97,7 +97,17 @@ ok "NET-04: computers of OTHER.EXAMPLE (no trust) and VENDOR.EXAMPLE (untrusted 
 admin approve "$(json "d[0]['smsid']" <"$lab/other.json")" >/dev/null || fail "approve"
 wait_status other "a[0]['state'] == 'active'" 30
 ok "REG-01: the administrator approves the OTHER.EXAMPLE computer, which goes active"
-for a in corp partner extranet other spoof vendor; do agents_stop $a; done
+# A user's ticket of the site's own realm: Kerberos vouches for the sender,
+# not for the computer the registration names, so it is not approved.
+"$kdc" principal --dir "$lab/kdc" --realm CORP.EXAMPLE --name alice --keytab "$work/alice.keytab" ||
+  fail "principal alice"
+KRB5CCNAME=FILE:$work/alice.cc kinit -k -t "$work/alice.keytab" alice@CORP.EXAMPLE || fail "kinit alice"
+KRB5CCNAME=FILE:$work/alice.cc agents_start user 1 --kerberos --domain corp.example
+wait_status user "a[0]['state'] == 'pending'" 30
+sleep 3 # a few approval polls: still pending
+[ "$(json "d[0]['state']" <"$lab/user.json")" = pending ] || fail "a user's ticket approved a computer record"
+ok "REG-01: a registration sent with a user's ticket (alice@CORP.EXAMPLE) instead of the computer account LAB00000\$ waits for manual approval"
+for a in corp partner extranet other spoof vendor user; do agents_stop $a; done
 
 # SPNEGO at the MP with curl: a good token, a replayed one, a forged one
 # (from a rogue KDC for a realm also named CORP.EXAMPLE), garbage.

@@ -12,9 +12,10 @@
 /* ------------------------------------------------------------ runner */
 
 typedef struct {
-    TestLab *labs[2]; /* the MP names of both labs must differ */
+    TestLab *labs[2];  /* the MP names of both labs must differ */
     gboolean kerberos; /* the client's domain authenticates with Kerberos */
     const char *domain;
+    const char *principal; /* the ticket's: the computer account NAME$@REALM */
     /* a compromised MP: flips a byte of every policy it serves */
     gboolean tamper_policies;
 } Net;
@@ -60,6 +61,8 @@ net_deliver(void *ctx, const CmAgentSend *send, CmRequest *req, CmResponse *resp
     if (net->kerberos && send->ep == CM_EP_REGISTER) {
         req->peer.kind = CM_AUTH_KERBEROS;
         g_strlcpy(req->peer.domain, net->domain, sizeof req->peer.domain);
+        g_strlcpy(req->peer.principal, net->principal ? net->principal : "",
+                  sizeof req->peer.principal);
     }
     if (!find_mp(net, send->mp, &lab, &i))
         return FALSE;
@@ -133,8 +136,12 @@ static void
 deploy(TestLab *lab, const char *name)
 {
     guint8 hash[32];
-    CmDeployment dep = {.name = name, .content_id = "KB5000001", .content_hash = hash,
-                        .content_size = 1 << 20, .required = TRUE, .max_runtime_s = 3600};
+    CmDeployment dep = {.name = name,
+                        .content_id = "KB5000001",
+                        .content_hash = hash,
+                        .content_size = 1 << 20,
+                        .required = TRUE,
+                        .max_runtime_s = 3600};
     g_autofree char *id = NULL;
 
     memset(hash, 0xab, sizeof hash);
@@ -154,10 +161,15 @@ START_TEST(test_lifecycle)
     g_autoptr(TestLab) lab = test_lab_new(&s, 2);
     g_autofree char *trk = cm_site_export_trk(lab->site);
     const char *mps[] = {lab->mp_info[0].name, lab->mp_info[1].name, NULL};
-    CmDirectoryInfo dir = {.site_code = "PS1", .trk_hex = trk,
-                           .signing_cert = cm_site_signing_cert(lab->site), .mps = mps};
+    CmDirectoryInfo dir = {.site_code = "PS1",
+                           .trk_hex = trk,
+                           .signing_cert = cm_site_signing_cert(lab->site),
+                           .mps = mps};
     CmAgentConfig c;
-    Net net = {.labs = {lab}, .kerberos = TRUE, .domain = "corp.example"};
+    Net net = {.labs = {lab},
+               .kerberos = TRUE,
+               .domain = "corp.example",
+               .principal = "PC001$@CORP.EXAMPLE"};
     CmTime now = lab->now;
     g_autoptr(CmAgent) agent = NULL;
     const CmAgentStatus *st;
@@ -273,7 +285,8 @@ START_TEST(test_rogue_mp)
         rogue->mps[0] = cm_mp_new(&(CmMpConfig){.name = rogue->mp_info[0].name,
                                                 .role_id = rogue->mp_info[0].role_id,
                                                 .mp_cert = rogue->mp_certs[0],
-                                                .siteinfo = info, .mplist = list},
+                                                .siteinfo = info,
+                                                .mplist = list},
                                   &error);
         cm_assert_no_error(error);
         rogue->n_mps = 1;

@@ -127,8 +127,8 @@ START_TEST(test_system_certificates)
     cm_assert_no_error(error);
     ck_assert_str_eq(cm_cert_subject_cn(client), "admin");
     ck_assert(cm_key_public_equal(cm_cert_public_key(client), client_key));
-    ck_assert(!cm_site_issue_system_cert(lab->site, CM_CERT_MP, "mp9.corp.example", NULL,
-                                         lab->now, &bad, &bad_key, &error));
+    ck_assert(!cm_site_issue_system_cert(lab->site, CM_CERT_MP, "mp9.corp.example", NULL, lab->now,
+                                         &bad, &bad_key, &error));
     ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID));
     g_clear_error(&error);
     ck_assert_ptr_null(bad);
@@ -170,8 +170,8 @@ START_TEST(test_client_views)
     ck_assert_int_eq(json_array_size(list), 1);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "state")),
                      "approved");
-    ck_assert_ptr_null(cm_site_client_json(lab->site, "GUID:00000000-0000-0000-0000-000000000000",
-                                           &error));
+    ck_assert_ptr_null(
+        cm_site_client_json(lab->site, "GUID:00000000-0000-0000-0000-000000000000", &error));
     ck_assert(g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_NOT_FOUND));
     g_clear_error(&error);
 }
@@ -213,10 +213,19 @@ START_TEST(test_client_push)
     g_autofree char *dir = cm_test_tmpdir();
     g_autofree char *path = g_build_filename(dir, "site.db", NULL);
     guint8 mk[32];
-    CmSiteConfig config = {.site_code = "PS1", .db_path = path, .db_mode = CM_STORE_DURABLE,
-                           .top_level = TRUE, .forest = "corp.example", .master_key = mk};
-    const char *targets[] = {"corp.example", "hr.corp.example", "corp.example",
-                             "partner.example", "partner.example", "vendor.example", ""};
+    CmSiteConfig config = {.site_code = "PS1",
+                           .db_path = path,
+                           .db_mode = CM_STORE_DURABLE,
+                           .top_level = TRUE,
+                           .forest = "corp.example",
+                           .master_key = mk};
+    const char *targets[] = {"corp.example",
+                             "hr.corp.example",
+                             "corp.example",
+                             "partner.example",
+                             "partner.example",
+                             "vendor.example",
+                             ""};
     const char *corp[] = {"corp.example", NULL};
     const char *partner[] = {"partner.example", NULL};
     GError *error = NULL;
@@ -230,13 +239,13 @@ START_TEST(test_client_push)
     ck_assert(cm_site_add_forest(site, "vendor.example", NULL, NULL));
     ck_assert(cm_site_set_trust(site, "corp.example", "partner.example", CM_TRUST_TWO_WAY, NULL));
     /* one account for everything: a stolen one reaches every target */
-    ck_assert(cm_site_add_push_account(site, "push-all", "S3cret!all", NULL, "admin",
-                                       CM_TEST_NOW, &error));
+    ck_assert(cm_site_add_push_account(site, "push-all", "S3cret!all", NULL, "admin", CM_TEST_NOW,
+                                       &error));
     cm_assert_no_error(error);
     ck_assert_uint_eq(cm_site_push_reach(site, "push-all", targets, G_N_ELEMENTS(targets)), 7);
     /* scoped accounts: each reaches its own domains only */
-    ck_assert(cm_site_add_push_account(site, "push-corp", "S3cret!corp", corp, "admin",
-                                       CM_TEST_NOW, NULL));
+    ck_assert(cm_site_add_push_account(site, "push-corp", "S3cret!corp", corp, "admin", CM_TEST_NOW,
+                                       NULL));
     ck_assert(cm_site_add_push_account(site, "push-partner", "S3cret!partner", partner, "admin",
                                        CM_TEST_NOW, NULL));
     ck_assert_uint_eq(cm_site_push_reach(site, "push-corp", targets, G_N_ELEMENTS(targets)), 3);
@@ -266,8 +275,8 @@ START_TEST(test_client_push)
     ck_assert_uint_eq(cm_site_push_reach(site, "push-corp", targets, G_N_ELEMENTS(targets)), 3);
     ck_assert_uint_eq(cm_site_push_reach(site, "push-all", targets, G_N_ELEMENTS(targets)), 7);
     ck_assert_int_eq(cm_site_push_to(site, "vendor.example", &account), CM_PUSH_REFUSED);
-    ck_assert(!cm_site_add_push_account(site, "push-corp", "again", NULL, "admin", CM_TEST_NOW,
-                                        &error));
+    ck_assert(
+        !cm_site_add_push_account(site, "push-corp", "again", NULL, "admin", CM_TEST_NOW, &error));
     g_clear_error(&error);
     cm_site_free(site);
     cm_test_rmdir(dir);
@@ -282,8 +291,12 @@ START_TEST(test_site_reopen)
     g_autofree char *path = g_build_filename(dir, "site.db", NULL);
     guint8 mk[32], other[32];
     GError *error = NULL;
-    CmSiteConfig config = {.site_code = "PS1", .db_path = path, .db_mode = CM_STORE_DURABLE,
-                           .top_level = TRUE, .forest = "corp.example", .master_key = mk};
+    CmSiteConfig config = {.site_code = "PS1",
+                           .db_path = path,
+                           .db_mode = CM_STORE_DURABLE,
+                           .top_level = TRUE,
+                           .forest = "corp.example",
+                           .master_key = mk};
     g_autofree char *trk1 = NULL, *trk2 = NULL;
     CmSite *site;
 
@@ -324,16 +337,16 @@ START_TEST(test_site_secrets)
     g_autoptr(GBytes) back = NULL;
     sqlite3_stmt *st;
 
-    ck_assert(cm_site_secret_put(lab->site, "push-account", secret, strlen(secret), lab->now,
-                                 &error));
+    ck_assert(
+        cm_site_secret_put(lab->site, "push-account", secret, strlen(secret), lab->now, &error));
     cm_assert_no_error(error);
     back = cm_site_secret_get(lab->site, "push-account", &error);
     cm_assert_no_error(error);
     ck_assert_mem_eq(g_bytes_get_data(back, NULL), secret, strlen(secret));
     st = cm_store_stmt(cm_site_store(lab->site), "SELECT sealed FROM secrets", NULL);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_ptr_null(memmem(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-                              "Pa55word", 8));
+    ck_assert_ptr_null(
+        memmem(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), "Pa55word", 8));
     sqlite3_reset(st);
 }
 END_TEST
@@ -358,8 +371,8 @@ START_TEST(test_approval_modes)
 
     ck_assert(cm_site_add_forest(lab->site, "other.example", NULL, NULL));
     ck_assert(cm_site_add_forest(lab->site, "partner.example", NULL, NULL));
-    ck_assert(cm_site_set_trust(lab->site, "corp.example", "partner.example", CM_TRUST_TWO_WAY,
-                                NULL));
+    ck_assert(
+        cm_site_set_trust(lab->site, "corp.example", "partner.example", CM_TRUST_TWO_WAY, NULL));
     kerb->peer.kind = kerb_child->peer.kind = kerb_untrusted->peer.kind = CM_AUTH_KERBEROS;
     kerb_trusted->peer.kind = kerb_m->peer.kind = CM_AUTH_KERBEROS;
     g_strlcpy(kerb->peer.domain, "corp.example", sizeof kerb->peer.domain);
@@ -367,6 +380,14 @@ START_TEST(test_approval_modes)
     g_strlcpy(kerb_untrusted->peer.domain, "other.example", sizeof kerb_untrusted->peer.domain);
     g_strlcpy(kerb_trusted->peer.domain, "partner.example", sizeof kerb_trusted->peer.domain);
     g_strlcpy(kerb_m->peer.domain, "corp.example", sizeof kerb_m->peer.domain);
+    /* Each registers as computer "PC" with its computer account's ticket. */
+    g_strlcpy(kerb->peer.principal, "PC$@CORP.EXAMPLE", sizeof kerb->peer.principal);
+    g_strlcpy(kerb_child->peer.principal, "pc$@EU.CORP.EXAMPLE", sizeof kerb_child->peer.principal);
+    g_strlcpy(kerb_untrusted->peer.principal, "PC$@OTHER.EXAMPLE",
+              sizeof kerb_untrusted->peer.principal);
+    g_strlcpy(kerb_trusted->peer.principal, "PC$@PARTNER.EXAMPLE",
+              sizeof kerb_trusted->peer.principal);
+    g_strlcpy(kerb_m->peer.principal, "PC$@CORP.EXAMPLE", sizeof kerb_m->peer.principal);
 
     /* trusted domains (default): anonymous waits, Kerberos along trust passes */
     register_ok(lab, anon, "pending");
@@ -374,6 +395,22 @@ START_TEST(test_approval_modes)
     register_ok(lab, kerb_child, "approved");
     register_ok(lab, kerb_untrusted, "pending");
     register_ok(lab, kerb_trusted, "approved");
+    /* A ticket of the trusted domain that is not the computer account of
+     * the computer the registration names: a user's, another computer's,
+     * a service's, or none at all.  Kerberos vouches for who sent it, not
+     * for the record, so each waits for an administrator. */
+    {
+        static const char *const others[] = {
+            "alice@CORP.EXAMPLE", "PC2$@CORP.EXAMPLE", "HTTP/mp1.corp.example@CORP.EXAMPLE",
+            "PC$@OTHER.EXAMPLE",  "PC@CORP.EXAMPLE",   ""};
+        for (guint i = 0; i < G_N_ELEMENTS(others); i++) {
+            g_autoptr(TestClient) impostor = test_client_new(100 + i, "corp.example");
+            impostor->peer.kind = CM_AUTH_KERBEROS;
+            g_strlcpy(impostor->peer.domain, "corp.example", sizeof impostor->peer.domain);
+            g_strlcpy(impostor->peer.principal, others[i], sizeof impostor->peer.principal);
+            register_ok(lab, impostor, "pending");
+        }
+    }
     /* manual: even a verifiable Kerberos client waits */
     register_ok(lab_manual, kerb_m, "pending");
     /* all: even an anonymous one passes */
@@ -489,8 +526,8 @@ START_TEST(test_bad_input)
     /* a body that is valid JSON but names the wrong site */
     {
         g_autoptr(json_t) body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "smsid", c->smsid,
-                                           "hwid", c->hwid, "name", "PC", "domain", "",
-                                           "site_code", "XY1", "cert", "AAAA", "ksp", "tpm2");
+                                           "hwid", c->hwid, "name", "PC", "domain", "", "site_code",
+                                           "XY1", "cert", "AAAA", "ksp", "tpm2");
         test_client_send(lab, c, CM_EP_REGISTER, body, &resp);
         expect_refusal(&resp, CM_REASON_BAD_REQUEST);
         cm_response_clear(&resp);
@@ -516,8 +553,8 @@ START_TEST(test_blocking)
     ck_assert(cm_site_admin_block(lab->site, c->smsid, "admin", lab->now, NULL));
     ck_assert(!cm_site_in_collection(lab->site, CM_COLLECTION_ALL_SYSTEMS, c->smsid));
     for (size_t i = 0; i < G_N_ELEMENTS(eps); i++) {
-        g_autoptr(json_t) body = json_pack("{s:s, s:{s:s}, s:[]}", "smsid", c->smsid, "inventory",
-                                           "os", "x", "states");
+        g_autoptr(json_t) body =
+            json_pack("{s:s, s:{s:s}, s:[]}", "smsid", c->smsid, "inventory", "os", "x", "states");
         test_client_send(lab, c, eps[i], body, &resp);
         expect_refusal(&resp, CM_REASON_BLOCKED);
         cm_response_clear(&resp);
@@ -653,8 +690,8 @@ START_TEST(test_signing_rules)
     /* a tampered body never passes */
     c->sign = TRUE;
     {
-        g_autofree char *bytes = g_strdup_printf("{\"smsid\":\"%s\",\"inventory\":{\"os\":\"z\"}}",
-                                                 c->smsid);
+        g_autofree char *bytes =
+            g_strdup_printf("{\"smsid\":\"%s\",\"inventory\":{\"os\":\"z\"}}", c->smsid);
         CmRequest req = {.ep = CM_EP_INVENTORY, .transport = CM_TRANSPORT_HTTPS};
         g_strlcpy(req.smsid, c->smsid, sizeof req.smsid);
         req.body = (const guint8 *)bytes;
@@ -672,8 +709,8 @@ static void
 send_encrypted(TestLab *lab, TestClient *c, CmEndpoint ep, const char *plain, CmCipher cipher,
                CmResponse *resp)
 {
-    g_autoptr(GBytes) env = cm_cms_encrypt(cm_site_encryption_cert(lab->site), cipher, plain,
-                                           strlen(plain), NULL);
+    g_autoptr(GBytes) env =
+        cm_cms_encrypt(cm_site_encryption_cert(lab->site), cipher, plain, strlen(plain), NULL);
     g_autofree char *b64 = cm_enc_b64(g_bytes_get_data(env, NULL), g_bytes_get_size(env));
     g_autoptr(json_t) body = json_pack("{s:s, s:s}", "smsid", c->smsid, "encrypted", b64);
     test_client_send(lab, c, ep, body, resp);
@@ -735,8 +772,11 @@ START_TEST(test_retargeting)
     g_autoptr(TestClient) c = test_client_new(81, "");
     CmRule rule = {CM_RULE_INVENTORY, "role", CM_OP_EQ, "domain-controller"};
     guint8 hash[32] = {1};
-    CmDeployment dep = {.name = "DC hardening", .content_id = "KB1", .content_hash = hash,
-                        .content_size = 10, .required = TRUE};
+    CmDeployment dep = {.name = "DC hardening",
+                        .content_id = "KB1",
+                        .content_hash = hash,
+                        .content_size = 10,
+                        .required = TRUE};
     gint64 coll;
     g_autofree char *policy_id = NULL;
     CmResponse resp = {0};
@@ -841,8 +881,8 @@ START_TEST(test_maintenance)
 
     register_ok(lab, c, "approved");
     {
-        g_autoptr(json_t) body = json_pack("{s:s, s:{s:s}}", "smsid", c->smsid, "discovery", "ou",
-                                           "OU=Desktops");
+        g_autoptr(json_t) body =
+            json_pack("{s:s, s:{s:s}}", "smsid", c->smsid, "discovery", "ou", "OU=Desktops");
         test_client_send(lab, c, CM_EP_DISCOVERY, body, &resp);
         ck_assert_int_eq(resp.status, 200);
         cm_response_clear(&resp);
@@ -867,8 +907,8 @@ START_TEST(test_maintenance)
     s.discovery_retention_days = 7;
     ck_assert(cm_site_set_settings(lab->site, &s, "admin", lab->now, NULL));
     {
-        g_autoptr(json_t) body = json_pack("{s:s, s:{s:s}}", "smsid", c->smsid, "discovery", "ou",
-                                           "OU=Laptops");
+        g_autoptr(json_t) body =
+            json_pack("{s:s, s:{s:s}}", "smsid", c->smsid, "discovery", "ou", "OU=Laptops");
         test_client_send(lab, c, CM_EP_DISCOVERY, body, &resp);
         cm_response_clear(&resp);
     }
@@ -887,19 +927,19 @@ START_TEST(test_forest_trusts)
     ck_assert(cm_site_add_forest(lab->site, "vendor.example", NULL, NULL));
     ck_assert(cm_site_kerberos_verifiable(lab->site, "corp.example"));
     ck_assert(cm_site_kerberos_verifiable(lab->site, "sales.corp.example"));
-    ck_assert(!cm_site_kerberos_verifiable(lab->site, ""));           /* workgroup */
+    ck_assert(!cm_site_kerberos_verifiable(lab->site, ""));                /* workgroup */
     ck_assert(!cm_site_kerberos_verifiable(lab->site, "partner.example")); /* no trust */
     /* one-way: the partner trusts us, not we them: still no */
-    ck_assert(cm_site_set_trust(lab->site, "partner.example", "corp.example", CM_TRUST_ONE_WAY,
-                                NULL));
+    ck_assert(
+        cm_site_set_trust(lab->site, "partner.example", "corp.example", CM_TRUST_ONE_WAY, NULL));
     ck_assert(!cm_site_kerberos_verifiable(lab->site, "emea.partner.example"));
     /* one-way the other way: our forest trusts theirs */
-    ck_assert(cm_site_set_trust(lab->site, "corp.example", "vendor.example", CM_TRUST_ONE_WAY,
-                                NULL));
+    ck_assert(
+        cm_site_set_trust(lab->site, "corp.example", "vendor.example", CM_TRUST_ONE_WAY, NULL));
     ck_assert(cm_site_kerberos_verifiable(lab->site, "vendor.example"));
     /* two-way */
-    ck_assert(cm_site_set_trust(lab->site, "partner.example", "corp.example", CM_TRUST_TWO_WAY,
-                                NULL));
+    ck_assert(
+        cm_site_set_trust(lab->site, "partner.example", "corp.example", CM_TRUST_TWO_WAY, NULL));
     ck_assert(cm_site_kerberos_verifiable(lab->site, "emea.partner.example"));
     ck_assert(cm_site_set_trust(lab->site, "partner.example", "corp.example", CM_TRUST_NONE, NULL));
     ck_assert(!cm_site_kerberos_verifiable(lab->site, "emea.partner.example"));
