@@ -27,6 +27,13 @@ struct CmCert {
     CmTime not_after;
     guint64 serial;
     CmModelCert *model; /* a cost-model certificate (model.c): no x509 */
+    /* What cm_cert_x509 gives OpenSSL: x509 itself, except for a P-256
+     * certificate issued here, whose x509 holds no parsed public key (see
+     * set_pubkey) and whose full X509 is parsed from its DER on first need.
+     * Most never need it: encodings, names and thumbprints read x509, and
+     * pub is the key. */
+    gsize full_done;
+    X509 *full;
 };
 
 #define PEM_MAX (64 * 1024)
@@ -80,9 +87,11 @@ format_time(CmTime t, char buf[32])
 
 /* ------------------------------------------------------------- parse */
 
-/* Wraps x509 (taking a reference). */
+/* Wraps x509 (taking a reference) with its public key: pub (taken) if not
+ * NULL, for an x509 without a parsed key (cm_cert_issue), else the key in
+ * x509. */
 static CmCert *
-cert_wrap(X509 *x509, GError **error)
+cert_wrap(X509 *x509, CmKey *pub, GError **error)
 {
     CmCert *cert = NULL;
     EVP_PKEY *pkey;
@@ -91,18 +100,23 @@ cert_wrap(X509 *x509, GError **error)
     const ASN1_INTEGER *serial;
     uint64_t serial64 = 0;
 
-    pkey = X509_get_pubkey(x509); /* new reference */
-    if (pkey == NULL) {
-        cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID,
-                             "certificate public key cannot be decoded");
-        goto out;
-    }
     cert = g_new0(CmCert, 1);
     cert->refs = 1;
-    cert->pub = cm_key_wrap(pkey, CM_KEY_WRAP_PUBLIC, error);
-    if (cert->pub == NULL) {
-        g_prefix_error(error, "certificate: ");
-        goto fail;
+    if (pub != NULL) {
+        cert->pub = pub;
+    } else {
+        cert->full_done = 1; /* x509 is complete */
+        pkey = X509_get_pubkey(x509); /* new reference */
+        if (pkey == NULL) {
+            cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID,
+                                 "certificate public key cannot be decoded");
+            goto fail;
+        }
+        cert->pub = cm_key_wrap(pkey, CM_KEY_WRAP_PUBLIC, error);
+        if (cert->pub == NULL) {
+            g_prefix_error(error, "certificate: ");
+            goto fail;
+        }
     }
     if (!cm_asn1_time_get(X509_get0_notBefore(x509), &cert->not_before) ||
         !cm_asn1_time_get(X509_get0_notAfter(x509), &cert->not_after)) {
@@ -166,7 +180,7 @@ cm_cert_model(const CmCert *cert)
 CmCert *
 cm_cert_from_x509(X509 *x509, GError **error)
 {
-    return cert_wrap(x509, error);
+    return cert_wrap(x509, NULL, error);
 }
 
 CmCert *
@@ -201,7 +215,7 @@ cm_cert_from_der(const guint8 *der, size_t len, GError **error)
                     "certificate has %zu trailing bytes", (size_t)(der + len - p));
         return NULL;
     }
-    cert = cert_wrap(x509, error);
+    cert = cert_wrap(x509, NULL, error);
     X509_free(x509);
     if (cert != NULL)
         cm_parse_cache_cert_put(der, len, cert);
@@ -313,6 +327,7 @@ cm_cert_unref(CmCert *cert)
     if (cert == NULL || !g_atomic_int_dec_and_test(&cert->refs))
         return;
     X509_free(cert->x509);
+    X509_free(cert->full);
     cm_key_unref(cert->pub);
     if (cert->model != NULL)
         cm_model_cert_free(cert->model); /* and the cn it lent */
@@ -357,7 +372,21 @@ cm_cert_to_pem(const CmCert *cert)
 X509 *
 cm_cert_x509(const CmCert *cert)
 {
-    return cert->x509;
+    CmCert *c = (CmCert *)cert; /* a cache, not part of the value */
+
+    if (c->x509 == NULL)
+        return NULL;
+    if (g_once_init_enter(&c->full_done)) {
+        unsigned char *der = NULL;
+        const unsigned char *p;
+        int len = i2d_X509(c->x509, &der);
+        p = der;
+        if (len <= 0 || (c->full = d2i_X509(NULL, &p, len)) == NULL)
+            g_error("cannot parse an issued certificate"); /* allocation failure only */
+        OPENSSL_free(der);
+        g_once_init_leave(&c->full_done, 1);
+    }
+    return c->full != NULL ? c->full : c->x509;
 }
 
 CmKey *
@@ -435,7 +464,7 @@ cm_cert_is_self_signed(const CmCert *cert)
             c->self_signed = cm_cert_is_self_issued(c) &&
                              cm_model_cert_signed_by(c->model, c->model->subject_pub);
         else
-            c->self_signed = X509_self_signed(c->x509, 1) == 1;
+            c->self_signed = X509_self_signed(cm_cert_x509(c), 1) == 1;
         cm_openssl_clear();
         g_once_init_leave(&c->self_signed_done, 1);
     }
@@ -459,7 +488,8 @@ cm_cert_hash(const CmCert *cert)
 
     if (cert->model != NULL)
         return (CmHashAlg)cert->model->hash;
-    if (X509_get_signature_info(cert->x509, &md_nid, NULL, NULL, NULL) && md_nid == NID_sha1)
+    if (X509_get_signature_info(cm_cert_x509(cert), &md_nid, NULL, NULL, NULL) &&
+        md_nid == NID_sha1)
         return CM_HASH_SHA1;
     return CM_HASH_SHA256;
 }
@@ -640,35 +670,43 @@ spec_check(const CmCertSpec *spec, GError **error)
  * client's CPU time with the site's parse of the same bytes).  For a P-256
  * key the field is two OIDs and the encoded point, which the key gives
  * directly: the same bytes the encoder writes (test-cert.c compares them).
- * The X509 is left without a parsed key (cm_cert_issue parses what it
- * signed).  Other keys take OpenSSL's path. */
+ * The X509 is then left without a parsed key: *pub is a public copy of key
+ * made from the point, for the CmCert.  Other keys take OpenSSL's path
+ * (*pub NULL). */
 static gboolean
-set_pubkey(X509 *x509, const CmKey *key)
+set_pubkey(X509 *x509, const CmKey *key, CmKey **pub)
 {
     unsigned char *point = NULL;
     size_t len;
 
+    *pub = NULL;
     if (cm_key_alg(key) != CM_KEY_EC_P256)
         return X509_set_pubkey(x509, cm_key_evp(key)) == 1;
     len = EVP_PKEY_get1_encoded_public_key(cm_key_evp(key), &point);
     if (len == 0 || point == NULL)
         return FALSE;
+    if ((*pub = cm_key_p256_public(point, len, NULL)) == NULL) {
+        OPENSSL_free(point);
+        return FALSE;
+    }
     if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x509), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
                                V_ASN1_OBJECT, OBJ_nid2obj(NID_X9_62_prime256v1), point,
                                (int)len) != 1) {
         OPENSSL_free(point);
+        g_clear_pointer(pub, cm_key_unref);
         return FALSE;
     }
     return TRUE;
 }
 
-/* The certificate x509 encodes, parsed as a receiver parses it: the
- * issuer's copy is then exactly what its receivers get, and holds no
- * private key.  The one parse these bytes get: uncounted (it is part of
- * issuing) and put in the parse cache, if on, where the receivers of the
- * bytes find it. */
+/* The certificate x509 encodes, as a receiver gets it from the bytes: the
+ * issuer's copy holds no private key, and it is put in the parse cache, if
+ * on, where receivers of the bytes find it (the simulator's sites parse
+ * their clients' certificates so).  With pub (taken; see set_pubkey) x509
+ * is wrapped as it is; without, its DER is parsed (uncounted: it is part
+ * of issuing). */
 static CmCert *
-cert_reparse(X509 *x509, GError **error)
+cert_issued(X509 *x509, CmKey *pub, GError **error)
 {
     unsigned char *der = NULL;
     const unsigned char *p;
@@ -680,17 +718,22 @@ cert_reparse(X509 *x509, GError **error)
         cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "cannot encode certificate");
         goto out;
     }
-    p = der;
-    parsed = d2i_X509(NULL, &p, len);
-    if (parsed == NULL) {
-        cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "cannot parse issued certificate");
-        goto out;
+    if (pub != NULL) {
+        cert = cert_wrap(x509, g_steal_pointer(&pub), error);
+    } else {
+        p = der;
+        parsed = d2i_X509(NULL, &p, len);
+        if (parsed == NULL) {
+            cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "cannot parse issued certificate");
+            goto out;
+        }
+        cert = cert_wrap(parsed, NULL, error);
+        X509_free(parsed);
     }
-    cert = cert_wrap(parsed, error);
-    X509_free(parsed);
     if (cert != NULL)
         cm_parse_cache_cert_put(der, (size_t)len, cert);
 out:
+    cm_key_unref(pub);
     OPENSSL_free(der);
     return cert;
 }
@@ -706,6 +749,7 @@ cm_cert_issue(const CmCertSpec *spec, GError **error)
     const CmKey *signer;
     Profile prof;
     CmCert *cert = NULL;
+    CmKey *pub = NULL;
     char value[64];
 
     if (!spec_check(spec, error))
@@ -758,7 +802,7 @@ cm_cert_issue(const CmCertSpec *spec, GError **error)
     if (!X509_set_version(x509, X509_VERSION_3) || !ASN1_INTEGER_set_uint64(serial, spec->serial) ||
         !X509_set_serialNumber(x509, serial) || !X509_set_subject_name(x509, subject) ||
         !X509_set_issuer_name(x509, issuer_name) || !X509_set1_notBefore(x509, nb) ||
-        !X509_set1_notAfter(x509, na) || !set_pubkey(x509, spec->subject_key)) {
+        !X509_set1_notAfter(x509, na) || !set_pubkey(x509, spec->subject_key, &pub)) {
         cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "cannot fill certificate");
         goto out;
     }
@@ -799,8 +843,9 @@ cm_cert_issue(const CmCertSpec *spec, GError **error)
         cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "cannot sign certificate");
         goto out;
     }
-    cert = cert_reparse(x509, error);
+    cert = cert_issued(x509, g_steal_pointer(&pub), error);
 out:
+    cm_key_unref(pub);
     X509_free(x509);
     X509_NAME_free(subject);
     X509_NAME_free(issuer_name);

@@ -410,6 +410,11 @@ START_TEST(test_issue_public_key_encoding)
     cm_parse_cache_enable(TRUE);
     cert = issue(CM_CERT_CLIENT_SELF_SIGNED, "GUID:client", 9, NOW - DAY, NOW + DAY, subject, NULL,
                  NULL);
+    /* Its bytes before anything asks for the X509 (which, for P-256, is
+     * then made complete, and must encode the same). */
+    der = cm_cert_to_der(cert);
+    ck_assert(cm_key_public_equal(cm_cert_public_key(cert), subject));
+    ck_assert(!cm_key_has_private(cm_cert_public_key(cert)));
     len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cm_cert_x509(cert)), &spki);
     ck_assert_int_gt(len, 0);
     ck_assert_uint_eq((size_t)len, g_bytes_get_size(want));
@@ -420,7 +425,15 @@ START_TEST(test_issue_public_key_encoding)
     ck_assert(cm_key_public_equal(cm_cert_public_key(cert), subject));
     ck_assert(cm_cert_is_self_signed(cert));
     ck_assert_int_eq(X509_verify(cm_cert_x509(cert), cm_key_evp(subject)), 1);
-    der = cm_cert_to_der(cert);
+    {
+        g_autoptr(GBytes) after = cm_cert_to_der(cert);
+        unsigned char *x = NULL;
+        int xlen = i2d_X509(cm_cert_x509(cert), &x);
+        ck_assert(g_bytes_equal(der, after));
+        ck_assert_uint_eq((size_t)xlen, g_bytes_get_size(der));
+        ck_assert_int_eq(memcmp(x, g_bytes_get_data(der, NULL), (size_t)xlen), 0);
+        OPENSSL_free(x);
+    }
     again = cm_cert_from_der(g_bytes_get_data(der, NULL), g_bytes_get_size(der), NULL);
     ck_assert_ptr_eq(again, cert);
     cm_parse_cache_enable(FALSE);
