@@ -30,6 +30,7 @@
 #include "gss.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -67,6 +68,13 @@
  * (it did: both workers at 100% and ten million log lines in 30 s). */
 #define ACCEPT_PAUSE_MS 250
 #define ACCEPT_LOG_EVERY_US (10 * CM_USEC_PER_SEC)
+/* Descriptors held back (open on /dev/null) while clients may take the
+ * rest.  When accept() runs out they are given up, so that the process can
+ * still open what serving its clients needs (an MP's connections to its
+ * site, its configuration refresh), and listening resumes only once they
+ * are held again: without them an MP whose clients took every descriptor
+ * could forward none of their requests, and none ever finished. */
+#define FD_RESERVE 64
 #define PATH_IN_MESSAGE_MAX 128
 
 typedef struct Worker Worker;
@@ -82,7 +90,30 @@ typedef struct {
 
 /* The libevent listener's error callback gets the evhttp, not ours. */
 static GMutex listeners_lock;
-static GHashTable *listeners; /* struct evhttp * -> Listener * */
+static GHashTable *listeners;   /* struct evhttp * -> Listener * */
+static int reserve[FD_RESERVE]; /* under listeners_lock */
+static guint reserve_held;
+
+/* Under listeners_lock: holds the reserve again; whether all of it is. */
+static gboolean
+reserve_fill(void)
+{
+    while (reserve_held < FD_RESERVE) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return FALSE;
+        reserve[reserve_held++] = fd;
+    }
+    return TRUE;
+}
+
+/* Under listeners_lock. */
+static void
+reserve_release(void)
+{
+    while (reserve_held > 0)
+        close(reserve[--reserve_held]);
+}
 
 /* What the server keeps per connection, made on demand (a TLS client
  * certificate to remember, or data a handler attaches). */
@@ -998,10 +1029,18 @@ static void
 on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     Listener *l = arg;
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    gboolean held;
 
     (void)fd;
     (void)what;
-    evconnlistener_enable(l->lev);
+    g_mutex_lock(&listeners_lock);
+    held = reserve_fill();
+    g_mutex_unlock(&listeners_lock);
+    if (held)
+        evconnlistener_enable(l->lev);
+    else
+        evtimer_add(l->resume, &tv); /* clients still hold too many */
 }
 
 /* accept() failed for a reason other than a retry (libevent handles
@@ -1021,6 +1060,8 @@ on_accept_error(struct evconnlistener *lev, void *ctx)
     say = logged_at == 0 || now - logged_at >= ACCEPT_LOG_EVERY_US;
     if (say)
         logged_at = now;
+    if (err == EMFILE || err == ENFILE)
+        reserve_release();
     g_mutex_unlock(&listeners_lock);
     evconnlistener_disable(lev);
     if (l != NULL)
@@ -1068,6 +1109,7 @@ listener_init(Listener *l, Worker *w, gboolean tls, int fd, GError **error)
     if (listeners == NULL)
         listeners = g_hash_table_new(g_direct_hash, g_direct_equal);
     g_hash_table_insert(listeners, l->http, l);
+    (void)reserve_fill(); /* a process near its limit at start just holds less */
     g_mutex_unlock(&listeners_lock);
     evconnlistener_set_error_cb(l->lev, on_accept_error);
     return TRUE;
@@ -1081,6 +1123,8 @@ listener_clear(Listener *l)
     g_mutex_lock(&listeners_lock);
     if (listeners != NULL)
         g_hash_table_remove(listeners, l->http);
+    if (listeners != NULL && g_hash_table_size(listeners) == 0)
+        reserve_release(); /* the last listener is gone */
     g_mutex_unlock(&listeners_lock);
     if (l->resume != NULL)
         event_free(l->resume);
