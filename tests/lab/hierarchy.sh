@@ -5,12 +5,14 @@
 # (cmlab-site join, while PS1 runs), gets a management point whose
 # certificate PS1 signs with its trusted root key, and replicates with PS1
 # over HTTPS every second; an agent installed with PS1's SMSPublicRootKey
-# registers through PS2's MP.  A child PS3 in other.example is refused.
+# registers through PS2's MP; a secondary SS1 joins below PS2 and gets
+# what PS1 replicates through it.  A child PS3 in other.example is refused.
 #
-#   REQ: NET-05    a child site in a remote forest joins only with a two-way forest trust (the refusal audited at the parent, the child unchanged); intersite replication of global data with sequence numbers and a backlog
+#   REQ: NET-05    a child site in a remote forest joins only with a two-way forest trust (the refusal audited at the parent, the child unchanged); intersite replication of global data with sequence numbers and a backlog, down to a secondary below the child
 #   REQ: TRUST-02  the top-level site's exchange key is the trusted root key of the whole hierarchy: a child's MP is signed with it and the child's clients install with it
 . "$(dirname "$0")/common.sh"
 child=$work/child
+sec=$work/sec
 other=$work/other
 child_logs() {
   for log in "$child"/site/site.log "$child"/mp*/mp.log; do
@@ -18,7 +20,12 @@ child_logs() {
   done
   return 0
 }
-child_down() { [ -d "$child" ] && "$top_srcdir/scripts/lab" down --dir "$child" >/dev/null 2>&1; return 0; }
+child_down() {
+  for d in "$sec" "$child"; do
+    [ -d "$d" ] && "$top_srcdir/scripts/lab" down --dir "$d" >/dev/null 2>&1
+  done
+  return 0
+}
 trap 'child_down; cleanup' EXIT
 cfail() { child_logs; fail "$@"; }
 cadmin() { "$bin/cmlab-admin" --site "$child/site" "$@"; }
@@ -121,6 +128,29 @@ if [ -e "$work/admins/site:PS9.pem" ]; then
   [ "$code" = 403 ] || fail "a site:PS9 certificate (no child of PS1) replicated: HTTP $code"
   ok "NET-05: /site/replicate refuses a certificate that names no admitted child (403)"
 fi
+
+# --- a secondary SS1 below PS2 --------------------------------------------
+"$bin/cmlab-site" init --dir "$sec/site" --child --site-code SS1 --forest partner.example \
+  --comm ehttp --approval all >/dev/null || cfail "init SS1"
+"$bin/cmlab-site" join --dir "$sec/site" --parent-dir "$child/site" --kind secondary \
+  >"$work/join-sec.out" 2>&1 || cfail "SS1 could not join PS2: $(cat "$work/join-sec.out")"
+cmp -s "$top/trk.hex" "$sec/site/trk.hex" || cfail "SS1 does not hand out PS1's trusted root key"
+sed -i 's/^interval = 30s$/interval = 1s/' "$sec/site/site.conf"
+"$top_srcdir/scripts/lab" up --dir "$sec" >"$work/sec-up.out" 2>&1 || cfail "starting SS1: $(cat "$work/sec-up.out")"
+sadmin() { "$bin/cmlab-admin" --site "$sec/site" "$@"; }
+wait_json sadmin "d['kind'] == 'secondary' and d['parent'] == 'PS2' and d['top'] == 'PS1'" 10
+"$bin/cmlab-site" add-admin --dir "$top" --name auditor --role read-only-analyst --out "$work/admins" >/dev/null ||
+  fail "add-admin auditor at PS1"
+start=$(date +%s.%N)
+for i in $(seq 1 100); do
+  [ "$(sqlite3 "$sec/site/site.db" "SELECT count(*) FROM admins WHERE name = 'auditor'")" = 1 ] && break
+  sleep 0.2
+done
+[ "$(sqlite3 "$sec/site/site.db" "SELECT count(*) FROM admins WHERE name = 'auditor'")" = 1 ] ||
+  cfail "the administrator added at PS1 did not reach the secondary SS1 in 20 s: $(sadmin hierarchy 2>&1 | head -c 600)"
+took=$(python3 -c "import time; print(round(time.time() - $start, 1))")
+ok "NET-05: a secondary SS1 joins below PS2 (parent PS2, top PS1, PS1's trusted root key) and an administrator added at PS1 reaches it through PS2 in ${took} s"
+"$top_srcdir/scripts/lab" down --dir "$sec" >/dev/null
 
 # --- a child in other.example: no trust -----------------------------------
 "$bin/cmlab-site" init --dir "$other/site" --child --site-code PS3 --forest other.example >/dev/null || fail "init PS3"
