@@ -670,8 +670,8 @@ spec_check(const CmCertSpec *spec, GError **error)
  * client's CPU time with the site's parse of the same bytes).  For a P-256
  * key the field is two OIDs and the encoded point, which the key gives
  * directly: the same bytes the encoder writes (test-cert.c compares them).
- * The X509 is then left without a parsed key: *pub is a public copy of key
- * made from the point, for the CmCert.  Other keys take OpenSSL's path
+ * The X509 is then left without a parsed key: *pub is key's public view
+ * (cm_key_public_view), for the CmCert.  Other keys take OpenSSL's path
  * (*pub NULL). */
 static gboolean
 set_pubkey(X509 *x509, const CmKey *key, CmKey **pub)
@@ -685,10 +685,7 @@ set_pubkey(X509 *x509, const CmKey *key, CmKey **pub)
     len = EVP_PKEY_get1_encoded_public_key(cm_key_evp(key), &point);
     if (len == 0 || point == NULL)
         return FALSE;
-    if ((*pub = cm_key_p256_public(point, len, NULL)) == NULL) {
-        OPENSSL_free(point);
-        return FALSE;
-    }
+    *pub = cm_key_public_view(key);
     if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x509), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
                                V_ASN1_OBJECT, OBJ_nid2obj(NID_X9_62_prime256v1), point,
                                (int)len) != 1) {
@@ -699,11 +696,11 @@ set_pubkey(X509 *x509, const CmKey *key, CmKey **pub)
     return TRUE;
 }
 
-/* The certificate x509 encodes, as a receiver gets it from the bytes: the
- * issuer's copy holds no private key, and it is put in the parse cache, if
- * on, where receivers of the bytes find it (the simulator's sites parse
- * their clients' certificates so).  With pub (taken; see set_pubkey) x509
- * is wrapped as it is; without, its DER is parsed (uncounted: it is part
+/* The certificate x509 encodes, its public key usable for public
+ * operations only, put in the parse cache, if on, where receivers of the
+ * bytes find it (the simulator's sites parse their clients' certificates
+ * so).  With pub (taken; see set_pubkey) x509 is wrapped as it is;
+ * without, its DER is parsed as a receiver parses it (uncounted: it is part
  * of issuing). */
 static CmCert *
 cert_issued(X509 *x509, CmKey *pub, GError **error)

@@ -27,7 +27,7 @@ const EVP_MD *cm_md(CmHashAlg alg);
 #define CM_KEY_WRAP_PRIVATE    1u /* has a private half */
 #define CM_KEY_WRAP_EXPORTABLE 2u /* and may export it */
 CmKey *cm_key_wrap(EVP_PKEY *pkey, unsigned flags, GError **error);
-CmKey *cm_key_p256_public(const guint8 *point, size_t len, GError **error);
+CmKey *cm_key_public_view(const CmKey *key);
 
 /* A signing or verification context prepared for key and hash, from the
  * key's cache or new; give it back when done.  NULL when OpenSSL refuses

@@ -391,29 +391,27 @@ cm_key_public_from_der(const guint8 *der, size_t len, GError **error)
     }
 }
 
-/* The public P-256 key at an encoded point, made from its parameters: a
- * DER decoder costs OpenSSL 3.0 many times more (cm_cert_issue uses this
- * for the key it has just written into a certificate). */
+/* A public-only CmKey for key: key itself when it has no private half, else
+ * one sharing its EVP_PKEY with has_private FALSE, so cmlab neither signs
+ * nor exports with it.  What X509_get_pubkey gave for a certificate issued
+ * with X509_set_pubkey, without making a second key: in OpenSSL 3.0 making
+ * one (a new EC group, a key manager) costs a tenth of issuing. */
 CmKey *
-cm_key_p256_public(const guint8 *point, size_t len, GError **error)
+cm_key_public_view(const CmKey *key)
 {
-    char group[] = "prime256v1";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)point, len),
-        OSSL_PARAM_END,
-    };
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-    EVP_PKEY *pkey = NULL;
+    CmKey *view;
 
-    if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
-        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
-        EVP_PKEY_CTX_free(ctx);
-        cm_set_openssl_error(error, CM_PROTO_ERROR_INVALID, "not a P-256 public key");
-        return NULL;
-    }
-    EVP_PKEY_CTX_free(ctx);
-    return cm_key_wrap(pkey, CM_KEY_WRAP_PUBLIC, error);
+    if (!key->has_private)
+        return cm_key_ref((CmKey *)key);
+    if (key->model)
+        return cm_key_model_new(key->alg, NULL, key->model_pub, CM_KEY_WRAP_PUBLIC);
+    view = g_new0(CmKey, 1);
+    view->refs = 1;
+    view->alg = key->alg;
+    if (!EVP_PKEY_up_ref(key->pkey))
+        g_error("cannot take a reference to a key");
+    view->pkey = key->pkey;
+    return view;
 }
 
 CmKey *
