@@ -115,6 +115,24 @@ reserve_release(void)
         close(reserve[--reserve_held]);
 }
 
+/* The reserve was given up: until it is held again every listener pauses,
+ * not only the one that ran out (the others, on other workers, would
+ * accept into the descriptors it freed). */
+static gint reserve_out;
+
+/* In l's thread, on each connection it accepts. */
+static void
+listener_check_reserve(Listener *l)
+{
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+
+    if (!g_atomic_int_get(&reserve_out) || l->lev == NULL)
+        return;
+    evconnlistener_disable(l->lev);
+    if (!evtimer_pending(l->resume, NULL))
+        evtimer_add(l->resume, &tv);
+}
+
 /* What the server keeps per connection, made on demand (a TLS client
  * certificate to remember, or data a handler attaches). */
 typedef struct {
@@ -310,6 +328,7 @@ bev_plain(struct event_base *base, void *arg)
     Listener *l = arg;
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 
+    listener_check_reserve(l);
     /* evhttp would make a bufferevent of its own if this returned NULL;
      * for the TLS listener that would be plain HTTP, so never return it. */
     if (bev == NULL)
@@ -326,6 +345,7 @@ bev_tls(struct event_base *base, void *arg)
     SSL *ssl = SSL_new(l->worker->httpd->ssl_ctx);
     struct bufferevent *bev;
 
+    listener_check_reserve(l);
     if (ssl == NULL)
         g_error("out of memory");
     bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -1036,6 +1056,8 @@ on_accept_resume(evutil_socket_t fd, short what, void *arg)
     (void)what;
     g_mutex_lock(&listeners_lock);
     held = reserve_fill();
+    if (held)
+        g_atomic_int_set(&reserve_out, 0);
     g_mutex_unlock(&listeners_lock);
     if (held)
         evconnlistener_enable(l->lev);
@@ -1060,8 +1082,10 @@ on_accept_error(struct evconnlistener *lev, void *ctx)
     say = logged_at == 0 || now - logged_at >= ACCEPT_LOG_EVERY_US;
     if (say)
         logged_at = now;
-    if (err == EMFILE || err == ENFILE)
+    if (err == EMFILE || err == ENFILE) {
         reserve_release();
+        g_atomic_int_set(&reserve_out, 1);
+    }
     g_mutex_unlock(&listeners_lock);
     evconnlistener_disable(lev);
     if (l != NULL)
