@@ -34,6 +34,10 @@ struct CmCert {
      * pub is the key. */
     gsize full_done;
     X509 *full;
+    /* Its DER, kept for such a certificate: its x509 was changed after
+     * parsing (signed), so OpenSSL would encode it afresh every time it is
+     * sent, stored or its thumbprint taken.  Shared with the parse cache. */
+    GBytes *der;
 };
 
 #define PEM_MAX (64 * 1024)
@@ -328,6 +332,8 @@ cm_cert_unref(CmCert *cert)
         return;
     X509_free(cert->x509);
     X509_free(cert->full);
+    if (cert->der != NULL)
+        g_bytes_unref(cert->der);
     cm_key_unref(cert->pub);
     if (cert->model != NULL)
         cm_model_cert_free(cert->model); /* and the cn it lent */
@@ -345,6 +351,8 @@ cm_cert_to_der(const CmCert *cert)
 
     if (cert->model != NULL)
         return g_bytes_ref(cert->model->der);
+    if (cert->der != NULL)
+        return g_bytes_ref(cert->der);
     len = i2d_X509(cert->x509, &der);
     if (len <= 0)
         g_error("cannot encode a parsed certificate");
@@ -409,6 +417,13 @@ cm_cert_thumbprint(const CmCert *cert)
         if (c->model != NULL) {
             gsize n;
             const guint8 *d = g_bytes_get_data(c->model->der, &n);
+            cm_hash(CM_HASH_SHA256, d, n, c->thumbprint);
+            g_once_init_leave(&c->thumbprint_done, 1);
+            return cert->thumbprint;
+        }
+        if (c->der != NULL) {
+            gsize n;
+            const guint8 *d = g_bytes_get_data(c->der, &n);
             cm_hash(CM_HASH_SHA256, d, n, c->thumbprint);
             g_once_init_leave(&c->thumbprint_done, 1);
             return cert->thumbprint;
@@ -717,6 +732,8 @@ cert_issued(X509 *x509, CmKey *pub, GError **error)
     }
     if (pub != NULL) {
         cert = cert_wrap(x509, g_steal_pointer(&pub), error);
+        if (cert != NULL)
+            cert->der = g_bytes_new(der, (gsize)len);
     } else {
         p = der;
         parsed = d2i_X509(NULL, &p, len);
@@ -727,7 +744,9 @@ cert_issued(X509 *x509, CmKey *pub, GError **error)
         cert = cert_wrap(parsed, NULL, error);
         X509_free(parsed);
     }
-    if (cert != NULL)
+    if (cert != NULL && cert->der != NULL)
+        cm_parse_cache_cert_put_bytes(cert->der, cert);
+    else if (cert != NULL)
         cm_parse_cache_cert_put(der, (size_t)len, cert);
 out:
     cm_key_unref(pub);

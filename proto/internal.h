@@ -42,6 +42,7 @@ extern CmCryptoCounters cm_crypto_counters_;
 /* parsecache.c: a hit is a new reference; put takes its own reference. */
 CmCert *cm_parse_cache_cert(const guint8 *der, size_t len);
 void cm_parse_cache_cert_put(const guint8 *der, size_t len, CmCert *cert);
+void cm_parse_cache_cert_put_bytes(GBytes *der, CmCert *cert);
 CmKey *cm_parse_cache_key(const guint8 *der, size_t len);
 void cm_parse_cache_key_put(const guint8 *der, size_t len, CmKey *key);
 

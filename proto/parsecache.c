@@ -74,6 +74,19 @@ cm_parse_cache_cert_put(const guint8 *der, size_t len, CmCert *cert)
         put(certs, der, len, cm_cert_ref(cert));
 }
 
+/* The same with der itself as the key (no copy): a certificate that keeps
+ * its DER shares it with the cache. */
+void
+cm_parse_cache_cert_put_bytes(GBytes *der, CmCert *cert)
+{
+    if (!enabled)
+        return;
+    g_mutex_lock(&lock);
+    if (certs != NULL && g_hash_table_size(certs) < CACHE_MAX_ENTRIES)
+        g_hash_table_replace(certs, g_bytes_ref(der), cm_cert_ref(cert));
+    g_mutex_unlock(&lock);
+}
+
 CmKey *
 cm_parse_cache_key(const guint8 *der, size_t len)
 {

@@ -429,9 +429,14 @@ START_TEST(test_issue_public_key_encoding)
         g_autoptr(GBytes) after = cm_cert_to_der(cert);
         unsigned char *x = NULL;
         int xlen = i2d_X509(cm_cert_x509(cert), &x);
+        guint8 tp[32];
         ck_assert(g_bytes_equal(der, after));
         ck_assert_uint_eq((size_t)xlen, g_bytes_get_size(der));
         ck_assert_int_eq(memcmp(x, g_bytes_get_data(der, NULL), (size_t)xlen), 0);
+        /* The thumbprint (taken from the DER the certificate keeps) is the
+         * hash of that encoding. */
+        cm_hash(CM_HASH_SHA256, x, (size_t)xlen, tp);
+        ck_assert_int_eq(memcmp(tp, cm_cert_thumbprint(cert), 32), 0);
         OPENSSL_free(x);
     }
     again = cm_cert_from_der(g_bytes_get_data(der, NULL), g_bytes_get_size(der), NULL);
