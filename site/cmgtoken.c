@@ -2,17 +2,16 @@
  * (REQ CMG-12): issued by an administrator, signed with the site server
  * signing key, blockable by their ID.
  *
- * The token is the one cmg/ verifies (cm_cmg_bulk_token_issue makes the
- * same): a JWT with kid and iss the site code, aud "cmg", sub
- * "bulk-registration", kind "bulk" and a random jti.  libcmsite links
- * before libcmcmg, so it is made here with proto's cm_jwt_* directly.  The
- * blocked IDs are kept in the site's meta table (one a line), each change
+ * The token itself is cmg/'s (cm_cmg_bulk_token_issue, which the gateway
+ * verifies); the site adds who may ask for one, the audit entry, and the
+ * blocked IDs, kept in the site's meta table (one a line), each change
  * audited. */
 #include "internal.h"
 
 #include <string.h>
 
-#define CMG_AUDIENCE "cmg"
+#include "cmcmg.h"
+
 #define CMG_BLOCKED_KEY "cmg_blocked_tokens"
 #define CMG_BLOCKED_MAX 10000
 
@@ -33,43 +32,40 @@ jti_check(const char *jti, GError **error)
     return TRUE;
 }
 
+G_STATIC_ASSERT(CM_SITE_CMG_TOKEN_ID_LEN == CM_CMG_TOKEN_ID_LEN);
+G_STATIC_ASSERT(CM_SITE_CMG_BULK_LIFETIME_MAX == CM_CMG_BULK_LIFETIME_MAX);
+
 char *
 cm_site_cmg_bulk_token(CmSite *site, const char *admin, CmTime lifetime, CmTime now, CmRng *rng,
                        char jti_out[CM_SITE_CMG_TOKEN_ID_LEN + 1], GError **error)
 {
-    guint8 raw[CM_SITE_CMG_TOKEN_ID_LEN / 2];
-    g_autofree char *hex = NULL, *jti = NULL, *detail = NULL;
-    g_autoptr(json_t) claims = NULL;
+    char jti[CM_CMG_TOKEN_ID_LEN + 1];
+    g_autofree char *detail = NULL;
+    GError *cause = NULL;
     char *token = NULL;
 
     if (!cm_site_authorize(site, admin, CM_ADMIN_HIERARCHY, 0, now, error))
         return NULL;
     if (lifetime == 0)
         lifetime = CM_SITE_CMG_BULK_LIFETIME_DEFAULT;
-    if (lifetime < 0 || lifetime > CM_SITE_CMG_BULK_LIFETIME_MAX) {
-        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_REFUSED,
-                    "a bulk registration token lives at most 7 days (3 by default); asked for "
-                    "%" G_GINT64_FORMAT " s",
-                    lifetime / CM_USEC_PER_SEC);
+    token = cm_cmg_bulk_token_issue(site->signing_key, site->code, lifetime, now, rng, jti, &cause);
+    if (token == NULL) {
+        g_set_error(error, CM_SITE_ERROR,
+                    g_error_matches(cause, CM_CMG_ERROR, CM_CMG_ERROR_REFUSED)
+                        ? CM_SITE_ERROR_REFUSED
+                        : CM_SITE_ERROR_INVALID,
+                    "%s", cause->message);
+        g_error_free(cause);
         return NULL;
     }
-    cm_rng_bytes(rng, raw, sizeof raw);
-    hex = cm_enc_hex(raw, sizeof raw);
-    jti = g_ascii_strdown(hex, -1);
-    claims = cm_jwt_claims_new(site->code, CMG_AUDIENCE, "bulk-registration", now, lifetime, jti);
-    if (claims == NULL) {
-        g_set_error(error, CM_SITE_ERROR, CM_SITE_ERROR_INVALID,
-                    "cannot make token claims at this time");
-        return NULL;
-    }
-    json_object_set_new(claims, "kind", json_string("bulk"));
     detail = g_strdup_printf("lifetime %" G_GINT64_FORMAT " s", lifetime / CM_USEC_PER_SEC);
     /* Audited before it is handed out: a token nobody can account for
      * must not exist. */
-    if (!cm_site_audit(site, admin, "cmg-bulk-token", jti, detail, now, error))
+    if (!cm_site_audit(site, admin, "cmg-bulk-token", jti, detail, now, error)) {
+        g_free(token);
         return NULL;
-    token = cm_jwt_sign(site->signing_key, site->code, claims, error);
-    if (token != NULL && jti_out != NULL)
+    }
+    if (jti_out != NULL)
         g_strlcpy(jti_out, jti, CM_SITE_CMG_TOKEN_ID_LEN + 1);
     return token;
 }
