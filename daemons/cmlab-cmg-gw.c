@@ -69,11 +69,7 @@ struct Gateway {
     char **crl_files;
     CmTime refresh;
     CmTime last_refresh;
-    /* ticker */
-    GThread *ticker;
-    GMutex stop_lock;
-    GCond stop_cond;
-    gboolean stopping;
+    CmDaemonTicker *ticker;
     CmNetMetrics *metrics;
     CmNetCounter *forwarded, *refused, *dropped, *expired;
     CmNetHistogram *batch_size;
@@ -286,32 +282,20 @@ expire(Gateway *g, CmTime now)
     }
 }
 
-static gpointer
-ticker_main(gpointer data)
+/* Every GW_TICK_US on the ticker's thread. */
+static void
+tick(void *data)
 {
     Gateway *g = data;
+    CmTime now = cm_net_wall_now();
 
-    g_mutex_lock(&g->stop_lock);
-    while (!g->stopping) {
-        gint64 until = g_get_monotonic_time() + GW_TICK_US;
-        CmTime now;
-        while (!g->stopping && g_cond_wait_until(&g->stop_cond, &g->stop_lock, until))
-            ;
-        if (g->stopping)
-            break;
-        g_mutex_unlock(&g->stop_lock);
-        now = cm_net_wall_now();
-        expire(g, now);
-        if (now - g->last_refresh >= g->refresh) {
-            g->last_refresh = now;
-            reload_crls(g);
-            reload_blocked(g);
-            reload_cps(g);
-        }
-        g_mutex_lock(&g->stop_lock);
+    expire(g, now);
+    if (now - g->last_refresh >= g->refresh) {
+        g->last_refresh = now;
+        reload_crls(g);
+        reload_blocked(g);
+        reload_cps(g);
     }
-    g_mutex_unlock(&g->stop_lock);
-    return NULL;
 }
 
 /* ------------------------------------------------ client requests */
@@ -699,8 +683,6 @@ cm_cmgd_gateway_main(const char *dir, gboolean verbose)
     cm_net_init();
     cm_daemon_log_init("cmlab-cmg", verbose);
     g_mutex_init(&g.lock);
-    g_mutex_init(&g.stop_lock);
-    g_cond_init(&g.stop_cond);
     g.dir = (char *)dir;
     g.metrics = metrics;
     g.cps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, gwcp_free);
@@ -830,7 +812,7 @@ cm_cmgd_gateway_main(const char *dir, gboolean verbose)
         !cm_daemon_write_addr(dir, "cmg", hc.address ? hc.address : "127.0.0.1", 0,
                               cm_net_httpd_https_port(httpd), &error))
         goto out;
-    g.ticker = g_thread_new("cmg-ticker", ticker_main, &g);
+    g.ticker = cm_daemon_ticker_start("cmg-ticker", GW_TICK_US, tick, &g);
     g_message("CMG %s instance %d serving clients on https://%s:%u (TLS %s and later, %u "
               "workers), connection points on https://%s:%u; %u roots, CTL %s, CRL check %s",
               name, (int)instance, hc.address ? hc.address : "127.0.0.1",
@@ -848,13 +830,7 @@ out:
         g_critical("cmlab-cmg gateway: %s", error->message);
         g_error_free(error);
     }
-    if (g.ticker != NULL) {
-        g_mutex_lock(&g.stop_lock);
-        g.stopping = TRUE;
-        g_cond_signal(&g.stop_cond);
-        g_mutex_unlock(&g.stop_lock);
-        g_thread_join(g.ticker);
-    }
+    cm_daemon_ticker_stop(g.ticker);
     if (httpd != NULL)
         cm_net_httpd_stop(httpd);
     if (cphttpd != NULL)

@@ -100,10 +100,7 @@ typedef struct {
      * process when it cannot make a loop's signal pipe, and a storm past
      * the open-file limit would make the next refresh do just that. */
     struct event_base *refresh_base;
-    GThread *refresher;
-    GMutex stop_lock;
-    GCond stop_cond;
-    gboolean stopping;
+    CmDaemonTicker *refresher;
     CmTime refresh;
 } MpDaemon;
 
@@ -448,38 +445,25 @@ apply_mpconfig(MpDaemon *d, const json_t *conf, GError **error)
     return ok;
 }
 
-/* Polls the site for configuration changes (settings, MPs). */
-static gpointer
-refresher_main(gpointer data)
+/* Polls the site for configuration changes (settings, MPs); on the
+ * refresher's thread. */
+static void
+refresh(void *data)
 {
     MpDaemon *d = data;
+    GError *error = NULL;
+    g_autoptr(json_t) conf = fetch_mpconfig(d, &error);
 
-    g_mutex_lock(&d->stop_lock);
-    while (!d->stopping) {
-        gint64 until = g_get_monotonic_time() + d->refresh;
-        while (!d->stopping && g_cond_wait_until(&d->stop_cond, &d->stop_lock, until))
-            ;
-        if (d->stopping)
-            break;
-        g_mutex_unlock(&d->stop_lock);
-        {
-            GError *error = NULL;
-            g_autoptr(json_t) conf = fetch_mpconfig(d, &error);
-            if (conf == NULL || !apply_mpconfig(d, conf, &error)) {
-                g_autofree char *addr = d->addr_file ? read_addr_file(d->addr_file) : NULL;
-                g_warning("site configuration refresh: %s", error->message);
-                g_clear_error(&error);
-                g_mutex_lock(&d->lock);
-                if (addr != NULL && strcmp(addr, d->site_addr) != 0 && set_site(d, addr, &error))
-                    g_message("the site moved to %s", addr);
-                g_mutex_unlock(&d->lock);
-                g_clear_error(&error);
-            }
-        }
-        g_mutex_lock(&d->stop_lock);
+    if (conf == NULL || !apply_mpconfig(d, conf, &error)) {
+        g_autofree char *addr = d->addr_file ? read_addr_file(d->addr_file) : NULL;
+        g_warning("site configuration refresh: %s", error->message);
+        g_clear_error(&error);
+        g_mutex_lock(&d->lock);
+        if (addr != NULL && strcmp(addr, d->site_addr) != 0 && set_site(d, addr, &error))
+            g_message("the site moved to %s", addr);
+        g_mutex_unlock(&d->lock);
+        g_clear_error(&error);
     }
-    g_mutex_unlock(&d->stop_lock);
-    return NULL;
 }
 
 static char *
@@ -524,8 +508,6 @@ main(int argc, char **argv)
     cm_net_init();
     cm_daemon_log_init("cmlab-mp", opt_verbose);
     g_mutex_init(&d.lock);
-    g_mutex_init(&d.stop_lock);
-    g_cond_init(&d.stop_cond);
     d.dir = opt_dir;
     d.metrics = metrics;
     d.clients = g_ptr_array_new_with_free_func((GDestroyNotify)cm_net_httpc_free);
@@ -713,7 +695,7 @@ main(int argc, char **argv)
                               cm_net_httpd_http_port(httpd), cm_net_httpd_https_port(httpd),
                               &error))
         goto out;
-    d.refresher = g_thread_new("mp-refresh", refresher_main, &d);
+    d.refresher = cm_daemon_ticker_start("mp-refresh", d.refresh, refresh, &d);
     g_message("MP %s serving http://%s:%u and https://%s:%u (%s, %u workers); site %s", name,
               hc.address ? hc.address : "127.0.0.1", cm_net_httpd_http_port(httpd),
               hc.address ? hc.address : "127.0.0.1", cm_net_httpd_https_port(httpd),
@@ -728,13 +710,7 @@ out:
         g_critical("cmlab-mp: %s", error->message);
         g_error_free(error);
     }
-    if (d.refresher != NULL) {
-        g_mutex_lock(&d.stop_lock);
-        d.stopping = TRUE;
-        g_cond_signal(&d.stop_cond);
-        g_mutex_unlock(&d.stop_lock);
-        g_thread_join(d.refresher);
-    }
+    cm_daemon_ticker_stop(d.refresher);
     if (httpd != NULL)
         cm_net_httpd_stop(httpd);
     if (cmghttpd != NULL)

@@ -358,3 +358,64 @@ cm_daemon_reply_json(CmResponse *resp, json_t *obj)
     cm_response_ok(resp, obj);
     json_decref(obj);
 }
+
+/* ------------------------------------------------------------- ticker */
+
+struct CmDaemonTicker {
+    GThread *thread;
+    GMutex lock;
+    GCond cond;
+    gboolean stopping;
+    gint64 interval_us;
+    void (*fn)(void *data);
+    void *data;
+};
+
+static gpointer
+ticker_main(gpointer arg)
+{
+    CmDaemonTicker *t = arg;
+
+    g_mutex_lock(&t->lock);
+    for (;;) {
+        gint64 until = g_get_monotonic_time() + t->interval_us;
+        while (!t->stopping && g_cond_wait_until(&t->cond, &t->lock, until))
+            ;
+        if (t->stopping)
+            break;
+        g_mutex_unlock(&t->lock);
+        t->fn(t->data);
+        g_mutex_lock(&t->lock);
+    }
+    g_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+CmDaemonTicker *
+cm_daemon_ticker_start(const char *name, gint64 interval_us, void (*fn)(void *data), void *data)
+{
+    CmDaemonTicker *t = g_new0(CmDaemonTicker, 1);
+
+    g_mutex_init(&t->lock);
+    g_cond_init(&t->cond);
+    t->interval_us = interval_us;
+    t->fn = fn;
+    t->data = data;
+    t->thread = g_thread_new(name, ticker_main, t);
+    return t;
+}
+
+void
+cm_daemon_ticker_stop(CmDaemonTicker *t)
+{
+    if (t == NULL)
+        return;
+    g_mutex_lock(&t->lock);
+    t->stopping = TRUE;
+    g_cond_signal(&t->cond);
+    g_mutex_unlock(&t->lock);
+    g_thread_join(t->thread);
+    g_mutex_clear(&t->lock);
+    g_cond_clear(&t->cond);
+    g_free(t);
+}

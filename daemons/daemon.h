@@ -72,6 +72,14 @@ gboolean cm_daemon_forward_parse(CmNetCall *call, CmRequest *req, CmCert **cert_
 /* A response with a JSON body from a CmResponse-like refusal or object. */
 void cm_daemon_reply_json(CmResponse *resp, json_t *obj /* stolen */);
 
+/* A background thread that runs fn(data) every interval_us until stopped
+ * (an MP's configuration refresh, a gateway's expiry and reloads). */
+typedef struct CmDaemonTicker CmDaemonTicker;
+CmDaemonTicker *cm_daemon_ticker_start(const char *name, gint64 interval_us, void (*fn)(void *data),
+                                       void *data);
+/* Wakes it, waits for a run in progress to end, frees it; NULL is fine. */
+void cm_daemon_ticker_stop(CmDaemonTicker *t);
+
 G_END_DECLS
 
 #endif
