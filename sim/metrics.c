@@ -27,7 +27,6 @@ ev_sample(CmSimEngine *e, void *ctx, guint64 arg)
 {
     SimWorld *w = ctx;
     double secs = (double)w->scn->sample / 1e6;
-    guint active = 0;
 
     (void)arg;
     w->samples++;
@@ -56,11 +55,8 @@ ev_sample(CmSimEngine *e, void *ctx, guint64 arg)
         g_array_append_val(cm_run_series(w->run, lat, "seconds")->values,
                            (double){sim_hist_quantile(&w->lat_window[ep], 0.95)});
     }
-    for (guint i = 0; i < w->n_clients; i++)
-        active += w->clients[i].agent != NULL &&
-                  cm_agent_status(w->clients[i].agent)->state == CM_AGENT_ACTIVE;
     g_array_append_val(cm_run_series(w->run, "clients.active", "clients")->values,
-                       (double){active});
+                       (double){w->n_active});
     sim_cmg_sample(w);
     memset(w->sent_window, 0, sizeof w->sent_window);
     memset(w->lat_window, 0, sizeof w->lat_window);
@@ -145,7 +141,7 @@ check_expectations(SimWorld *w)
 void
 sim_metrics_finish(SimWorld *w)
 {
-    guint total = 0, active = 0, pending = 0, blocked = 0, failed = 0;
+    guint total = 0, active = 0, pending = 0, blocked = 0, failed = 0, all_active = 0;
     guint64 pol_ok = 0, pol_bad = 0, mp_refused = 0;
     guint64 states = 0, status = 0, client_status = 0, ka_sent = 0, ka_answered = 0, channels = 0;
     guint site_backlog_max = 0, mp_queue_max = 0;
@@ -156,9 +152,12 @@ sim_metrics_finish(SimWorld *w)
     sim_hierarchy_finish(w); /* replication and visibility, before the expectations */
     for (guint i = 0; i < w->n_clients; i++) {
         const CmAgentStatus *st;
-        if (w->clients[i].agent == NULL || w->clients[i].attacker)
+        if (w->clients[i].agent == NULL)
             continue;
         st = cm_agent_status(w->clients[i].agent);
+        all_active += st->state == CM_AGENT_ACTIVE;
+        if (w->clients[i].attacker)
+            continue;
         total++;
         active += st->state == CM_AGENT_ACTIVE;
         pending += st->state == CM_AGENT_PENDING;
@@ -174,6 +173,13 @@ sim_metrics_finish(SimWorld *w)
         ka_answered += (guint64)st->keepalives_answered;
         channels += st->channel_open ? 1 : 0;
     }
+    /* The samples' count of active clients (sim_client_actions) must agree
+     * with the agents: a state change that bypassed it would chart a wrong
+     * curve while every figure below stayed right. */
+    if (all_active != w->n_active)
+        g_error("active clients counted %u, agents say %u: an agent's state changed "
+                "outside sim_client_actions",
+                w->n_active, all_active);
     for (guint i = 0; i < w->pops->len; i++) {
         SimPop *p = g_ptr_array_index(w->pops, i);
         guint counts[CM_AGENT_FAILED + 1] = {0};

@@ -489,6 +489,14 @@ sim_client_actions(SimWorld *w, SimClient *c, CmAgentActions *act)
     const CmAgentStatus *st = cm_agent_status(c->agent);
     SimPop *p = g_ptr_array_index(w->pops, c->pop);
 
+    /* Every change of an agent's state passes here (its start, timers,
+     * answers, upgrades): keep the count of active clients.  Attackers'
+     * extra devices are not in the population array and not counted. */
+    if (c >= w->clients && c < w->clients + w->n_clients &&
+        c->active != (st->state == CM_AGENT_ACTIVE)) {
+        c->active = !c->active;
+        w->n_active = c->active ? w->n_active + 1 : w->n_active - 1;
+    }
     /* A notification channel the agent dropped is closed on its MP, as a
      * TCP connection would be: reopening must reach the site again. */
     if (c->channel_open && !st->channel_open) {

@@ -86,6 +86,7 @@ typedef struct {
     gboolean attacker;     /* run by an attacker strategy */
     gboolean revoked;      /* its PKI certificate is on the CRL */
     gboolean channel_open; /* its notification channel, as last seen */
+    gboolean active;       /* its agent active, as last seen: counted in n_active */
     SimMp *channel_mp;     /* the MP holding it */
     CmCert *pki_cert;
     CmKey *pki_key;
@@ -177,6 +178,10 @@ struct SimWorld {
     guint64 transport_failures;
     guint64 busy_answers;
     guint64 regs_needed, regs_completed;
+    /* Clients of the population array whose agent is active, kept as they
+     * change (sim_client_actions): a sample reads it instead of walking a
+     * million agents, each a cache miss. */
+    guint n_active;
     CmTime reg_latency_sum;
     guint64 policies_malicious_accepted;
     guint64 status_flood_sent;
@@ -195,6 +200,9 @@ void sim_metric_setf(SimWorld *w, double v, const char *fmt, ...) G_GNUC_PRINTF(
 
 /* world.c */
 SimWorld *sim_world_new(CmScenario *scn, const SimCosts *costs, GError **error);
+/* The process is about to exit: stops the world's threads and leaves its
+ * memory to the operating system (frees it whole in sanitizer builds). */
+void sim_world_leave(SimWorld *w);
 void sim_world_free(SimWorld *w);
 SimSite *sim_world_site(SimWorld *w, const char *code);
 SimMp *sim_world_mp(SimWorld *w, const char *name);
