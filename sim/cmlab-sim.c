@@ -27,7 +27,7 @@ write_report(const char *dir, const char *name, const char *data, GError **error
 }
 
 static int
-run_file(const char *path)
+run_file(const char *path, gboolean last)
 {
     GError *error = NULL;
     g_autoptr(GPtrArray) variants = cm_scenario_load(path, opt_scale, &error);
@@ -45,7 +45,9 @@ run_file(const char *path)
         ((CmScenario *)g_ptr_array_index(variants, i))->model_crypto =
             strcmp(opt_crypto, "model") == 0;
     for (guint i = 0; i < variants->len; i++) {
-        CmRun *run = cm_sim_run_scenario(g_ptr_array_index(variants, i), &options, &error);
+        CmRun *run;
+        options.exiting = last && i + 1 == variants->len;
+        run = cm_sim_run_scenario(g_ptr_array_index(variants, i), &options, &error);
         if (run == NULL) {
             fprintf(stderr, "cmlab-sim: %s: %s\n", path, error->message);
             g_error_free(error);
@@ -145,7 +147,7 @@ main(int argc, char **argv)
     if (strcmp(argv[1], "calibrate") == 0)
         return calibrate();
     for (int i = 1; i < argc; i++) {
-        int file_rc = run_file(argv[i]); /* not inside MAX(): it evaluates twice */
+        int file_rc = run_file(argv[i], i + 1 == argc); /* not inside MAX(): it evaluates twice */
         rc = MAX(rc, file_rc);
     }
     return rc;

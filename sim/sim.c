@@ -306,7 +306,10 @@ cm_sim_run_scenario(CmScenario *scn, const CmSimOptions *options, GError **error
     run->sample = scn->sample;
     run->model_crypto = scn->model_crypto;
     run->events = cm_sim_events(w->engine);
-    sim_world_free(w);
+    if (options != NULL && options->exiting)
+        sim_world_leave(w);
+    else
+        sim_world_free(w);
     sampled = sampler_stop(&sampler);
     cm_parse_cache_enable(FALSE);
     cm_crypto_model_set(FALSE);
