@@ -44,6 +44,279 @@ json_depth_ok(const char *data, size_t len, size_t *offset_out)
     return TRUE;
 }
 
+/* ------------------------------------------------------------ fast path
+ *
+ * jansson reads its input through a per-character stream that checks UTF-8
+ * and copies each byte on its own: some 100 instructions a byte, a quarter
+ * of the simulator's time in the cost-model mode, where every message is
+ * parsed by the real role code.  The scanner below handles the JSON our
+ * protocol carries (objects, arrays, strings with the short escapes,
+ * integers of up to 18 digits, literals) a run of bytes at a time and
+ * builds the same jansson values; anything else (reals, \u escapes, long
+ * integers, any syntax error) makes it give up, and jansson parses the
+ * body as before, errors and all.  So it may only accept what jansson
+ * accepts, with an equal value: fuzz-json checks exactly that against
+ * jansson itself.  It runs after the checks in cm_json_parse: the text is
+ * valid UTF-8 without NUL bytes and nests at most CM_JSON_MAX_DEPTH. */
+
+typedef struct {
+    const char *p;
+    const char *end;
+    GString *buf; /* unescaped string text, reused; made at the first escape */
+} JsonScan;
+
+static json_t *scan_value(JsonScan *s, int depth);
+
+static inline void
+scan_ws(JsonScan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+/* A string body after its opening quote: *out and *len point either into
+ * the input (no escapes) or into s->buf.  FALSE to give up. */
+static gboolean
+scan_string(JsonScan *s, const char **out, size_t *len)
+{
+    const char *start = s->p;
+    gboolean escaped = FALSE;
+
+    for (;;) {
+        const char *q = s->p;
+        unsigned char c;
+        while (q < s->end && (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\')
+            q++;
+        if (q >= s->end || (unsigned char)*q < 0x20)
+            return FALSE; /* unterminated, or a raw control character */
+        if (escaped)
+            g_string_append_len(s->buf, s->p, q - s->p);
+        s->p = q + 1;
+        if (*q == '"')
+            break;
+        /* a backslash */
+        if (!escaped) {
+            if (s->buf == NULL)
+                s->buf = g_string_sized_new(256);
+            g_string_truncate(s->buf, 0);
+            g_string_append_len(s->buf, start, q - start);
+            escaped = TRUE;
+        }
+        if (s->p >= s->end)
+            return FALSE;
+        c = (unsigned char)*s->p++;
+        switch (c) {
+        case '"':
+        case '\\':
+        case '/':
+            g_string_append_c(s->buf, (char)c);
+            break;
+        case 'b':
+            g_string_append_c(s->buf, '\b');
+            break;
+        case 'f':
+            g_string_append_c(s->buf, '\f');
+            break;
+        case 'n':
+            g_string_append_c(s->buf, '\n');
+            break;
+        case 'r':
+            g_string_append_c(s->buf, '\r');
+            break;
+        case 't':
+            g_string_append_c(s->buf, '\t');
+            break;
+        default:
+            return FALSE; /* \u (surrogates, \u0000) and bad escapes: jansson's */
+        }
+    }
+    if (escaped) {
+        *out = s->buf->str;
+        *len = s->buf->len;
+    } else {
+        *out = start;
+        *len = (size_t)(s->p - 1 - start);
+    }
+    return TRUE;
+}
+
+/* An integer: -?(0|[1-9][0-9]*), at most 18 digits so that it fits a
+ * json_int_t; a fraction or exponent (a real) gives up. */
+static json_t *
+scan_integer(JsonScan *s)
+{
+    gboolean neg = FALSE;
+    json_int_t v = 0;
+    int digits = 0;
+
+    if (*s->p == '-') {
+        neg = TRUE;
+        s->p++;
+    }
+    if (s->p >= s->end || !g_ascii_isdigit(*s->p))
+        return NULL;
+    if (*s->p == '0') {
+        s->p++;
+        if (s->p < s->end && g_ascii_isdigit(*s->p))
+            return NULL; /* a leading zero */
+    } else {
+        while (s->p < s->end && g_ascii_isdigit(*s->p)) {
+            if (++digits > 18)
+                return NULL;
+            v = v * 10 + (*s->p++ - '0');
+        }
+    }
+    if (s->p < s->end && (*s->p == '.' || *s->p == 'e' || *s->p == 'E'))
+        return NULL;
+    return json_integer(neg ? -v : v);
+}
+
+static gboolean
+scan_literal(JsonScan *s, const char *word, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return FALSE;
+    s->p += n;
+    return TRUE;
+}
+
+static json_t *
+scan_object(JsonScan *s, int depth)
+{
+    json_t *obj = json_object();
+
+    s->p++; /* '{' */
+    scan_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return obj;
+    }
+    for (;;) {
+        const char *key;
+        size_t key_len;
+        char *key_copy = NULL;
+        json_t *v;
+
+        if (s->p >= s->end || *s->p != '"')
+            goto fail;
+        s->p++;
+        if (!scan_string(s, &key, &key_len))
+            goto fail;
+        /* The value may reuse s->buf: keep an unescaped key apart. */
+        if (s->buf != NULL && key == s->buf->str)
+            key = key_copy = g_strndup(key, key_len);
+        if (json_object_getn(obj, key, key_len) != NULL) {
+            g_free(key_copy); /* a duplicate: jansson words the refusal */
+            goto fail;
+        }
+        scan_ws(s);
+        if (s->p >= s->end || *s->p != ':') {
+            g_free(key_copy);
+            goto fail;
+        }
+        s->p++;
+        v = scan_value(s, depth);
+        if (v == NULL || json_object_setn_new_nocheck(obj, key, key_len, v) != 0) {
+            g_free(key_copy);
+            goto fail;
+        }
+        g_free(key_copy);
+        scan_ws(s);
+        if (s->p >= s->end)
+            goto fail;
+        if (*s->p == '}') {
+            s->p++;
+            return obj;
+        }
+        if (*s->p++ != ',')
+            goto fail;
+        scan_ws(s);
+    }
+fail:
+    json_decref(obj);
+    return NULL;
+}
+
+static json_t *
+scan_array(JsonScan *s, int depth)
+{
+    json_t *arr = json_array();
+
+    s->p++; /* '[' */
+    scan_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return arr;
+    }
+    for (;;) {
+        json_t *v = scan_value(s, depth);
+        if (v == NULL || json_array_append_new(arr, v) != 0)
+            goto fail;
+        scan_ws(s);
+        if (s->p >= s->end)
+            goto fail;
+        if (*s->p == ']') {
+            s->p++;
+            return arr;
+        }
+        if (*s->p++ != ',')
+            goto fail;
+    }
+fail:
+    json_decref(arr);
+    return NULL;
+}
+
+static json_t *
+scan_value(JsonScan *s, int depth)
+{
+    const char *str;
+    size_t len;
+
+    scan_ws(s);
+    if (s->p >= s->end)
+        return NULL;
+    switch (*s->p) {
+    case '{':
+        return depth < CM_JSON_MAX_DEPTH ? scan_object(s, depth + 1) : NULL;
+    case '[':
+        return depth < CM_JSON_MAX_DEPTH ? scan_array(s, depth + 1) : NULL;
+    case '"':
+        s->p++;
+        return scan_string(s, &str, &len) ? json_stringn_nocheck(str, len) : NULL;
+    case 't':
+        return scan_literal(s, "true", 4) ? json_true() : NULL;
+    case 'f':
+        return scan_literal(s, "false", 5) ? json_false() : NULL;
+    case 'n':
+        return scan_literal(s, "null", 4) ? json_null() : NULL;
+    default:
+        return *s->p == '-' || g_ascii_isdigit(*s->p) ? scan_integer(s) : NULL;
+    }
+}
+
+/* The object text[0..len) holds, or NULL when jansson should parse it. */
+static json_t *
+json_scan(const char *text, size_t len)
+{
+    JsonScan s = {.p = text, .end = text + len, .buf = NULL};
+    json_t *root = NULL;
+
+    scan_ws(&s);
+    if (s.p < s.end && *s.p == '{')
+        root = scan_value(&s, 0);
+    if (root != NULL) {
+        scan_ws(&s);
+        if (s.p != s.end) { /* trailing text */
+            json_decref(root);
+            root = NULL;
+        }
+    }
+    if (s.buf != NULL)
+        g_string_free(s.buf, TRUE);
+    return root;
+}
+
 /* jansson's error text quotes the input near the error, cut to its fixed
  * buffer: make it valid UTF-8 without control characters before it goes
  * into a message that may be logged or sent back (new string). */
@@ -98,6 +371,9 @@ cm_json_parse(const void *data, size_t len, size_t max_len, GError **error)
                     deep_at);
         return NULL;
     }
+    root = json_scan(text, len);
+    if (root != NULL)
+        return root;
     /* Without JSON_ALLOW_NUL jansson refuses "\u0000", so every string it
      * returns is a C string; JSON_DECODE_ANY lets us name the wrong top
      * level ourselves instead of jansson's "'[' or '{' expected". */
@@ -140,14 +416,162 @@ cm_json_parse(const void *data, size_t len, size_t max_len, GError **error)
     return root;
 }
 
+/* The dump's fast path, byte for byte what json_dumps writes with
+ * JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY: jansson escapes each
+ * string a character at a time through a callback.  Reals (jansson's own
+ * shortest form), strings that are not valid UTF-8 or hold a NUL, and
+ * nesting past jansson's own limit give up, and jansson writes the whole
+ * value as before.  fuzz-json compares the two on every accepted body. */
+
+#define DUMP_MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
+
+typedef struct {
+    const char *key;
+    size_t len;
+    const json_t *value;
+} DumpKey;
+
+/* jansson's order for JSON_SORT_KEYS: bytes, then length. */
+static int
+dump_key_cmp(const void *a, const void *b)
+{
+    const DumpKey *k1 = a, *k2 = b;
+    int r = memcmp(k1->key, k2->key, MIN(k1->len, k2->len));
+
+    if (r != 0)
+        return r;
+    return k1->len < k2->len ? -1 : k1->len > k2->len;
+}
+
+static gboolean
+dump_string(GString *out, const char *str, size_t len)
+{
+    const char *p = str, *end = str + len;
+
+    if (!g_utf8_validate_len(str, len, NULL))
+        return FALSE; /* also refuses a NUL: jansson's \u0000 */
+    g_string_append_c(out, '"');
+    while (p < end) {
+        const char *q = p;
+        unsigned char c;
+        while (q < end && (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\')
+            q++;
+        g_string_append_len(out, p, q - p);
+        if (q == end)
+            break;
+        c = (unsigned char)*q;
+        switch (c) {
+        case '"':
+            g_string_append(out, "\\\"");
+            break;
+        case '\\':
+            g_string_append(out, "\\\\");
+            break;
+        case '\b':
+            g_string_append(out, "\\b");
+            break;
+        case '\f':
+            g_string_append(out, "\\f");
+            break;
+        case '\n':
+            g_string_append(out, "\\n");
+            break;
+        case '\r':
+            g_string_append(out, "\\r");
+            break;
+        case '\t':
+            g_string_append(out, "\\t");
+            break;
+        default:
+            g_string_append_printf(out, "\\u%04X", (unsigned)c);
+            break;
+        }
+        p = q + 1;
+    }
+    g_string_append_c(out, '"');
+    return TRUE;
+}
+
+static gboolean
+dump_value(GString *out, const json_t *v, int depth)
+{
+    if (depth > DUMP_MAX_DEPTH)
+        return FALSE;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v), i = 0;
+        DumpKey *keys;
+        gboolean ok = TRUE;
+
+        if (n == 0) {
+            g_string_append(out, "{}");
+            return TRUE;
+        }
+        keys = g_new(DumpKey, n);
+        for (void *it = json_object_iter((json_t *)v); it != NULL && i < n;
+             it = json_object_iter_next((json_t *)v, it), i++) {
+            keys[i].key = json_object_iter_key(it);
+            keys[i].len = json_object_iter_key_len(it);
+            keys[i].value = json_object_iter_value(it);
+        }
+        qsort(keys, i, sizeof *keys, dump_key_cmp);
+        g_string_append_c(out, '{');
+        for (size_t k = 0; ok && k < i; k++) {
+            if (k > 0)
+                g_string_append_c(out, ',');
+            ok = dump_string(out, keys[k].key, keys[k].len);
+            if (ok) {
+                g_string_append_c(out, ':');
+                ok = dump_value(out, keys[k].value, depth + 1);
+            }
+        }
+        g_string_append_c(out, '}');
+        g_free(keys);
+        return ok;
+    }
+    case JSON_ARRAY:
+        g_string_append_c(out, '[');
+        for (size_t k = 0; k < json_array_size(v); k++) {
+            if (k > 0)
+                g_string_append_c(out, ',');
+            if (!dump_value(out, json_array_get(v, k), depth + 1))
+                return FALSE;
+        }
+        g_string_append_c(out, ']');
+        return TRUE;
+    case JSON_STRING:
+        return dump_string(out, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        g_string_append_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return TRUE;
+    case JSON_TRUE:
+        g_string_append(out, "true");
+        return TRUE;
+    case JSON_FALSE:
+        g_string_append(out, "false");
+        return TRUE;
+    case JSON_NULL:
+        g_string_append(out, "null");
+        return TRUE;
+    case JSON_REAL:
+    default:
+        return FALSE;
+    }
+}
+
 char *
 cm_json_dump(const json_t *obj)
 {
     char *s;
     char *out;
+    GString *fast;
 
     if (obj == NULL)
         return NULL;
+    fast = g_string_sized_new(512);
+    if (dump_value(fast, obj, 0))
+        return g_string_free(fast, FALSE);
+    g_string_free(fast, TRUE);
     /* Reals keep jansson's default of 17 significant digits, which reads
      * back as the same double. */
     s = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

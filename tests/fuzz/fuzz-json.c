@@ -2,6 +2,9 @@
  * decoders over one input, with the properties the rest of cmlab relies on:
  *  - an accepted body is an object; its dump parses back to an equal object
  *    and dumps to the same bytes (cm_json_dump is canonical);
+ *  - cm_json_parse's own scanner and cm_json_dump's own writer agree with
+ *    jansson: what the scanner accepts, json_loadb accepts as an equal
+ *    value, and the dump is byte for byte json_dumps' output;
  *  - every getter either returns a value or sets an INVALID error, never
  *    both and never neither (cm_json_opt_str may return NULL alone);
  *  - the decoders accept only canonical text: encoding what they decoded
@@ -106,8 +109,9 @@ static void
 fuzz_parse(const uint8_t *data, size_t size)
 {
     GError *error = NULL;
-    json_t *obj, *again;
-    char *dump, *dump2;
+    json_t *obj, *again, *reference;
+    char *dump, *dump2, *reference_dump;
+    json_error_t jerr;
     const char *key;
     json_t *value;
     int n = 0;
@@ -119,9 +123,19 @@ fuzz_parse(const uint8_t *data, size_t size)
     }
     if (error != NULL || !json_is_object(obj))
         abort();
+    /* The fast paths against jansson itself. */
+    reference = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                           &jerr);
+    if (reference == NULL || !json_equal(obj, reference))
+        abort();
     dump = cm_json_dump(obj);
     if (dump == NULL)
         abort();
+    reference_dump = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (reference_dump == NULL || strcmp(dump, reference_dump) != 0)
+        abort();
+    free(reference_dump);
+    json_decref(reference);
     /* A dump can be longer than its input ("1e2" -> "100.0"). */
     again = cm_json_parse(dump, strlen(dump), G_MAXSIZE, &error);
     if (again == NULL || !json_equal(obj, again))
