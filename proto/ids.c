@@ -36,6 +36,16 @@ quote_input(const char *s)
     return out;
 }
 
+/* The quoted input for a refusal, made at the first one: the checks run on
+ * every message, and quoting up front cost more than the check. */
+static const char *
+quoted(char **q, const char *s)
+{
+    if (*q == NULL)
+        *q = quote_input(s);
+    return *q;
+}
+
 static gboolean
 is_upper_hex(char c)
 {
@@ -64,13 +74,13 @@ cm_id_site_code_check(const char *code, char out[4], GError **error)
                     "\"PS1\"");
         return FALSE;
     }
-    q = quote_input(code);
     len = strnlen(code, 4);
     if (len != 3) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "site code %s has %s characters; a site code is exactly three characters "
                     "A-Z or 0-9, such as \"PS1\"",
-                    q, len > 3 ? "more than three" : (len == 0 ? "no" : "fewer than three"));
+                    quoted(&q, code),
+                    len > 3 ? "more than three" : (len == 0 ? "no" : "fewer than three"));
         goto out;
     }
     for (int i = 0; i < 3; i++) {
@@ -81,7 +91,7 @@ cm_id_site_code_check(const char *code, char out[4], GError **error)
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                         "site code %s has a character other than A-Z or 0-9 at position %d; "
                         "choose a code such as \"PS1\"",
-                        q, i + 1);
+                        quoted(&q, code), i + 1);
             goto out;
         }
         up[i] = c;
@@ -94,7 +104,7 @@ cm_id_site_code_check(const char *code, char out[4], GError **error)
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                         "site code %s is reserved (AUX, CON, NUL, PRN and SMS cannot be site "
                         "codes); choose another three-character code",
-                        q);
+                        quoted(&q, code));
             goto out;
         }
     }
@@ -150,12 +160,11 @@ cm_id_smsid_check(const char *smsid, GError **error)
                     "(GUID:XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)");
         return FALSE;
     }
-    q = quote_input(smsid);
     if (strncmp(smsid, SMSID_PREFIX, SMSID_PREFIX_LEN) != 0) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "SMSID %s does not start with \"GUID:\"; an SMSID is \"GUID:\" followed "
                     "by an upper-case GUID (GUID:XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)",
-                    q);
+                    quoted(&q, smsid));
         goto out;
     }
     len = strnlen(smsid, CM_ID_SMSID_LEN + 1);
@@ -163,7 +172,7 @@ cm_id_smsid_check(const char *smsid, GError **error)
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "SMSID %s is %s; it must be \"GUID:\" and 36 characters "
                     "(GUID:XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)",
-                    q, len > CM_ID_SMSID_LEN ? "too long" : "too short");
+                    quoted(&q, smsid), len > CM_ID_SMSID_LEN ? "too long" : "too short");
         goto out;
     }
     guid = smsid + SMSID_PREFIX_LEN;
@@ -175,20 +184,21 @@ cm_id_smsid_check(const char *smsid, GError **error)
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                         "SMSID %s lacks a dash at GUID position %d; the GUID must be grouped "
                         "8-4-4-4-12 (GUID:XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)",
-                        q, i + 1);
+                        quoted(&q, smsid), i + 1);
             goto out;
         }
         if (dash_here)
             continue;
         if (is_lower_hex(c)) {
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                        "SMSID %s has lower-case hex digits; SMSIDs are upper case", q);
+                        "SMSID %s has lower-case hex digits; SMSIDs are upper case",
+                        quoted(&q, smsid));
             goto out;
         }
         if (!is_upper_hex(c)) {
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                        "SMSID %s has a character other than 0-9 or A-F at GUID position %d", q,
-                        i + 1);
+                        "SMSID %s has a character other than 0-9 or A-F at GUID position %d",
+                        quoted(&q, smsid), i + 1);
             goto out;
         }
     }
@@ -232,31 +242,31 @@ cm_id_hwid_check(const char *hwid, GError **error)
                     "hex digits");
         return FALSE;
     }
-    q = quote_input(hwid);
     if (strncmp(hwid, HWID_PREFIX, HWID_PREFIX_LEN) != 0) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "hardware ID %s does not start with \"2:\"; a hardware ID is \"2:\" "
                     "followed by 40 upper-case hex digits",
-                    q);
+                    quoted(&q, hwid));
         goto out;
     }
     len = strnlen(hwid, CM_ID_HWID_LEN + 1);
     if (len != CM_ID_HWID_LEN) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                    "hardware ID %s is %s; it must be \"2:\" followed by exactly 40 hex digits", q,
-                    len > CM_ID_HWID_LEN ? "too long" : "too short");
+                    "hardware ID %s is %s; it must be \"2:\" followed by exactly 40 hex digits",
+                    quoted(&q, hwid), len > CM_ID_HWID_LEN ? "too long" : "too short");
         goto out;
     }
     for (int i = HWID_PREFIX_LEN; i < CM_ID_HWID_LEN; i++) {
         if (is_lower_hex(hwid[i])) {
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                        "hardware ID %s has lower-case hex digits; hardware IDs are upper case", q);
+                        "hardware ID %s has lower-case hex digits; hardware IDs are upper case",
+                        quoted(&q, hwid));
             goto out;
         }
         if (!is_upper_hex(hwid[i])) {
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
-                        "hardware ID %s has a character other than 0-9 or A-F at position %d", q,
-                        i + 1);
+                        "hardware ID %s has a character other than 0-9 or A-F at position %d",
+                        quoted(&q, hwid), i + 1);
             goto out;
         }
     }
@@ -281,14 +291,13 @@ cm_id_role_id_parse(const char *s, guint64 *out, GError **error)
                     "as 72057594037927939");
         return FALSE;
     }
-    q = quote_input(s);
     /* One spelling per ID: a leading zero would let "007" and "7" name the
      * same MP in URLs and lists that are compared as text. */
     if (s[0] == '0') {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "management point role ID %s %s; it is a positive decimal number without "
                     "leading zeros",
-                    q, s[1] == '\0' ? "is zero" : "has a leading zero");
+                    quoted(&q, s), s[1] == '\0' ? "is zero" : "has a leading zero");
         goto out;
     }
     for (const char *p = s; *p != '\0'; p++) {
@@ -298,7 +307,7 @@ cm_id_role_id_parse(const char *s, guint64 *out, GError **error)
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                         "management point role ID %s has a character other than 0-9 at "
                         "position %d; it is a positive decimal number without sign or spaces",
-                        q, (int)MIN(p - s + 1, G_MAXINT));
+                        quoted(&q, s), (int)MIN(p - s + 1, G_MAXINT));
             goto out;
         }
         d = (guint)(*p - '0');
@@ -306,7 +315,7 @@ cm_id_role_id_parse(const char *s, guint64 *out, GError **error)
             g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                         "management point role ID %s does not fit in 64 bits (the largest is "
                         "%" G_GUINT64_FORMAT ")",
-                        q, G_MAXUINT64);
+                        quoted(&q, s), G_MAXUINT64);
             goto out;
         }
         v = v * 10 + d;
