@@ -475,7 +475,16 @@ ev_client_timer(CmSimEngine *e, void *ctx, guint64 arg)
 
     (void)e;
     if (gen != c->timer_gen || c->agent == NULL)
-        return; /* replaced by a later timer */
+        return; /* replaced by an earlier timer */
+    c->timer_pending = 0;
+    if (c->timer_at == 0)
+        return; /* no timer wanted any more */
+    if (c->timer_at > cm_sim_now(e)) {
+        /* Moved later while this one waited: wait again. */
+        c->timer_pending = c->timer_at;
+        cm_sim_at(w->engine, c->timer_at, ev_client_timer, c, c->timer_gen);
+        return;
+    }
     c->timer_at = 0;
     cm_agent_actions_init(&act);
     cm_agent_on_timer(c->agent, sim_now(w), &act);
@@ -548,13 +557,20 @@ sim_client_actions(SimWorld *w, SimClient *c, CmAgentActions *act)
         sim_job_send(w, job, c->seg);
     }
     g_ptr_array_set_size(act->sends, 0);
-    if (act->wake_at == 0 && c->timer_at != 0) {
-        c->timer_gen++; /* no timer wanted: the pending one must not fire */
-        c->timer_at = 0;
-    } else if (act->wake_at > 0 && act->wake_at != w->epoch + c->timer_at) {
-        c->timer_gen++;
+    /* The agent moves its timer with every request (its deadline for the
+     * answer) and every answer.  An event already queued at or before the
+     * new time is kept and re-queued when it fires; only an earlier time
+     * queues a new one.  Queuing one per move left millions of dead events
+     * in the heap at a million clients, each pushed and popped. */
+    if (act->wake_at == 0) {
+        c->timer_at = 0; /* a queued event finds nothing to do */
+    } else if (act->wake_at != w->epoch + c->timer_at) {
         c->timer_at = act->wake_at - w->epoch;
-        cm_sim_at(w->engine, c->timer_at, ev_client_timer, c, c->timer_gen);
+        if (c->timer_pending == 0 || c->timer_pending > c->timer_at) {
+            c->timer_gen++; /* a later queued one must not fire */
+            c->timer_pending = c->timer_at;
+            cm_sim_at(w->engine, c->timer_at, ev_client_timer, c, c->timer_gen);
+        }
     }
 }
 

@@ -79,7 +79,8 @@ typedef struct {
     guint32 pop; /* index into world->pops */
     guint32 seg;
     guint32 timer_gen;
-    CmTime timer_at;    /* 0: none pending */
+    CmTime timer_at;      /* when the agent wants its timer; 0: never */
+    CmTime timer_pending; /* the queued timer event of timer_gen; 0: none */
     gboolean needs_reg; /* it has to (re-)register, since need_since */
     CmTime need_since;
     gboolean counted;      /* registration completion counted */
