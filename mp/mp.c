@@ -6,15 +6,20 @@
 
 G_DEFINE_QUARK(cm-mp-error-quark, cm_mp_error)
 
+/* {"open":true} as cm_json_dump writes it (compact): the keep-alive answer. */
+#define CM_MP_REPLY_OPEN "{\"open\":true}"
+
 struct CmMp {
     char *name;
     guint64 role_id;
     gboolean internet;
     CmCert *mp_cert;
-    json_t *siteinfo;
-    json_t *mplist;
-    json_t *mpcert_reply;
-    json_t *package_reply; /* clientpackage answer; NULL: none published */
+    /* The anonymous answers, written once: they are the same bytes for
+     * every client until the site's information changes. */
+    GBytes *siteinfo;
+    GBytes *mplist;
+    GBytes *mpcert_reply;
+    GBytes *package_reply; /* clientpackage answer; NULL: none published */
     /* the site's rules, read from siteinfo */
     char comm[16];
     gboolean require_signing;
@@ -43,6 +48,16 @@ read_settings(CmMp *mp, const json_t *siteinfo, GError **error)
     return TRUE;
 }
 
+/* An answer's body as cm_response_ok would write it; NULL (no body) when
+ * obj cannot be written, as there. */
+static GBytes *
+reply_bytes(const json_t *obj)
+{
+    char *json = cm_json_dump(obj);
+
+    return json != NULL ? g_bytes_new_take(json, strlen(json)) : NULL;
+}
+
 gboolean
 cm_mp_update_site(CmMp *mp, const json_t *siteinfo, const json_t *mplist, GError **error)
 {
@@ -53,10 +68,10 @@ cm_mp_update_site(CmMp *mp, const json_t *siteinfo, const json_t *mplist, GError
     }
     if (!read_settings(mp, siteinfo, error))
         return FALSE;
-    json_decref(mp->siteinfo);
-    json_decref(mp->mplist);
-    mp->siteinfo = json_deep_copy(siteinfo);
-    mp->mplist = json_deep_copy(mplist);
+    g_clear_pointer(&mp->siteinfo, g_bytes_unref);
+    g_clear_pointer(&mp->mplist, g_bytes_unref);
+    mp->siteinfo = reply_bytes(siteinfo);
+    mp->mplist = reply_bytes(mplist);
     return TRUE;
 }
 
@@ -95,18 +110,22 @@ gboolean
 cm_mp_set_client_package(CmMp *mp, const CmMpClientPackage *package, GError **error)
 {
     g_autofree char *hash = NULL;
+    g_autoptr(json_t) reply = NULL;
 
     if (package == NULL) {
-        g_clear_pointer(&mp->package_reply, json_decref);
+        g_clear_pointer(&mp->package_reply, g_bytes_unref);
         return TRUE;
     }
     if (!package_check(package, error))
         return FALSE;
     hash = g_ascii_strdown(package->hash, -1);
-    json_decref(mp->package_reply);
-    mp->package_reply = json_pack("{s:s, s:s, s:s}", "version", package->version, "url",
-                                  package->url, "hash", hash);
-    return mp->package_reply != NULL;
+    g_clear_pointer(&mp->package_reply, g_bytes_unref);
+    reply = json_pack("{s:s, s:s, s:s}", "version", package->version, "url", package->url, "hash",
+                      hash);
+    if (reply == NULL)
+        return FALSE;
+    mp->package_reply = reply_bytes(reply);
+    return TRUE;
 }
 
 CmMp *
@@ -115,6 +134,7 @@ cm_mp_new(const CmMpConfig *config, GError **error)
     CmMp *mp;
     g_autoptr(GBytes) der = NULL;
     g_autofree char *b64 = NULL;
+    g_autoptr(json_t) mpcert = NULL;
 
     if (config->name == NULL || *config->name == '\0' || config->mp_cert == NULL) {
         g_set_error(error, CM_MP_ERROR, 0, "an MP needs a name and its TRK-signed certificate");
@@ -128,7 +148,8 @@ cm_mp_new(const CmMpConfig *config, GError **error)
     mp->channels = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     der = cm_cert_to_der(config->mp_cert);
     b64 = cm_enc_b64(g_bytes_get_data(der, NULL), g_bytes_get_size(der));
-    mp->mpcert_reply = json_pack("{s:s, s:s}", "name", mp->name, "cert", b64);
+    mpcert = json_pack("{s:s, s:s}", "name", mp->name, "cert", b64);
+    mp->mpcert_reply = reply_bytes(mpcert);
     if (!cm_mp_update_site(mp, config->siteinfo, config->mplist, error) ||
         !cm_mp_set_client_package(mp, config->client_package, error)) {
         cm_mp_free(mp);
@@ -144,10 +165,10 @@ cm_mp_free(CmMp *mp)
         return;
     g_free(mp->name);
     cm_cert_unref(mp->mp_cert);
-    json_decref(mp->siteinfo);
-    json_decref(mp->mplist);
-    json_decref(mp->mpcert_reply);
-    json_decref(mp->package_reply);
+    g_clear_pointer(&mp->siteinfo, g_bytes_unref);
+    g_clear_pointer(&mp->mplist, g_bytes_unref);
+    g_clear_pointer(&mp->mpcert_reply, g_bytes_unref);
+    g_clear_pointer(&mp->package_reply, g_bytes_unref);
     g_hash_table_unref(mp->channels);
     g_free(mp);
 }
@@ -224,13 +245,13 @@ cm_mp_handle(CmMp *mp, const CmRequest *req, CmTime now, CmResponse *resp)
     }
     switch (req->ep) {
     case CM_EP_LOCATION:
-        cm_response_ok(resp, mp->mplist);
+        cm_response_ok_bytes(resp, mp->mplist);
         return answer(mp, resp);
     case CM_EP_MPCERT:
-        cm_response_ok(resp, mp->mpcert_reply);
+        cm_response_ok_bytes(resp, mp->mpcert_reply);
         return answer(mp, resp);
     case CM_EP_SITEINFO:
-        cm_response_ok(resp, mp->siteinfo);
+        cm_response_ok_bytes(resp, mp->siteinfo);
         return answer(mp, resp);
     case CM_EP_CLIENT_PACKAGE:
         /* Anonymous and unsigned, as in the product: the client cannot tell
@@ -239,7 +260,7 @@ cm_mp_handle(CmMp *mp, const CmRequest *req, CmTime now, CmResponse *resp)
             cm_response_refuse(resp, CM_REASON_NOT_FOUND,
                                "no client package is published to this management point");
         else
-            cm_response_ok(resp, mp->package_reply);
+            cm_response_ok_bytes(resp, mp->package_reply);
         return answer(mp, resp);
     case CM_EP_STATUS:
         if (!status_well_formed(req, &e)) {
@@ -274,9 +295,9 @@ cm_mp_handle(CmMp *mp, const CmRequest *req, CmTime now, CmResponse *resp)
         /* A keep-alive on an open channel: answered here, without asking the
          * site, so blocking a client does not close its channel
          * (REQ REG-05). */
-        g_autoptr(json_t) obj = json_pack("{s:b}", "open", 1);
+        g_autoptr(GBytes) open = g_bytes_new_static(CM_MP_REPLY_OPEN, strlen(CM_MP_REPLY_OPEN));
         mp->counters.keepalives++;
-        cm_response_ok(resp, obj);
+        cm_response_ok_bytes(resp, open);
         return answer(mp, resp);
     }
     mp->counters.forwarded++;

@@ -678,6 +678,9 @@ typedef struct {
 void cm_response_clear(CmResponse *resp);
 /* A 200 with a JSON body made from obj (borrowed). */
 void cm_response_ok(CmResponse *resp, const json_t *obj);
+/* A 200 with body, JSON its maker already wrote (a new reference is
+ * taken): for answers that are the same bytes every time. */
+void cm_response_ok_bytes(CmResponse *resp, GBytes *body);
 /* A refusal: status from reason, printf-style message. */
 void cm_response_refuse(CmResponse *resp, CmReason reason, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);

@@ -276,6 +276,15 @@ cm_response_ok(CmResponse *resp, const json_t *obj)
 }
 
 void
+cm_response_ok_bytes(CmResponse *resp, GBytes *body)
+{
+    cm_response_clear(resp);
+    resp->status = 200;
+    resp->reason = CM_REASON_OK;
+    resp->body = body != NULL ? g_bytes_ref(body) : NULL;
+}
+
+void
 cm_response_refuse(CmResponse *resp, CmReason reason, const char *fmt, ...)
 {
     va_list ap;

@@ -19,10 +19,27 @@
 /* How much of a failing statement an error message repeats. */
 #define SQL_QUOTE_MAX 80
 
+/* Slots of the statement cache's front: a power of two above the number
+ * of statements a busy caller (the site's message path) keeps using. */
+#define STMT_FRONT_SLOTS 128
+
+/* A front slot: the address a caller last asked with, the cached text
+ * (owned by stmts) and its statement. */
+typedef struct {
+    const char *sql_at;
+    const char *sql;
+    sqlite3_stmt *stmt;
+} StmtSlot;
+
 struct CmStore {
     sqlite3 *db;
     char *path;        /* for messages; ":memory:" for memory stores */
     GHashTable *stmts; /* SQL text (owned) -> sqlite3_stmt (finalized on removal) */
+    /* Callers mostly pass the same string constant each time: a slot
+     * chosen by its address finds the statement with one strcmp instead of
+     * hashing the whole text.  The strcmp keeps a reused address (a freed
+     * and reallocated string) from finding another text's statement. */
+    StmtSlot front[STMT_FRONT_SLOTS];
 };
 
 /* umask() is per process; serialise our own changes to it. */
@@ -399,9 +416,20 @@ cm_store_stmt(CmStore *store, const char *sql, GError **error)
     const char *tail = NULL;
     char *excerpt = NULL;
     gboolean ok = FALSE;
+    StmtSlot *slot;
+    gpointer key, value;
+    char *copy;
 
     g_return_val_if_fail(store != NULL && sql != NULL, NULL);
-    stmt = g_hash_table_lookup(store->stmts, sql);
+    slot = &store->front[((guintptr)sql >> 3) % STMT_FRONT_SLOTS];
+    if (slot->sql_at == sql && strcmp(slot->sql, sql) == 0) {
+        stmt = slot->stmt;
+    } else if (g_hash_table_lookup_extended(store->stmts, sql, &key, &value)) {
+        stmt = value;
+        slot->sql_at = sql;
+        slot->sql = key;
+        slot->stmt = stmt;
+    }
     if (stmt != NULL) {
         /* reset() repeats the error of the statement's last step, which
          * was reported when it happened. */
@@ -427,7 +455,11 @@ cm_store_stmt(CmStore *store, const char *sql, GError **error)
                     excerpt, store->path);
         goto out;
     }
-    g_hash_table_insert(store->stmts, g_strdup(sql), stmt);
+    copy = g_strdup(sql);
+    g_hash_table_insert(store->stmts, copy, stmt);
+    slot->sql_at = sql;
+    slot->sql = copy;
+    slot->stmt = stmt;
     ok = TRUE;
 out:
     if (!ok) {

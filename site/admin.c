@@ -282,7 +282,8 @@ client_set_state(CmSite *site, const char *smsid, CmClientState state, const cha
         sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
         if (!cm_store_step_done(site->store, st, &cause))
             goto store_fail_tx;
-        if (state == CM_CLIENT_APPROVED && !cm_site_collections_evaluate(site, smsid, error))
+        if (state == CM_CLIENT_APPROVED &&
+            !cm_site_collections_evaluate(site, smsid, CM_CLIENT_APPROVED, error))
             goto fail;
     }
     if (!cm_site_audit(site, admin, action, smsid, cm_client_state_name(state), now, error))

@@ -223,14 +223,13 @@ fail:
 }
 
 gboolean
-cm_site_collections_evaluate(CmSite *site, const char *smsid, GError **error)
+cm_site_collections_evaluate(CmSite *site, const char *smsid, CmClientState state,
+                             GError **error)
 {
-    CmClientState state;
-    gboolean approved;
-
     /* Only approved clients are members: pending and blocked ones receive
      * no policy. */
-    approved = cm_site_client_state(site, smsid, &state) && state == CM_CLIENT_APPROVED;
+    gboolean approved = state == CM_CLIENT_APPROVED;
+
     for (guint i = 0; i < site->collections->len; i++) {
         SiteCollection *c = g_ptr_array_index(site->collections, i);
         gboolean member = approved;
@@ -316,7 +315,8 @@ cm_site_admin_create_collection(CmSite *site, const char *name, const CmRule *ru
     if (cause != NULL)
         goto store_fail_tx;
     for (guint i = 0; i < clients->len; i++)
-        if (!cm_site_collections_evaluate(site, g_ptr_array_index(clients, i), error))
+        if (!cm_site_collections_evaluate(site, g_ptr_array_index(clients, i), CM_CLIENT_APPROVED,
+                                          error))
             goto fail_tx;
     if (!cm_store_commit(site->store, &cause))
         goto store_fail_tx;

@@ -12,6 +12,14 @@
 #define STATES_MAX         100
 #define CHECKS_MAX         64
 
+void
+cm_site_reply_const(CmResponse *resp, const char *json)
+{
+    g_autoptr(GBytes) body = g_bytes_new_static(json, strlen(json));
+
+    cm_response_ok_bytes(resp, body);
+}
+
 static void
 refuse_from(CmResponse *resp, const GError *e, const char *what)
 {
@@ -146,9 +154,12 @@ store_properties(CmSite *site, const char *table, const char *smsid, const json_
                  CmTime now, CmResponse *resp, GError **error)
 {
     GError *cause = NULL;
-    g_autofree char *del = g_strdup_printf("DELETE FROM %s WHERE smsid = ?", table);
-    g_autofree char *ins =
-        g_strdup_printf("INSERT INTO %s(smsid, property, value, updated) VALUES (?,?,?,?)", table);
+    gboolean inv = strcmp(table, "inventory") == 0;
+    const char *del = inv ? "DELETE FROM inventory WHERE smsid = ?"
+                          : "DELETE FROM discovery WHERE smsid = ?";
+    const char *ins =
+        inv ? "INSERT INTO inventory(smsid, property, value, updated) VALUES (?,?,?,?)"
+            : "INSERT INTO discovery(smsid, property, value, updated) VALUES (?,?,?,?)";
     sqlite3_stmt *st;
     const char *k;
     json_t *v;
@@ -332,15 +343,12 @@ handle_status(CmSite *site, const json_t *body, CmTime now, CmResponse *resp)
     if (!cm_store_step_done(site->store, st, &e))
         goto fail_tx;
     known = smsid != NULL && cm_site_client_state(site, smsid, &known_state);
-    if (known && !cm_site_collections_evaluate(site, smsid, &e))
+    if (known && !cm_site_collections_evaluate(site, smsid, known_state, &e))
         goto fail_tx;
     if (!cm_store_commit(site->store, &e))
         goto fail_tx;
     site->counters.status_messages++;
-    {
-        g_autoptr(json_t) obj = json_pack("{s:b}", "accepted", 1);
-        cm_response_ok(resp, obj);
-    }
+    cm_site_reply_const(resp, CM_SITE_REPLY_ACCEPTED);
     return;
 fail_tx:
     cm_store_rollback(site->store);
@@ -349,9 +357,10 @@ fail:
                        e ? e->message : "");
 }
 
+/* A message from an authenticated client whose record is in state. */
 static void
-handle_message(CmSite *site, const CmRequest *req, const json_t *body, CmTime now,
-               CmResponse *resp)
+handle_message(CmSite *site, const CmRequest *req, const json_t *body, CmClientState state,
+               CmTime now, CmResponse *resp)
 {
     g_autoptr(GError) e = NULL;
     g_autoptr(json_t) payload = NULL;
@@ -398,7 +407,7 @@ handle_message(CmSite *site, const CmRequest *req, const json_t *body, CmTime no
         cm_store_rollback(site->store);
         return;
     }
-    if (reevaluate && !cm_site_collections_evaluate(site, smsid, &e))
+    if (reevaluate && !cm_site_collections_evaluate(site, smsid, state, &e))
         goto fail_tx;
     {
         sqlite3_stmt *st = SITE_STMT(site, "UPDATE clients SET last_seen = ? WHERE smsid = ? AND obsolete = 0", &e);
@@ -412,10 +421,7 @@ handle_message(CmSite *site, const CmRequest *req, const json_t *body, CmTime no
     if (!cm_store_commit(site->store, &e))
         goto fail_tx;
     site->counters.messages_accepted++;
-    {
-        g_autoptr(json_t) obj = json_pack("{s:b}", "accepted", 1);
-        cm_response_ok(resp, obj);
-    }
+    cm_site_reply_const(resp, CM_SITE_REPLY_ACCEPTED);
     return;
 fail_tx:
     cm_store_rollback(site->store);
@@ -477,13 +483,11 @@ cm_site_handle(CmSite *site, const CmRequest *req, CmTime now, CmResponse *resp)
     case CM_EP_DISCOVERY:
     case CM_EP_STATE:
     case CM_EP_CLIENT_STATUS:
-        handle_message(site, req, body, now, resp);
+        handle_message(site, req, body, state, now, resp);
         break;
-    case CM_EP_NOTIFY: {
-        g_autoptr(json_t) obj = json_pack("{s:b}", "open", 1);
-        cm_response_ok(resp, obj);
+    case CM_EP_NOTIFY:
+        cm_site_reply_const(resp, CM_SITE_REPLY_OPEN);
         break;
-    }
     default:
         cm_response_refuse(resp, CM_REASON_UNKNOWN_ENDPOINT,
                            "the site does not serve %s: ask a management point",

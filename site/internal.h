@@ -30,6 +30,7 @@ struct CmSite {
     CmTrust *pki_trust;
 
     GHashTable *client_certs; /* smsid -> CmCert (parsed once) */
+    GHashTable *policy_answers; /* policy_id -> SitePolicyAnswer (policy.c) */
     GPtrArray *collections;   /* SiteCollection*, loaded at open */
     CmSiteCounters counters;
     guint64 next_serial;
@@ -73,16 +74,26 @@ CmCert *cm_site_client_cert(CmSite *site, const char *smsid); /* borrowed, cache
 /* collect.c */
 gboolean cm_site_collections_load(CmSite *site, GError **error);
 void cm_site_collections_free(CmSite *site);
-/* Re-evaluates every collection for smsid (inside the caller's transaction). */
-gboolean cm_site_collections_evaluate(CmSite *site, const char *smsid, GError **error);
+/* Re-evaluates every collection for smsid (inside the caller's
+ * transaction); state is the client's state as its live record holds it
+ * now, which every caller has just read or written. */
+gboolean cm_site_collections_evaluate(CmSite *site, const char *smsid, CmClientState state,
+                                      GError **error);
 
 /* policy.c */
+void cm_site_policy_answer_free(gpointer answer);
 void cm_site_handle_assignments(CmSite *site, const char *smsid, CmResponse *resp);
 void cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp);
 
 /* admin.c: a registered (not obsolete) client's state alone, the one
  * column every signed message needs; FALSE when there is no such client. */
 gboolean cm_site_client_state(CmSite *site, const char *smsid, CmClientState *state);
+
+/* The answers that are the same bytes every time, as cm_json_dump writes
+ * {"accepted":true} and {"open":true}. */
+#define CM_SITE_REPLY_ACCEPTED "{\"accepted\":true}"
+#define CM_SITE_REPLY_OPEN     "{\"open\":true}"
+void cm_site_reply_const(CmResponse *resp, const char *json);
 
 /* A statement or a GError-and-return shortcut for the store. */
 #define SITE_STMT(site, sql, error) cm_store_stmt((site)->store, (sql), (error))

@@ -112,29 +112,55 @@ store_fail:
     return NULL;
 }
 
+/* Orders assignment entries by policy ID, as SQLite's BINARY collation
+ * would (byte by byte). */
+static gint
+assignment_cmp(gconstpointer a, gconstpointer b)
+{
+    const char *pa = json_string_value(json_object_get(*(json_t *const *)a, "policy_id"));
+    const char *pb = json_string_value(json_object_get(*(json_t *const *)b, "policy_id"));
+
+    return strcmp(pa, pb);
+}
+
 void
 cm_site_handle_assignments(CmSite *site, const char *smsid, CmResponse *resp)
 {
     GError *cause = NULL;
+    /* One row per (membership, deployment): the policies come out once each
+     * and in order after the sort below.  DISTINCT and ORDER BY in SQL
+     * would build two temporary B-trees for the one or two rows a client
+     * has, which cost more than the join. */
     sqlite3_stmt *st = SITE_STMT(site,
-                                 "SELECT DISTINCT p.policy_id, p.version, p.hash FROM members m"
+                                 "SELECT p.policy_id, p.version, p.hash FROM members m"
                                  " JOIN deployments d ON d.collection_id = m.collection_id"
                                  " JOIN policies p ON p.policy_id = d.policy_id"
-                                 " WHERE m.smsid = ? ORDER BY p.policy_id",
+                                 " WHERE m.smsid = ?",
                                  &cause);
+    g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func((GDestroyNotify)json_decref);
     g_autoptr(json_t) list = json_array();
     gboolean row = TRUE;
 
     if (st == NULL)
         goto fail;
     sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
-    while (cm_store_step_row(site->store, st, &row, &cause) && row)
-        json_array_append_new(list, json_pack("{s:s, s:i, s:s}", "policy_id",
-                                              (const char *)sqlite3_column_text(st, 0), "version",
-                                              sqlite3_column_int(st, 1), "hash",
-                                              (const char *)sqlite3_column_text(st, 2)));
+    while (cm_store_step_row(site->store, st, &row, &cause) && row) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        gboolean seen = FALSE;
+        /* policy_id is the policies' key: a repeat is the same entry. */
+        for (guint i = 0; i < entries->len && !seen; i++)
+            seen = strcmp(json_string_value(json_object_get(entries->pdata[i], "policy_id")),
+                          id) == 0;
+        if (!seen)
+            g_ptr_array_add(entries, json_pack("{s:s, s:i, s:s}", "policy_id", id, "version",
+                                               sqlite3_column_int(st, 1), "hash",
+                                               (const char *)sqlite3_column_text(st, 2)));
+    }
     if (cause != NULL)
         goto fail;
+    g_ptr_array_sort(entries, assignment_cmp);
+    for (guint i = 0; i < entries->len; i++)
+        json_array_append(list, entries->pdata[i]);
     {
         g_autoptr(json_t) obj = json_pack("{s:O}", "assignments", list);
         cm_response_ok(resp, obj);
@@ -157,6 +183,65 @@ policy_answer(const char *policy_id, sqlite3_stmt *st)
 
     return json_pack("{s:s, s:i, s:s, s:s}", "policy_id", policy_id, "version",
                      sqlite3_column_int(st, 0), "policy", b64, "signature", sig);
+}
+
+/* A policybody answer kept written: policies never change once made, but
+ * the row it was made from is compared each time all the same. */
+typedef struct {
+    int version;
+    GBytes *policy;
+    GBytes *signature;
+    GBytes *answer;
+} SitePolicyAnswer;
+
+void
+cm_site_policy_answer_free(gpointer p)
+{
+    SitePolicyAnswer *a = p;
+
+    g_bytes_unref(a->policy);
+    g_bytes_unref(a->signature);
+    if (a->answer != NULL)
+        g_bytes_unref(a->answer);
+    g_free(a);
+}
+
+static gboolean
+bytes_equal_blob(GBytes *b, const void *blob, int len)
+{
+    gsize n;
+    const void *d = g_bytes_get_data(b, &n);
+
+    return len >= 0 && n == (gsize)len && (n == 0 || memcmp(d, blob, n) == 0);
+}
+
+/* The answer for the row st holds (version, body, signature), written once
+ * per policy; borrowed from the site's cache.  NULL when it cannot be
+ * written, as cm_response_ok would give no body. */
+static GBytes *
+policy_answer_bytes(CmSite *site, const char *policy_id, sqlite3_stmt *st)
+{
+    SitePolicyAnswer *a = g_hash_table_lookup(site->policy_answers, policy_id);
+    const void *body = sqlite3_column_blob(st, 1);
+    int body_len = sqlite3_column_bytes(st, 1);
+    const void *sig = sqlite3_column_blob(st, 2);
+    int sig_len = sqlite3_column_bytes(st, 2);
+    g_autoptr(json_t) obj = NULL;
+    char *json;
+
+    if (a != NULL && a->version == sqlite3_column_int(st, 0) &&
+        bytes_equal_blob(a->policy, body, body_len) &&
+        bytes_equal_blob(a->signature, sig, sig_len))
+        return a->answer;
+    a = g_new0(SitePolicyAnswer, 1);
+    a->version = sqlite3_column_int(st, 0);
+    a->policy = g_bytes_new(body, (gsize)MAX(body_len, 0));
+    a->signature = g_bytes_new(sig, (gsize)MAX(sig_len, 0));
+    obj = policy_answer(policy_id, st);
+    json = cm_json_dump(obj);
+    a->answer = json != NULL ? g_bytes_new_take(json, strlen(json)) : NULL;
+    g_hash_table_replace(site->policy_answers, g_strdup(policy_id), a);
+    return a->answer;
 }
 
 void
@@ -190,11 +275,8 @@ cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp)
                            smsid);
         return;
     }
-    {
-        g_autoptr(json_t) obj = policy_answer(policy_id, st);
-        sqlite3_reset(st);
-        cm_response_ok(resp, obj);
-    }
+    cm_response_ok_bytes(resp, policy_answer_bytes(site, policy_id, st));
+    sqlite3_reset(st);
     return;
 fail:
     cm_response_refuse(resp, CM_REASON_INTERNAL, "policy body: %s", e ? e->message : "");

@@ -305,29 +305,25 @@ cm_site_client_cert(CmSite *site, const char *smsid)
     return cert;
 }
 
-void
-cm_site_registration_reply(CmSite *site, const char *smsid, CmTime now, CmResponse *resp)
+/* The registration answer for a live record in state with hwid. */
+static void
+reply_for(CmSite *site, const char *smsid, CmClientState state, const char *hwid, CmTime now,
+          CmResponse *resp)
 {
-    CmClientInfo info;
-    g_autoptr(GError) e = NULL;
     g_autoptr(json_t) obj = NULL;
 
-    if (!cm_site_client(site, smsid, &info, &e)) {
-        cm_response_refuse(resp, CM_REASON_UNKNOWN_CLIENT, "%s is not registered", smsid);
-        return;
-    }
-    if (info.state == CM_CLIENT_BLOCKED) {
+    if (state == CM_CLIENT_BLOCKED) {
         cm_response_refuse(resp, CM_REASON_BLOCKED, "client %s is blocked", smsid);
         return;
     }
-    obj = json_pack("{s:s, s:s}", "smsid", smsid, "approval", cm_client_state_name(info.state));
-    if (info.state == CM_CLIENT_APPROVED) {
+    obj = json_pack("{s:s, s:s}", "smsid", smsid, "approval", cm_client_state_name(state));
+    if (state == CM_CLIENT_APPROVED) {
         /* The token a registered device shows the CMG (REQ CMG-12). */
         g_autoptr(json_t) claims = cm_jwt_claims_new(site->code, "cmg", smsid, now,
                                                      site->settings.client_token_lifetime, NULL);
         g_autofree char *token = NULL;
         json_object_set_new(claims, "kind", json_string("client"));
-        json_object_set_new(claims, "hwid", json_string(info.hwid));
+        json_object_set_new(claims, "hwid", json_string(hwid));
         token = cm_jwt_sign(site->signing_key, site->code, claims, NULL);
         if (token != NULL)
             json_object_set_new(obj, "token", json_string(token));
@@ -335,11 +331,26 @@ cm_site_registration_reply(CmSite *site, const char *smsid, CmTime now, CmRespon
     cm_response_ok(resp, obj);
 }
 
+void
+cm_site_registration_reply(CmSite *site, const char *smsid, CmTime now, CmResponse *resp)
+{
+    CmClientInfo info;
+    g_autoptr(GError) e = NULL;
+
+    if (!cm_site_client(site, smsid, &info, &e)) {
+        cm_response_refuse(resp, CM_REASON_UNKNOWN_CLIENT, "%s is not registered", smsid);
+        return;
+    }
+    reply_for(site, smsid, info.state, info.hwid, now, resp);
+}
+
 /* Decides, inside the transaction, what a registration does to the
- * records; returns FALSE with resp set when it is refused. */
+ * records: FALSE on a store failure; TRUE with resp set when it is
+ * refused, else with *out the state and hardware ID the live record has
+ * now (what the answer and the collections go by). */
 static gboolean
 apply_registration(CmSite *site, const CmRequest *req, const Registration *r, CmTime now,
-                   CmResponse *resp, GError **error)
+                   CmResponse *resp, Record *out, GError **error)
 {
     Record rec;
     gboolean found;
@@ -367,11 +378,16 @@ apply_registration(CmSite *site, const CmRequest *req, const Registration *r, Cm
         return FALSE;
     }
     if (!found) {
-        CmClientState state = decide_approval(site, req, r);
-        return record_insert(site, r, state, req->peer.kind, now, error);
+        out->state = decide_approval(site, req, r);
+        g_strlcpy(out->hwid, r->hwid, sizeof out->hwid);
+        return record_insert(site, r, out->state, req->peer.kind, now, error);
     }
     same_cert = strcmp(rec.thumbprint, tp) == 0;
     same_hw = strcmp(rec.hwid, r->hwid) == 0;
+    /* Unless a new record replaces it, the record keeps its state and
+     * hardware ID (a clone keeps the first hardware's). */
+    out->state = rec.state;
+    g_strlcpy(out->hwid, rec.hwid, sizeof out->hwid);
     if (same_cert && same_hw) /* a repeat: nothing changes */
         return record_exec(site,
                            "UPDATE clients SET registrations = registrations + 1, last_seen = :now"
@@ -402,7 +418,9 @@ apply_registration(CmSite *site, const CmRequest *req, const Registration *r, Cm
                          error))
             return FALSE;
         g_hash_table_remove(site->client_certs, r->smsid);
-        return record_insert(site, r, decide_approval(site, req, r), req->peer.kind, now, error);
+        out->state = decide_approval(site, req, r);
+        g_strlcpy(out->hwid, r->hwid, sizeof out->hwid);
+        return record_insert(site, r, out->state, req->peer.kind, now, error);
     case CM_CONFLICT_BLOCK:
     default:
         if (!block_record(site, r->smsid, now, error))
@@ -421,6 +439,7 @@ cm_site_handle_register(CmSite *site, const CmRequest *req, CmTime now, CmRespon
     g_autoptr(GError) e = NULL;
     g_autoptr(json_t) body = NULL;
     Registration r = {0};
+    Record live = {0};
     gboolean in_tx = FALSE;
 
     site->counters.registrations++;
@@ -435,7 +454,7 @@ cm_site_handle_register(CmSite *site, const CmRequest *req, CmTime now, CmRespon
         goto fail;
     in_tx = TRUE;
     resp->status = 0;
-    if (!apply_registration(site, req, &r, now, resp, &e))
+    if (!apply_registration(site, req, &r, now, resp, &live, &e))
         goto fail;
     if (resp->status != 0) { /* refused; a conflict block must still land */
         if (resp->reason == CM_REASON_CONFLICT && !cm_store_commit(site->store, &e))
@@ -445,13 +464,14 @@ cm_site_handle_register(CmSite *site, const CmRequest *req, CmTime now, CmRespon
         in_tx = FALSE;
         goto out;
     }
-    if (!cm_site_collections_evaluate(site, r.smsid, &e) || !cm_store_commit(site->store, &e))
+    if (!cm_site_collections_evaluate(site, r.smsid, live.state, &e) ||
+        !cm_store_commit(site->store, &e))
         goto fail;
     in_tx = FALSE;
     /* Keep the certificate parsed for the messages that follow; a
      * re-registration replaced whatever was cached. */
     g_hash_table_replace(site->client_certs, g_strdup(r.smsid), cm_cert_ref(r.cert));
-    cm_site_registration_reply(site, r.smsid, now, resp);
+    reply_for(site, r.smsid, live.state, live.hwid, now, resp);
     goto out;
 fail:
     if (in_tx)
@@ -461,8 +481,7 @@ fail:
                        e ? e->message : "unknown failure");
 out:
     if (resp->reason == CM_REASON_OK && resp->body != NULL) {
-        CmClientInfo info;
-        if (cm_site_client(site, r.smsid, &info, NULL) && info.state == CM_CLIENT_APPROVED)
+        if (live.state == CM_CLIENT_APPROVED)
             site->counters.registrations_approved++;
         else
             site->counters.registrations_pending++;

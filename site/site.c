@@ -472,6 +472,8 @@ cm_site_open(const CmSiteConfig *config, CmTime now, GError **error)
     }
     site->client_certs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                                (GDestroyNotify)cm_cert_unref);
+    site->policy_answers =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cm_site_policy_answer_free);
     site->pki_trust = cm_trust_new();
     site->store = cm_store_open(config->db_path ? config->db_path : ":memory:",
                                 config->db_mode, &cause);
@@ -510,6 +512,8 @@ cm_site_free(CmSite *site)
         g_ptr_array_unref(site->push_accounts);
     if (site->client_certs != NULL)
         g_hash_table_unref(site->client_certs);
+    if (site->policy_answers != NULL)
+        g_hash_table_unref(site->policy_answers);
     cm_trust_free(site->pki_trust);
     cm_key_unref(site->trk);
     cm_key_unref(site->signing_key);

@@ -51,6 +51,81 @@ START_TEST(test_anonymous)
 }
 END_TEST
 
+static void
+expect_body(const CmResponse *resp, const json_t *obj)
+{
+    g_autofree char *want = cm_json_dump(obj);
+
+    ck_assert_int_eq(resp->status, 200);
+    ck_assert_ptr_nonnull(resp->body);
+    ck_assert_uint_eq(g_bytes_get_size(resp->body), strlen(want));
+    ck_assert(memcmp(g_bytes_get_data(resp->body, NULL), want, strlen(want)) == 0);
+}
+
+/* The anonymous answers are the site's published information as it was
+ * last given to the MP, byte for byte, and new information replaces them.
+ * REQ: NET-01, NET-02 */
+START_TEST(test_anonymous_current)
+{
+    CmSiteSettings s;
+    g_autoptr(TestLab) lab = NULL;
+    g_autoptr(json_t) info = NULL, list = NULL;
+    g_autoptr(json_t) open = json_pack("{s:b}", "open", 1);
+    CmResponse resp = {0};
+    GError *error = NULL;
+
+    cm_site_settings_default(&s);
+    s.approval = CM_APPROVAL_ALL;
+    lab = test_lab_new(&s, 1);
+    info = cm_site_siteinfo_json(lab->site);
+    list = cm_site_mplist_json(lab->site);
+
+    ask(lab, CM_EP_LOCATION, CM_TRANSPORT_HTTPS, NULL, &resp);
+    expect_body(&resp, list);
+    cm_response_clear(&resp);
+    ask(lab, CM_EP_SITEINFO, CM_TRANSPORT_HTTPS, NULL, &resp);
+    expect_body(&resp, info);
+    cm_response_clear(&resp);
+    /* the same answer every time */
+    ask(lab, CM_EP_SITEINFO, CM_TRANSPORT_HTTPS, NULL, &resp);
+    expect_body(&resp, info);
+    cm_response_clear(&resp);
+
+    json_object_set_new(info, "note", json_string("changed"));
+    json_array_clear(json_object_get(list, "mps"));
+    ck_assert(cm_mp_update_site(lab->mps[0], info, list, &error));
+    cm_assert_no_error(error);
+    ask(lab, CM_EP_SITEINFO, CM_TRANSPORT_HTTPS, NULL, &resp);
+    expect_body(&resp, info);
+    cm_response_clear(&resp);
+    ask(lab, CM_EP_LOCATION, CM_TRANSPORT_HTTPS, NULL, &resp);
+    expect_body(&resp, list);
+    cm_response_clear(&resp);
+    /* information the MP cannot use changes nothing */
+    ck_assert(!cm_mp_update_site(lab->mps[0], NULL, list, &error));
+    g_clear_error(&error);
+    ask(lab, CM_EP_SITEINFO, CM_TRANSPORT_HTTPS, NULL, &resp);
+    expect_body(&resp, info);
+    cm_response_clear(&resp);
+    /* the keep-alive answer is the JSON {"open": true} */
+    {
+        g_autoptr(TestClient) c = test_client_new(7, "");
+        g_autoptr(json_t) body = NULL;
+        test_client_register(lab, c, &resp);
+        ck_assert_int_eq(resp.status, 200);
+        cm_response_clear(&resp);
+        body = json_pack("{s:s}", "smsid", c->smsid);
+        test_client_send(lab, c, CM_EP_NOTIFY, body, &resp); /* the site opens the channel */
+        expect_body(&resp, open);
+        cm_response_clear(&resp);
+        test_client_send(lab, c, CM_EP_NOTIFY, body, &resp); /* the MP keeps it alive */
+        expect_body(&resp, open);
+        cm_response_clear(&resp);
+        ck_assert_int_eq(cm_mp_counters(lab->mps[0])->keepalives, 1);
+    }
+}
+END_TEST
+
 /* HTTP is refused unless the site still allows it (deprecated).
  * REQ: MSG-05 */
 START_TEST(test_https_only)
@@ -284,6 +359,7 @@ mp_suite(void)
     TCase *tc = tcase_create("mp");
 
     tcase_add_test(tc, test_anonymous);
+    tcase_add_test(tc, test_anonymous_current);
     tcase_add_test(tc, test_https_only);
     tcase_add_test(tc, test_mp_signing_rules);
     tcase_add_test(tc, test_mp_bounds);

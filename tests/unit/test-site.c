@@ -56,6 +56,22 @@ send_inventory(TestLab *lab, TestClient *c, const char *prop, const char *value,
     test_client_send(lab, c, CM_EP_INVENTORY, body, resp);
 }
 
+/* The "hwid" claim of the client token a registration answer carries
+ * (new string). */
+static char *
+token_hwid(TestLab *lab, const CmResponse *resp)
+{
+    g_autoptr(json_t) obj = test_response_json(resp);
+    g_autoptr(json_t) claims = NULL;
+    CmJwtCheck check = {.issuer = "PS1", .audience = "cmg", .now = lab->now};
+    GError *error = NULL;
+
+    claims = cm_jwt_verify(json_string_value(json_object_get(obj, "token")),
+                           cm_cert_public_key(cm_site_signing_cert(lab->site)), &check, &error);
+    cm_assert_no_error(error);
+    return g_strdup(json_string_value(json_object_get(claims, "hwid")));
+}
+
 /* ------------------------------------------------------------ keys */
 
 /* REQ: TRUST-02, TRUST-05, TRUST-08 */
@@ -637,12 +653,18 @@ START_TEST(test_conflicts)
         g_strlcpy(clone->hwid, "2:00000000000000000000000000000000000000AA", sizeof clone->hwid);
         test_client_register(lab, clone, &resp);
         ck_assert_int_eq(resp.status, 200); /* merge: indistinguishable; new-record: replaced */
-        cm_response_clear(&resp);
         ck_assert(cm_site_client(lab->site, c->smsid, &info, NULL));
         if (mode == CM_CONFLICT_MERGE)
             ck_assert_str_eq(info.hwid, c->hwid);
         else
             ck_assert_str_eq(info.hwid, clone->hwid);
+        /* the token names the hardware of the record as it now stands */
+        {
+            g_autofree char *hwid = token_hwid(lab, &resp);
+            ck_assert_str_eq(hwid, info.hwid);
+        }
+        ck_assert_str_eq(approval_of(&resp), "approved");
+        cm_response_clear(&resp);
         /* both send inventory as the same client: the site cannot tell them
          * apart, the last one wins */
         send_inventory(lab, c, "owner", "alice", &resp);
@@ -829,6 +851,111 @@ START_TEST(test_retargeting)
     send_inventory(lab, c, "role", "workstation", &resp);
     cm_response_clear(&resp);
     ck_assert(!cm_site_in_collection(lab->site, coll, c->smsid));
+}
+END_TEST
+
+/* A client's assignments list each policy once, in policy ID order, and a
+ * policy's body is served as signed, the same bytes each time; a client
+ * outside the collection gets neither.  REQ: POL-01, TRUST-08 */
+START_TEST(test_assignments_order)
+{
+    CmSiteSettings s = settings_with(CM_APPROVAL_ALL);
+    g_autoptr(TestLab) lab = test_lab_new(&s, 1);
+    g_autoptr(TestClient) c = test_client_new(82, "");
+    g_autoptr(TestClient) other = test_client_new(83, "");
+    CmRule rule = {CM_RULE_INVENTORY, "role", CM_OP_EQ, "server"};
+    guint8 hash[32] = {2};
+    CmDeployment dep = {.content_id = "KB2", .content_hash = hash, .content_size = 10};
+    g_autofree char *first = NULL, *second = NULL, *third = NULL;
+    g_autoptr(json_t) body = NULL, obj = NULL;
+    g_autoptr(GBytes) answer = NULL;
+    CmResponse resp = {0};
+    GError *error = NULL;
+    gint64 servers;
+    json_t *list;
+
+    register_ok(lab, c, "approved");
+    register_ok(lab, other, "approved");
+    servers = cm_site_admin_create_collection(lab->site, "Servers", &rule, 1, "admin", lab->now,
+                                              &error);
+    cm_assert_no_error(error);
+    dep.name = "one";
+    first = cm_site_admin_deploy(lab->site, servers, &dep, "admin", lab->now, &error);
+    cm_assert_no_error(error);
+    dep.name = "two";
+    second = cm_site_admin_deploy(lab->site, CM_COLLECTION_ALL_SYSTEMS, &dep, "admin", lab->now,
+                                  &error);
+    cm_assert_no_error(error);
+    dep.name = "three";
+    third = cm_site_admin_deploy(lab->site, servers, &dep, "admin", lab->now, &error);
+    cm_assert_no_error(error);
+    ck_assert_int_lt(strcmp(first, second), 0);
+    ck_assert_int_lt(strcmp(second, third), 0);
+    send_inventory(lab, c, "role", "server", &resp);
+    ck_assert_int_eq(resp.status, 200);
+    cm_response_clear(&resp);
+
+    body = smsid_body(c);
+    test_client_send(lab, c, CM_EP_POLICY_ASSIGNMENTS, body, &resp);
+    obj = test_response_json(&resp);
+    cm_response_clear(&resp);
+    list = json_object_get(obj, "assignments");
+    ck_assert_int_eq(json_array_size(list), 3);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "policy_id")), first);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 1), "policy_id")),
+                     second);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 2), "policy_id")), third);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(list, 0), "version")), 1);
+    ck_assert_uint_eq(strlen(json_string_value(json_object_get(json_array_get(list, 0), "hash"))),
+                      64);
+    g_clear_pointer(&obj, json_decref);
+    g_clear_pointer(&body, json_decref);
+    body = smsid_body(other);
+    test_client_send(lab, other, CM_EP_POLICY_ASSIGNMENTS, body, &resp);
+    obj = test_response_json(&resp);
+    cm_response_clear(&resp);
+    list = json_object_get(obj, "assignments");
+    ck_assert_int_eq(json_array_size(list), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "policy_id")),
+                     second);
+
+    /* the body: the same bytes on every request */
+    g_clear_pointer(&body, json_decref);
+    body = json_pack("{s:s, s:s}", "smsid", c->smsid, "policy_id", third);
+    test_client_send(lab, c, CM_EP_POLICY_BODY, body, &resp);
+    ck_assert_int_eq(resp.status, 200);
+    answer = g_bytes_ref(resp.body);
+    cm_response_clear(&resp);
+    test_client_send(lab, c, CM_EP_POLICY_BODY, body, &resp);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert(g_bytes_equal(answer, resp.body));
+    cm_response_clear(&resp);
+    {
+        g_autoptr(json_t) pb = NULL;
+        g_autoptr(json_t) policy = NULL;
+        g_autoptr(GBytes) bytes = NULL;
+        CmResponse r2 = {0};
+        r2.status = 200;
+        r2.body = answer;
+        pb = test_response_json(&r2);
+        ck_assert_str_eq(json_string_value(json_object_get(pb, "policy_id")), third);
+        bytes = cm_json_b64(pb, "policy", 1 << 16, NULL);
+        policy = cm_json_parse(g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes), 1 << 16,
+                               NULL);
+        ck_assert_str_eq(json_string_value(json_object_get(policy, "deployment")), "three");
+    }
+    /* another policy's body is its own */
+    json_object_set_new(body, "policy_id", json_string(first));
+    test_client_send(lab, c, CM_EP_POLICY_BODY, body, &resp);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert(!g_bytes_equal(answer, resp.body));
+    cm_response_clear(&resp);
+    /* a client outside the collection is not served it */
+    g_clear_pointer(&body, json_decref);
+    body = json_pack("{s:s, s:s}", "smsid", other->smsid, "policy_id", third);
+    test_client_send(lab, other, CM_EP_POLICY_BODY, body, &resp);
+    expect_refusal(&resp, CM_REASON_NOT_FOUND);
+    cm_response_clear(&resp);
 }
 END_TEST
 
@@ -1019,6 +1146,7 @@ site_suite(void)
     tcase_add_test(tc, test_signing_rules);
     tcase_add_test(tc, test_encryption);
     tcase_add_test(tc, test_retargeting);
+    tcase_add_test(tc, test_assignments_order);
     tcase_add_test(tc, test_status_messages);
     tcase_add_test(tc, test_maintenance);
     tcase_add_test(tc, test_forest_trusts);
