@@ -437,7 +437,7 @@ parse_location(CmAgent *agent, const json_t *body, GError **error)
     mps = cm_json_array(body, "mps", 1024, error);
     if (mps == NULL)
         return FALSE;
-    list = g_array_new(FALSE, TRUE, sizeof(AgentMp));
+    list = agent_mp_list_new();
     for (i = 0; i < json_array_size(mps); i++) {
         const json_t *e = json_array_get(mps, i);
         AgentMp m = {0};
@@ -447,7 +447,6 @@ parse_location(CmAgent *agent, const json_t *body, GError **error)
 
         if (name == NULL || *name == '\0' || list->len >= AGENT_MAX_MPS)
             continue;
-        g_strlcpy(m.name, name, sizeof m.name);
         m.internet = json_is_true(json_object_get(e, "internet"));
         if (agent->on_internet && !m.internet)
             continue; /* not reachable from the internet */
@@ -459,6 +458,7 @@ parse_location(CmAgent *agent, const json_t *body, GError **error)
             m.transport = CM_TRANSPORT_HTTP;
         else
             continue; /* HTTPS only, and this client has no PKI certificate */
+        agent_str_set(&m.name, name); /* the list owns it now */
         g_array_append_val(list, m);
     }
     /* g_array_sort is a stable merge sort: the site's order is kept among
@@ -527,7 +527,7 @@ start_mp(CmAgent *agent, CmTime now, CmAgentActions *out)
         next_candidate(agent, now, out);
         return;
     }
-    g_strlcpy(agent->st.mp, m->name, sizeof agent->st.mp);
+    agent_str_set(&agent->st.mp, m->name);
     agent->st.transport = m->transport;
     if (m->transport == CM_TRANSPORT_HTTPS && agent_have_pki(agent)) {
         /* The driver verified the MP's TLS certificate against the PKI:
@@ -1061,8 +1061,9 @@ send_policybody(CmAgent *agent, const AgentFetch *f, CmTime now, CmAgentActions 
 /* The inventory or discovery body: plain, or encrypted end to end to the
  * site's encryption certificate (REQ MSG-02). */
 static json_t *
-report_body(CmAgent *agent, const char *key, json_t *props, GError **error)
+report_body(CmAgent *agent, gboolean discovery, GError **error)
 {
+    const char *key = discovery ? "discovery" : "inventory";
     g_autoptr(json_t) body = smsid_body(agent);
     g_autoptr(json_t) plain = NULL;
     g_autoptr(GBytes) env = NULL;
@@ -1070,11 +1071,11 @@ report_body(CmAgent *agent, const char *key, json_t *props, GError **error)
     g_autofree char *b64 = NULL;
 
     if (!agent->site.encrypt) {
-        json_object_set(body, key, props);
+        json_object_set_new(body, key, agent_report_props(agent, discovery));
         return g_steal_pointer(&body);
     }
     plain = json_object();
-    json_object_set(plain, key, props);
+    json_object_set_new(plain, key, agent_report_props(agent, discovery));
     text = cm_json_dump(plain);
     env = cm_cms_encrypt(agent->enc_cert, CM_CIPHER_AES256_GCM, text, strlen(text), error);
     if (env == NULL)
@@ -1102,8 +1103,7 @@ send_report(CmAgent *agent, CmTime now, CmAgentActions *out)
         }
         return;
     }
-    body = disc ? report_body(agent, "discovery", agent->discovery, &err)
-                : report_body(agent, "inventory", agent->inventory, &err);
+    body = report_body(agent, disc, &err);
     if (body == NULL) {
         g_info("%s: cannot encrypt %s: %s", agent->st.smsid, disc ? "discovery" : "inventory",
                err->message);
@@ -1681,7 +1681,7 @@ on_notify(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *ou
             agent->st.channel_open = TRUE;
             agent->st.channel_opens++;
             agent->channel_opened_at = now;
-            g_strlcpy(agent->st.channel_mp, agent->st.mp, sizeof agent->st.channel_mp);
+            agent_str_set(&agent->st.channel_mp, agent->st.mp);
         }
         agent->keepalive_due = now + agent->keepalive_interval;
         if (is_blocked) {

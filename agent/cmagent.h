@@ -221,7 +221,10 @@ typedef struct {
     CmAgentState state;
     char smsid[CM_ID_SMSID_LEN + 1];
     char hwid[CM_ID_HWID_LEN + 1];
-    char mp[CM_NAME_MAX + 1];     /* the MP it uses */
+    /* The text fields below are never NULL ("" when unset) and live as
+     * long as the agent or until it changes them: shared strings, since a
+     * million clients name the same few MPs and URLs. */
+    const char *mp;               /* the MP it uses */
     CmTransport transport;
     CmKspKind ksp;
     gboolean ksp_fell_back;
@@ -243,12 +246,12 @@ typedef struct {
     int installs_pending;         /* not installed yet (before the deadline, or waiting for a window) */
     int installs_unfit;           /* ...of those, ones no maintenance window is long enough for */
     /* Automatic client upgrade (REQ POL-05). */
-    char client_version[32];      /* the version running: CM_AGENT_VERSION until an upgrade */
+    const char *client_version;   /* the version running: CM_AGENT_VERSION until an upgrade */
     int upgrade_checks;           /* client package answers read */
     int upgrades_installed;
-    char upgrade_mp[CM_NAME_MAX + 1]; /* the MP the last upgrade's package came from */
-    char upgrade_url[256];        /* where that MP said the source files are */
-    char upgrade_hash[65];        /* the package hash that MP gave (lower-case hex) */
+    const char *upgrade_mp;       /* the MP the last upgrade's package came from */
+    const char *upgrade_url;      /* where that MP said the source files are */
+    const char *upgrade_hash;     /* the package hash that MP gave (lower-case hex) */
     /* Messages of the active cycle (docs/protocol.md).  Counted when
      * answered 200, except keepalives_sent. */
     int states_sent;              /* state messages (entries) the site accepted */
@@ -258,8 +261,8 @@ typedef struct {
     int keepalives_sent;          /* keep-alives sent on an open channel (not the openings) */
     int keepalives_answered;
     gboolean channel_open;
-    char channel_mp[CM_NAME_MAX + 1]; /* the MP holding it; a driver closes that MP's side
-                                       * (cm_mp_channel_close) when channel_open falls */
+    const char *channel_mp;       /* the MP holding it; a driver closes that MP's side
+                                   * (cm_mp_channel_close) when channel_open falls */
     int channel_opens;            /* channels the site let it open */
     CmTime blocked_at;            /* when the agent learnt it is blocked; 0: not blocked */
     int keepalives_after_block;   /* of keepalives_sent, those sent after blocked_at */

@@ -147,6 +147,38 @@ root_key_file_text(const char *contents)
     return s;
 }
 
+/* ------------------------------------------------------------ strings */
+
+const char agent_str_empty[] = "";
+
+void
+agent_str_set(const char **slot, const char *value)
+{
+    const char *old = *slot;
+
+    /* The new reference first: value may be the string *slot holds. */
+    *slot = value == NULL || *value == '\0' ? agent_str_empty : g_ref_string_new_intern(value);
+    if (old != NULL && old != agent_str_empty)
+        g_ref_string_release((char *)old);
+}
+
+void
+agent_mp_clear(gpointer mp)
+{
+    AgentMp *m = mp;
+
+    agent_str_set(&m->name, NULL);
+}
+
+GArray *
+agent_mp_list_new(void)
+{
+    GArray *list = g_array_new(FALSE, TRUE, sizeof(AgentMp));
+
+    g_array_set_clear_func(list, agent_mp_clear);
+    return list;
+}
+
 static void
 add_candidate(CmAgent *agent, const char *name)
 {
@@ -364,16 +396,20 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     agent = g_new0(CmAgent, 1);
     agent->rng = *rng;
     agent->candidates = g_ptr_array_new_with_free_func(g_free);
-    agent->mps = g_array_new(FALSE, TRUE, sizeof(AgentMp));
+    agent->mps = agent_mp_list_new();
     g_queue_init(&agent->fetch);
     g_queue_init(&agent->states);
     g_queue_init(&agent->status);
     agent->policies =
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)agent_policy_free);
     agent->st.policy_ids = g_ptr_array_new_with_free_func(g_free);
-    agent->inventory = json_object();
-    agent->discovery = json_object();
     agent->st.state = CM_AGENT_INSTALLED;
+    agent->st.mp = agent_str_empty;
+    agent->st.upgrade_mp = agent_str_empty;
+    agent->st.upgrade_url = agent_str_empty;
+    agent->st.upgrade_hash = agent_str_empty;
+    agent->st.channel_mp = agent_str_empty;
+    agent_str_set(&agent->st.client_version, CM_AGENT_VERSION);
 
     agent->name = given(config->name) ? g_strdup(config->name) : NULL;
     agent->domain = g_strdup(config->domain ? config->domain : "");
@@ -412,7 +448,6 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     agent->client_status_interval = MAX(config->client_status_interval, 0);
     agent->keepalive_interval = MAX(config->keepalive_interval, 0);
     agent->channel_lifetime = MAX(config->channel_lifetime, 0);
-    g_strlcpy(agent->st.client_version, CM_AGENT_VERSION, sizeof agent->st.client_version);
     /* Until siteinfo says otherwise: what a site requires by default. */
     g_strlcpy(agent->site.communication, "http-or-https", sizeof agent->site.communication);
     agent->site.require_signing = TRUE;
@@ -423,15 +458,9 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
         goto out;
     if (agent->name == NULL)
         agent->name = g_strdup_printf("CM-%.8s", agent->st.smsid + 5);
-    json_object_set_new(agent->discovery, "name", json_string(agent->name));
-    json_object_set_new(agent->discovery, "domain", json_string(agent->domain));
-    /* What every client's hardware inventory reports at least; the driver
-     * adds the rest with cm_agent_set_inventory. */
-    json_object_set_new(agent->inventory, "system.name", json_string(agent->name));
-    json_object_set_new(agent->inventory, "system.domain", json_string(agent->domain));
-    json_object_set_new(agent->inventory, "client.version", json_string(CM_AGENT_VERSION));
-    json_object_set_new(agent->inventory, "client.ksp",
-                        json_string(cm_ksp_kind_name(agent->st.ksp)));
+    /* The inventory reports the key storage of the installation (a later
+     * cm_agent_upgrade does not change what it says). */
+    agent->inv_ksp = agent->st.ksp;
     ret = g_steal_pointer(&agent);
 out:
     cm_agent_free(agent);
@@ -465,8 +494,13 @@ cm_agent_free(CmAgent *agent)
     g_clear_pointer(&agent->policies, g_hash_table_unref);
     g_clear_pointer(&agent->st.policy_ids, g_ptr_array_unref);
     g_clear_pointer(&agent->settings, json_decref);
-    g_clear_pointer(&agent->inventory, json_decref);
-    g_clear_pointer(&agent->discovery, json_decref);
+    g_clear_pointer(&agent->props, g_ptr_array_unref);
+    agent_str_set(&agent->st.mp, NULL);
+    agent_str_set(&agent->st.client_version, NULL);
+    agent_str_set(&agent->st.upgrade_mp, NULL);
+    agent_str_set(&agent->st.upgrade_url, NULL);
+    agent_str_set(&agent->st.upgrade_hash, NULL);
+    agent_str_set(&agent->st.channel_mp, NULL);
     g_free(agent);
 }
 
@@ -528,27 +562,92 @@ cm_agent_policy(const CmAgent *agent, const char *policy_id)
     return p ? p->policy : NULL;
 }
 
-static void
-set_property(json_t *obj, const char *property, const char *value)
+/* ------------------------------------------------------------ reports */
+
+static guint
+prop_find(const CmAgent *agent, gboolean discovery, const char *property)
 {
+    for (guint i = 0; agent->props != NULL && i < agent->props->len; i++) {
+        const AgentProp *p = g_ptr_array_index(agent->props, i);
+        if (p->discovery == discovery && strcmp(p->key, property) == 0)
+            return i;
+    }
+    return G_MAXUINT;
+}
+
+void
+agent_prop_forget(CmAgent *agent, gboolean discovery, const char *property)
+{
+    guint i = prop_find(agent, discovery, property);
+
+    if (i != G_MAXUINT)
+        g_ptr_array_remove_index(agent->props, i);
+}
+
+/* The driver's value (NULL: it removed the property) replaces what it set
+ * before for that property: the list holds one entry a property. */
+static void
+set_property(CmAgent *agent, gboolean discovery, const char *property, const char *value)
+{
+    size_t klen, vlen;
+    AgentProp *p;
+
     if (property == NULL || *property == '\0')
         return;
-    if (value == NULL)
-        json_object_del(obj, property);
-    else
-        json_object_set_new(obj, property, json_string(value));
+    agent_prop_forget(agent, discovery, property);
+    klen = strlen(property);
+    vlen = value != NULL ? strlen(value) : 0;
+    p = g_malloc(sizeof *p + klen + 1 + (value != NULL ? vlen + 1 : 0));
+    p->discovery = discovery;
+    memcpy(p->key, property, klen + 1);
+    p->value = NULL;
+    if (value != NULL) {
+        p->value = p->key + klen + 1;
+        memcpy(p->value, value, vlen + 1);
+    }
+    if (agent->props == NULL)
+        agent->props = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(agent->props, p);
+}
+
+json_t *
+agent_report_props(const CmAgent *agent, gboolean discovery)
+{
+    json_t *obj = json_object();
+
+    if (discovery) {
+        json_object_set_new(obj, "name", json_string(agent->name));
+        json_object_set_new(obj, "domain", json_string(agent->domain));
+    } else {
+        /* What every client's hardware inventory reports at least; the
+         * driver adds the rest with cm_agent_set_inventory. */
+        json_object_set_new(obj, "system.name", json_string(agent->name));
+        json_object_set_new(obj, "system.domain", json_string(agent->domain));
+        json_object_set_new(obj, "client.version", json_string(agent->st.client_version));
+        json_object_set_new(obj, "client.ksp", json_string(cm_ksp_kind_name(agent->inv_ksp)));
+    }
+    for (guint i = 0; agent->props != NULL && i < agent->props->len; i++) {
+        const AgentProp *p = g_ptr_array_index(agent->props, i);
+        if (p->discovery != discovery)
+            continue;
+        if (p->value == NULL)
+            json_object_del(obj, p->key);
+        else
+            json_object_set_new(obj, p->key, json_string(p->value));
+    }
+    return obj;
 }
 
 void
 cm_agent_set_inventory(CmAgent *agent, const char *property, const char *value)
 {
-    set_property(agent->inventory, property, value);
+    set_property(agent, FALSE, property, value);
 }
 
 void
 cm_agent_set_discovery(CmAgent *agent, const char *property, const char *value)
 {
-    set_property(agent->discovery, property, value);
+    set_property(agent, TRUE, property, value);
 }
 
 CmAgent *
@@ -604,8 +703,7 @@ cm_agent_clone(const CmAgent *image, const CmAgentConfig *config, const CmRng *r
     if (image->site_code[0] != '\0')
         memcpy(clone->site_code, image->site_code, sizeof clone->site_code);
     /* The disk carries the client as the image last upgraded it. */
-    g_strlcpy(clone->st.client_version, image->st.client_version, sizeof clone->st.client_version);
-    json_object_set_new(clone->inventory, "client.version", json_string(clone->st.client_version));
+    agent_str_set(&clone->st.client_version, image->st.client_version);
     ret = g_steal_pointer(&clone);
 out:
     cm_agent_free(clone);

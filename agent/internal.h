@@ -52,6 +52,9 @@
 #define AGENT_STATES_MAX      1000
 #define AGENT_STATUS_MAX      100
 #define AGENT_STATUS_TEXT_MAX 1024 /* what the MP accepts as "text" */
+/* A client package answer's version and download location. */
+#define AGENT_VERSION_MAX     31
+#define AGENT_URL_MAX         255
 
 /* ------------------------------------------------------------ messages */
 
@@ -87,7 +90,7 @@ typedef enum {
 
 /* An MP from a location reply, with the transport the agent will use. */
 typedef struct {
-    char name[CM_NAME_MAX + 1];
+    const char *name; /* a shared string (agent_str_set) */
     CmTransport transport; /* the most secure it offers that the agent can use */
     gboolean internet;
 } AgentMp;
@@ -110,6 +113,14 @@ typedef struct {
     CmTime max_runtime;  /* 0: not stated */
     CmTime installed_at; /* when its install started; 0: not installed */
 } AgentPolicy;
+
+/* An inventory or discovery property the driver set (or removed: value
+ * NULL), one allocation. */
+typedef struct {
+    gboolean discovery;
+    char *value; /* points into key's allocation, after the key; NULL: removed */
+    char key[];
+} AgentProp;
 
 /* Site settings learned from siteinfo. */
 typedef struct {
@@ -196,8 +207,10 @@ struct CmAgent {
     GQueue fetch;         /* AgentFetch* */
     GHashTable *policies; /* policy_id -> AgentPolicy* */
     json_t *settings;     /* merged "settings" of the accepted policies */
-    json_t *inventory;    /* property -> string */
-    json_t *discovery;
+    /* Inventory and discovery are built when sent (agent_report_props):
+     * what the agent reports of itself, then what the driver set. */
+    CmKspKind inv_ksp;    /* the key storage the client was installed with */
+    GPtrArray *props;     /* AgentProp*, the driver's properties; NULL: none */
 
     /* software (software.c) */
     gboolean installs_dirty; /* policies changed since the installs were last looked at */
@@ -217,6 +230,23 @@ struct CmAgent {
 };
 
 /* install.c */
+/* Shared strings for the status's MP names, URLs and versions and for the
+ * MP list: a million clients hold the same few.  Interned GRefStrings,
+ * released with their last holder, so that what a rogue MP sends cannot
+ * grow the intern table beyond what the agents hold now.  An unset field
+ * is agent_str_empty. */
+extern const char agent_str_empty[];
+/* *slot becomes value ("" and NULL: agent_str_empty), the old one released. */
+void agent_str_set(const char **slot, const char *value);
+/* Releases the MP list entry's name (the GArray's clear function). */
+void agent_mp_clear(gpointer mp);
+GArray *agent_mp_list_new(void);
+/* The inventory (discovery FALSE) or discovery properties to send: new
+ * object. */
+json_t *agent_report_props(const CmAgent *agent, gboolean discovery);
+/* Forgets what the driver set for an inventory or discovery property, so
+ * that the agent's own value is reported. */
+void agent_prop_forget(CmAgent *agent, gboolean discovery, const char *property);
 gboolean agent_have_pki(const CmAgent *agent);
 /* A new self-signed identity certificate for key (SMSID as CN). */
 CmCert *agent_make_cert(CmAgent *agent, CmKey *key, CmTime now, GError **error);

@@ -253,10 +253,11 @@ gboolean
 agent_client_package(CmAgent *agent, const json_t *body, GError **error)
 {
     const char *version, *url, *hash;
+    char lower[65];
     int cmp;
 
-    version = cm_json_str(body, "version", sizeof agent->st.client_version - 1, error);
-    url = version ? cm_json_str(body, "url", sizeof agent->st.upgrade_url - 1, error) : NULL;
+    version = cm_json_str(body, "version", AGENT_VERSION_MAX, error);
+    url = version ? cm_json_str(body, "url", AGENT_URL_MAX, error) : NULL;
     hash = url ? cm_json_str(body, "hash", 64, error) : NULL;
     if (hash == NULL)
         return FALSE;
@@ -280,13 +281,16 @@ agent_client_package(CmAgent *agent, const json_t *body, GError **error)
      * management point of the site.  Kept so: it is the product's gap. */
     g_info("%s: upgrading the client from %s to %s, from %s as %s told it", agent->st.smsid,
            agent->st.client_version, version, url, agent->st.mp);
-    g_strlcpy(agent->st.client_version, version, sizeof agent->st.client_version);
-    g_strlcpy(agent->st.upgrade_mp, agent->st.mp, sizeof agent->st.upgrade_mp);
-    g_strlcpy(agent->st.upgrade_url, url, sizeof agent->st.upgrade_url);
-    g_strlcpy(agent->st.upgrade_hash, hash, sizeof agent->st.upgrade_hash);
-    for (char *p = agent->st.upgrade_hash; *p != '\0'; p++)
-        *p = g_ascii_tolower(*p);
+    for (size_t i = 0; i < sizeof lower - 1; i++)
+        lower[i] = g_ascii_tolower(hash[i]);
+    lower[sizeof lower - 1] = '\0';
+    agent_str_set(&agent->st.client_version, version);
+    agent_str_set(&agent->st.upgrade_mp, agent->st.mp);
+    agent_str_set(&agent->st.upgrade_url, url);
+    agent_str_set(&agent->st.upgrade_hash, lower);
     agent->st.upgrades_installed++;
-    json_object_set_new(agent->inventory, "client.version", json_string(version));
+    /* The inventory reports the version running now, whatever the driver
+     * had set. */
+    agent_prop_forget(agent, FALSE, "client.version");
     return TRUE;
 }

@@ -1952,6 +1952,74 @@ START_TEST(test_inventory_encrypted)
 }
 END_TEST
 
+/* What the client reports of itself, and what the driver sets over it: a
+ * later value replaces an earlier one, NULL removes the property, its own
+ * properties included.  The key storage reported is the one it was
+ * installed with.  REQ: CLI-02 */
+START_TEST(test_inventory_properties)
+{
+    CmAgentConfig c;
+    FakeMp mp1;
+    Drv d;
+    CmAgentActions a;
+    const json_t *inv, *disc;
+
+    base_config(&c);
+    fake_init(&mp1, MP1, S.mp1_cert);
+    drv_init(&d, new_agent(&c, 225));
+    drv_add(&d, &mp1);
+    cm_agent_set_inventory(d.agent, "os.caption", "Windows 10");
+    cm_agent_set_inventory(d.agent, "os.caption", "Windows 11");
+    cm_agent_set_inventory(d.agent, "system.domain", "other.example");
+    cm_agent_set_inventory(d.agent, "client.ksp", NULL);
+    cm_agent_set_inventory(d.agent, "", "ignored");
+    cm_agent_set_inventory(d.agent, NULL, "ignored");
+    cm_agent_set_discovery(d.agent, "name", NULL);
+    cm_agent_set_discovery(d.agent, "ou", "OU=Desktops");
+    cm_agent_set_discovery(d.agent, "os.caption", "discovery's own");
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    inv = json_object_get(mp1.inventory, "inventory");
+    disc = json_object_get(mp1.discovery, "discovery");
+    ck_assert_int_eq(json_object_size(inv), 4);
+    ck_assert_str_eq(json_string_value(json_object_get(inv, "system.name")), "PC001");
+    ck_assert_str_eq(json_string_value(json_object_get(inv, "system.domain")), "other.example");
+    ck_assert_str_eq(json_string_value(json_object_get(inv, "client.version")), CM_AGENT_VERSION);
+    ck_assert_str_eq(json_string_value(json_object_get(inv, "os.caption")), "Windows 11");
+    ck_assert_ptr_null(json_object_get(inv, "client.ksp"));
+    ck_assert_int_eq(json_object_size(disc), 3);
+    ck_assert_ptr_null(json_object_get(disc, "name"));
+    ck_assert_str_eq(json_string_value(json_object_get(disc, "domain")), c.domain);
+    ck_assert_str_eq(json_string_value(json_object_get(disc, "ou")), "OU=Desktops");
+    ck_assert_str_eq(json_string_value(json_object_get(disc, "os.caption")), "discovery's own");
+    drv_clear(&d);
+
+    /* A mass upgrade to TPM key storage: the inventory still names the key
+     * storage of the installation. */
+    fake_init(&mp1, MP1, S.mp1_cert);
+    c.tpm_version = 0;
+    c.inventory_interval = CM_USEC_PER_DAY;
+    drv_init(&d, new_agent(&c, 226));
+    drv_add(&d, &mp1);
+    drv_start(&d);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    ck_assert_int_eq(cm_agent_status(d.agent)->ksp, CM_KSP_SOFTWARE);
+    cm_agent_actions_init(&a);
+    cm_agent_upgrade(d.agent, 2, d.now, &a);
+    drv_take(&d, &a);
+    ck_assert_int_eq(cm_agent_status(d.agent)->ksp, CM_KSP_TPM2);
+    for (int i = 0; i < 200 && mp1.counts[CM_EP_INVENTORY] < 2; i++) {
+        drv_timer(&d);
+        drv_run_to(&d, CM_AGENT_ACTIVE, 100);
+    }
+    ck_assert_int_eq(mp1.counts[CM_EP_INVENTORY], 2);
+    inv = json_object_get(mp1.inventory, "inventory");
+    ck_assert_str_eq(json_string_value(json_object_get(inv, "client.ksp")),
+                     cm_ksp_kind_name(CM_KSP_SOFTWARE));
+    drv_clear(&d);
+}
+END_TEST
+
 START_TEST(test_inventory_plain_and_cycles)
 {
     CmAgentConfig c;
@@ -3139,6 +3207,7 @@ agent_suite(void)
     tcase_add_test(tc, test_start_window);
     tcase_add_test(tc, test_policy_verification);
     tcase_add_test(tc, test_inventory_encrypted);
+    tcase_add_test(tc, test_inventory_properties);
     tcase_add_test(tc, test_inventory_plain_and_cycles);
     tcase_add_test(tc, test_upgrade);
     tcase_add_test(tc, test_upgrade_while_trusting);
