@@ -138,6 +138,13 @@ void cm_crypto_counters_reset(void);
  * simulator, where thousands of clients parse the same site certificates;
  * off by default (the counters above count only real parses). */
 void cm_parse_cache_enable(gboolean on);
+/* The same for JSON objects a role keeps once it has checked the bytes
+ * (the agent's verified policies, which every client of a collection
+ * receives byte for byte): a hit is a new reference to the object parsed
+ * from equal bytes, NULL on a miss or when the cache is off.  A shared
+ * object is never changed: put it only when no holder will modify it. */
+json_t *cm_parse_cache_json(GBytes *bytes);
+void cm_parse_cache_json_put(GBytes *bytes, json_t *obj);
 
 /* The cost-model crypto mode of the simulator (`crypto = model`): while on,
  * key generation makes model keys, and everything made from them

@@ -1,5 +1,5 @@
-/* parsecache.c - an opt-in cache of parsed certificates and public keys,
- * keyed by the exact bytes they were parsed from.
+/* parsecache.c - an opt-in cache of parsed certificates, public keys and
+ * JSON objects, keyed by the exact bytes they were parsed from.
  *
  * In a simulation thousands of clients parse the same MP certificate, the
  * same site signing certificate and the same trusted root key; parsing is
@@ -9,11 +9,14 @@
 #include "internal.h"
 
 #define CACHE_MAX_ENTRIES 2000000
+/* JSON objects are few (a policy per collection and version) and larger. */
+#define CACHE_MAX_JSON 65536
 
 static GMutex lock;
 static gboolean enabled;
 static GHashTable *certs; /* GBytes -> CmCert */
 static GHashTable *keys;  /* GBytes -> CmKey */
+static GHashTable *jsons; /* GBytes -> json_t */
 
 void
 cm_parse_cache_enable(gboolean on)
@@ -25,9 +28,12 @@ cm_parse_cache_enable(gboolean on)
                                       (GDestroyNotify)cm_cert_unref);
         keys = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
                                      (GDestroyNotify)cm_key_unref);
+        jsons = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
+                                      (GDestroyNotify)json_decref);
     } else if (!on) {
         g_clear_pointer(&certs, g_hash_table_unref);
         g_clear_pointer(&keys, g_hash_table_unref);
+        g_clear_pointer(&jsons, g_hash_table_unref);
     }
     g_mutex_unlock(&lock);
 }
@@ -99,4 +105,32 @@ cm_parse_cache_key_put(const guint8 *der, size_t len, CmKey *key)
 {
     if (enabled && keys != NULL && g_hash_table_size(keys) < CACHE_MAX_ENTRIES)
         put(keys, der, len, cm_key_ref(key));
+}
+
+/* jansson's reference counts are atomic and its readers (json_object_get,
+ * json_dumps, json_equal) change nothing, so threads may share an object
+ * that nobody modifies. */
+json_t *
+cm_parse_cache_json(GBytes *bytes)
+{
+    json_t *hit = NULL;
+
+    if (!enabled)
+        return NULL;
+    g_mutex_lock(&lock);
+    if (jsons != NULL)
+        hit = json_incref(g_hash_table_lookup(jsons, bytes));
+    g_mutex_unlock(&lock);
+    return hit;
+}
+
+void
+cm_parse_cache_json_put(GBytes *bytes, json_t *obj)
+{
+    if (!enabled)
+        return;
+    g_mutex_lock(&lock);
+    if (jsons != NULL && g_hash_table_size(jsons) < CACHE_MAX_JSON)
+        g_hash_table_replace(jsons, g_bytes_ref(bytes), json_incref(obj));
+    g_mutex_unlock(&lock);
 }

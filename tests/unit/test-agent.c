@@ -1883,6 +1883,82 @@ START_TEST(test_policy_verification)
 }
 END_TEST
 
+/* With the parse cache on (the simulator), clients given the same policy
+ * bytes share one parsed object, and each still checks the signature
+ * itself: the same bytes under a signature the client's signing
+ * certificate does not verify are refused though the cache holds them.
+ * Merging the settings of several policies leaves the shared objects as
+ * they were.  REQ: POL-03, TRUST-08, POL-06 */
+START_TEST(test_policy_shared)
+{
+    CmAgentConfig c;
+    FakeMp mp1, mp2, mp3;
+    Drv a, b, r;
+    const FakePolicy one = {.id = "PS100001",
+                            .version = 1,
+                            .settings = "{\"powershell_execution_policy\":\"allsigned\"}"};
+    const FakePolicy two = {.id = "PS100002",
+                            .version = 1,
+                            .settings = "{\"bitlocker_suspend_pin\":false}"};
+    const json_t *pa, *pb;
+
+    cm_parse_cache_enable(TRUE);
+    base_config(&c);
+    c.smssitecode = SITE;
+    c.smspublicrootkey = S.trk_hex;
+    c.smssigncert = S.sign_cert;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.policies[0] = one;
+    mp1.n_policies = 1;
+    drv_init(&a, new_agent(&c, 400));
+    drv_add(&a, &mp1);
+    drv_start(&a);
+    drv_run_to(&a, CM_AGENT_ACTIVE, 100);
+    fake_init(&mp2, MP1, S.mp1_cert);
+    mp2.policies[0] = one;
+    mp2.policies[1] = two;
+    mp2.n_policies = 2;
+    drv_init(&b, new_agent(&c, 401));
+    drv_add(&b, &mp2);
+    drv_start(&b);
+    drv_run_to(&b, CM_AGENT_ACTIVE, 100);
+    ck_assert_int_eq(cm_agent_status(a.agent)->policies_accepted, 1);
+    ck_assert_int_eq(cm_agent_status(b.agent)->policies_accepted, 2);
+    pa = cm_agent_policy(a.agent, "PS100001");
+    pb = cm_agent_policy(b.agent, "PS100001");
+    ck_assert_ptr_nonnull(pa);
+    ck_assert_ptr_eq(pa, pb);
+    /* A's settings are its one policy's; B's merge both, in a new object. */
+    ck_assert_ptr_eq(cm_agent_status(a.agent)->settings, json_object_get(pa, "settings"));
+    ck_assert_int_eq(json_object_size(cm_agent_status(b.agent)->settings), 2);
+    ck_assert_int_eq(json_object_size(json_object_get(pa, "settings")), 1);
+    ck_assert_int_eq(json_object_size(cm_agent_status(a.agent)->settings), 1);
+
+    /* The same bytes signed with another key. */
+    fake_init(&mp3, MP1, S.mp1_cert);
+    mp3.sign_key = S.rogue_sign_key;
+    mp3.policies[0] = one;
+    mp3.n_policies = 1;
+    drv_init(&r, new_agent(&c, 402));
+    drv_add(&r, &mp3);
+    drv_start(&r);
+    drv_run_to(&r, CM_AGENT_ACTIVE, 100);
+    ck_assert_int_eq(cm_agent_status(r.agent)->policies_accepted, 0);
+    ck_assert_int_eq(cm_agent_status(r.agent)->policies_refused, 1);
+    ck_assert_ptr_null(cm_agent_policy(r.agent, "PS100001"));
+    ck_assert_ptr_null(cm_agent_status(r.agent)->settings);
+
+    /* The first holder goes; the other keeps the object. */
+    drv_clear(&a);
+    ck_assert_str_eq(json_string_value(json_object_get(cm_agent_policy(b.agent, "PS100001"),
+                                                       "policy_id")),
+                     "PS100001");
+    drv_clear(&b);
+    drv_clear(&r);
+    cm_parse_cache_enable(FALSE);
+}
+END_TEST
+
 /* ------------------------------------------------------------ inventory */
 
 static json_t *
@@ -3207,6 +3283,7 @@ agent_suite(void)
     tcase_add_test(tc, test_start_window);
     tcase_add_test(tc, test_policy_verification);
     tcase_add_test(tc, test_inventory_encrypted);
+    tcase_add_test(tc, test_policy_shared);
     tcase_add_test(tc, test_inventory_properties);
     tcase_add_test(tc, test_inventory_plain_and_cycles);
     tcase_add_test(tc, test_upgrade);
