@@ -204,8 +204,8 @@ cm_cert_from_der(const guint8 *der, size_t len, GError **error)
     CM_COUNT(cert_parse);
     if (cm_model_is(der, len, CM_MODEL_CERT)) {
         cert = cert_from_model(der, len, error);
-        if (cert != NULL)
-            cm_parse_cache_cert_put(der, len, cert);
+        if (cert != NULL) /* keyed by the encoding it keeps: no copy */
+            cm_parse_cache_cert_put_bytes(cert->model->der, cert);
         return cert;
     }
     x509 = d2i_X509(NULL, &p, (long)len);
@@ -790,9 +790,10 @@ cm_cert_issue(const CmCertSpec *spec, GError **error)
         if (der != NULL)
             cert = cert_from_model(g_bytes_get_data(der, NULL), g_bytes_get_size(der), error);
         /* As a real certificate is (cert_reparse): its receivers find it
-         * parsed, so both modes count the same parses. */
+         * parsed, so both modes count the same parses.  Keyed by the
+         * encoding it keeps: no copy. */
         if (cert != NULL)
-            cm_parse_cache_cert_put(g_bytes_get_data(der, NULL), g_bytes_get_size(der), cert);
+            cm_parse_cache_cert_put_bytes(cert->model->der, cert);
         goto out;
     }
     prof = profile_of(spec->profile, cm_key_alg(spec->subject_key));

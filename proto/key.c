@@ -14,23 +14,31 @@
 
 struct CmKey {
     gint refs;
-    EVP_PKEY *pkey;
     CmKeyAlg alg;
     gboolean has_private;
     gboolean exportable;
+    gboolean model; /* which half of u */
     /* SHA-256 of the DER public key, computed on first use: encoding a key
      * costs OpenSSL 3.0 more than generating a P-256 one. */
     gsize id_done;
     guint8 id[32];
-    /* Prepared EVP_PKEY_CTXs, [sign/verify][hash]: preparing one costs about
-     * as much as 15% of a P-256 signature in OpenSSL 3.0.  Taken and given
-     * back atomically, so a key shared by threads stays safe. */
-    EVP_PKEY_CTX *ctx_cache[2][2];
-    /* A cost-model key (model.c) has no EVP_PKEY: a secret (all zero for a
-     * public key) and its public half. */
-    gboolean model;
-    guint8 model_secret[CM_MODEL_ID];
-    guint8 model_pub[CM_MODEL_ID];
+    /* A union: each of a million simulated clients holds two model keys. */
+    union {
+        struct {
+            EVP_PKEY *pkey;
+            /* Prepared EVP_PKEY_CTXs, [sign/verify][hash]: preparing one
+             * costs about as much as 15% of a P-256 signature in OpenSSL
+             * 3.0.  Taken and given back atomically, so a key shared by
+             * threads stays safe. */
+            EVP_PKEY_CTX *ctx_cache[2][2];
+        } r;
+        /* A cost-model key (model.c) has no EVP_PKEY: a secret (all zero
+         * for a public key) and its public half. */
+        struct {
+            guint8 secret[CM_MODEL_ID];
+            guint8 pub[CM_MODEL_ID];
+        } m;
+    } u;
 };
 
 #define KEY_MAX_DER (8 * 1024)
@@ -120,7 +128,7 @@ cm_key_wrap(EVP_PKEY *pkey, unsigned flags, GError **error)
     key->alg = alg;
     key->has_private = (flags & CM_KEY_WRAP_PRIVATE) != 0;
     key->exportable = (flags & CM_KEY_WRAP_EXPORTABLE) != 0;
-    key->pkey = pkey; /* owned by key now */
+    key->u.r.pkey = pkey; /* owned by key now */
     return key;
 }
 
@@ -136,8 +144,8 @@ cm_key_model_new(CmKeyAlg alg, const guint8 *secret, const guint8 pub[CM_MODEL_I
     key->has_private = secret != NULL && (flags & CM_KEY_WRAP_PRIVATE) != 0;
     key->exportable = key->has_private && (flags & CM_KEY_WRAP_EXPORTABLE) != 0;
     if (key->has_private)
-        memcpy(key->model_secret, secret, CM_MODEL_ID);
-    memcpy(key->model_pub, pub, CM_MODEL_ID);
+        memcpy(key->u.m.secret, secret, CM_MODEL_ID);
+    memcpy(key->u.m.pub, pub, CM_MODEL_ID);
     return key;
 }
 
@@ -150,13 +158,15 @@ cm_key_is_model(const CmKey *key)
 const guint8 *
 cm_key_model_pub(const CmKey *key)
 {
-    return key->model_pub;
+    static const guint8 none[CM_MODEL_ID];
+
+    return key->model ? key->u.m.pub : none; /* a real key has no model half */
 }
 
 const guint8 *
 cm_key_model_secret(const CmKey *key)
 {
-    return key->model && key->has_private ? key->model_secret : NULL;
+    return key->model && key->has_private ? key->u.m.secret : NULL;
 }
 
 /* A model key's encodings: magic, algorithm, then the public half or the
@@ -175,7 +185,8 @@ model_der(const char *magic, CmKeyAlg alg, const guint8 id[CM_MODEL_ID])
 GBytes *
 cm_key_model_private_der(const CmKey *key)
 {
-    return model_der(CM_MODEL_KEY_PRIV, key->alg, key->model_secret);
+    g_return_val_if_fail(key->model, NULL);
+    return model_der(CM_MODEL_KEY_PRIV, key->alg, key->u.m.secret);
 }
 
 CmKey *
@@ -240,11 +251,14 @@ cm_key_unref(CmKey *key)
 {
     if (key == NULL || !g_atomic_int_dec_and_test(&key->refs))
         return;
-    for (int op = 0; op < 2; op++)
-        for (int h = 0; h < 2; h++)
-            EVP_PKEY_CTX_free(key->ctx_cache[op][h]);
-    EVP_PKEY_free(key->pkey);
-    OPENSSL_cleanse(key->model_secret, sizeof key->model_secret);
+    if (!key->model) {
+        for (int op = 0; op < 2; op++)
+            for (int h = 0; h < 2; h++)
+                EVP_PKEY_CTX_free(key->u.r.ctx_cache[op][h]);
+        EVP_PKEY_free(key->u.r.pkey);
+    } else {
+        OPENSSL_cleanse(key->u.m.secret, sizeof key->u.m.secret);
+    }
     g_free(key);
 }
 
@@ -269,7 +283,7 @@ cm_key_is_exportable(const CmKey *key)
 EVP_PKEY *
 cm_key_evp(const CmKey *key)
 {
-    return key->pkey;
+    return key->model ? NULL : key->u.r.pkey;
 }
 
 const guint8 *
@@ -295,8 +309,8 @@ cm_key_public_equal(const CmKey *a, const CmKey *b)
 
     if (a->model || b->model)
         return a == b || (a->model && b->model && a->alg == b->alg &&
-                          memcmp(a->model_pub, b->model_pub, CM_MODEL_ID) == 0);
-    eq = a == b ? 1 : EVP_PKEY_eq(a->pkey, b->pkey);
+                          memcmp(a->u.m.pub, b->u.m.pub, CM_MODEL_ID) == 0);
+    eq = a == b ? 1 : EVP_PKEY_eq(a->u.r.pkey, b->u.r.pkey);
 
     cm_openssl_clear();
     return eq == 1;
@@ -310,8 +324,8 @@ cm_key_public_der(const CmKey *key)
     GBytes *b;
 
     if (key->model)
-        return model_der(CM_MODEL_KEY_PUB, key->alg, key->model_pub);
-    len = i2d_PUBKEY(key->pkey, &der);
+        return model_der(CM_MODEL_KEY_PUB, key->alg, key->u.m.pub);
+    len = i2d_PUBKEY(key->u.r.pkey, &der);
     if (len <= 0)
         g_error("cannot encode a parsed public key"); /* allocation failure only */
     b = g_bytes_new(der, (gsize)len);
@@ -330,7 +344,7 @@ cm_key_public_pem(const CmKey *key)
         return cm_model_pem("CMLAB MODEL PUBLIC KEY", der);
     }
     bio = BIO_new(BIO_s_mem());
-    if (bio == NULL || !PEM_write_bio_PUBKEY(bio, key->pkey))
+    if (bio == NULL || !PEM_write_bio_PUBKEY(bio, key->u.r.pkey))
         g_error("cannot write a public key to memory");
     pem = cm_bio_to_string(bio);
     BIO_free(bio);
@@ -404,13 +418,13 @@ cm_key_public_view(const CmKey *key)
     if (!key->has_private)
         return cm_key_ref((CmKey *)key);
     if (key->model)
-        return cm_key_model_new(key->alg, NULL, key->model_pub, CM_KEY_WRAP_PUBLIC);
+        return cm_key_model_new(key->alg, NULL, key->u.m.pub, CM_KEY_WRAP_PUBLIC);
     view = g_new0(CmKey, 1);
     view->refs = 1;
     view->alg = key->alg;
-    if (!EVP_PKEY_up_ref(key->pkey))
+    if (!EVP_PKEY_up_ref(key->u.r.pkey))
         g_error("cannot take a reference to a key");
-    view->pkey = key->pkey;
+    view->u.r.pkey = key->u.r.pkey;
     return view;
 }
 
@@ -490,7 +504,7 @@ cm_key_private_pem(const CmKey *key, GError **error)
         return cm_model_pem("CMLAB MODEL PRIVATE KEY", der);
     }
     bio = BIO_new(BIO_s_mem());
-    if (bio == NULL || !PEM_write_bio_PrivateKey(bio, key->pkey, NULL, NULL, 0, NULL, NULL)) {
+    if (bio == NULL || !PEM_write_bio_PrivateKey(bio, key->u.r.pkey, NULL, NULL, 0, NULL, NULL)) {
         BIO_free(bio);
         cm_set_openssl_error(error, CM_PROTO_ERROR_CRYPTO, "cannot write private key");
         return NULL;
@@ -542,10 +556,10 @@ cm_key_take_ctx(const CmKey *key, gboolean sign, CmHashAlg hash)
 
     if (key->model)
         return NULL;
-    ctx = g_atomic_pointer_exchange(&k->ctx_cache[sign ? 0 : 1][hash], NULL);
+    ctx = g_atomic_pointer_exchange(&k->u.r.ctx_cache[sign ? 0 : 1][hash], NULL);
     if (ctx != NULL)
         return ctx;
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->u.r.pkey, NULL);
     if (ctx == NULL || (sign ? EVP_PKEY_sign_init(ctx) : EVP_PKEY_verify_init(ctx)) != 1 ||
         EVP_PKEY_CTX_set_signature_md(ctx, cm_md(hash)) != 1) {
         EVP_PKEY_CTX_free(ctx);
@@ -559,6 +573,10 @@ cm_key_give_ctx(const CmKey *key, gboolean sign, CmHashAlg hash, EVP_PKEY_CTX *c
 {
     CmKey *k = (CmKey *)key;
 
-    if (!g_atomic_pointer_compare_and_exchange(&k->ctx_cache[sign ? 0 : 1][hash], NULL, ctx))
+    if (key->model) { /* never made one (cm_key_take_ctx) */
+        EVP_PKEY_CTX_free(ctx);
+        return;
+    }
+    if (!g_atomic_pointer_compare_and_exchange(&k->u.r.ctx_cache[sign ? 0 : 1][hash], NULL, ctx))
         EVP_PKEY_CTX_free(ctx); /* another thread gave one back first */
 }

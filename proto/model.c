@@ -374,20 +374,16 @@ get_str(Reader *r, size_t max)
 #define CERT_MAGIC "CMMC"
 #define CERT_MAX_DNS 32
 
+/* A parsed certificate is one block: the CmModelCert, its DNS name
+ * pointers, its strings and its encoding, owned by m->der (whose free
+ * function releases the block).  A million clients each hold one; a block
+ * instead of eight allocations saves a third of their bytes, and the parse
+ * cache keys the certificate by the same GBytes. */
 void
 cm_model_cert_free(CmModelCert *m)
 {
-    if (m == NULL)
-        return;
-    if (m->der != NULL)
-        g_bytes_unref(m->der);
-    g_free(m->cn);
-    g_free(m->o);
-    g_free(m->issuer_cn);
-    g_free(m->issuer_o);
-    g_free(m->crl_url);
-    g_strfreev(m->dns);
-    g_free(m);
+    if (m != NULL)
+        g_bytes_unref(m->der); /* frees m */
 }
 
 GBytes *
@@ -437,45 +433,106 @@ cm_model_cert_encode(const CmCertSpec *spec, const char *issuer_cn, const char *
     return g_byte_array_free_to_bytes(b);
 }
 
+/* A string field: up to max bytes, without NUL bytes (names and URLs). */
+typedef struct {
+    const guint8 *p;
+    guint16 n;
+} Span;
+
+static void
+get_span(Reader *r, size_t max, Span *out)
+{
+    const guint8 *p = take(r, 2);
+    guint16 n;
+
+    out->p = NULL;
+    out->n = 0;
+    if (p == NULL)
+        return;
+    n = (guint16)(p[0] << 8 | p[1]);
+    if (n > max || (p = take(r, n)) == NULL || memchr(p, 0, n) != NULL) {
+        r->bad = TRUE;
+        return;
+    }
+    out->p = p;
+    out->n = n;
+}
+
+/* Copies a span to *at as a C string; the same bytes as prev give prev's
+ * string (a self-signed certificate names its subject twice). */
+static char *
+put_span(char **at, const Span *s, const Span *prev, char *prev_str)
+{
+    char *str = *at;
+
+    if (prev != NULL && prev->n == s->n && memcmp(prev->p, s->p, s->n) == 0)
+        return prev_str;
+    memcpy(str, s->p, s->n);
+    str[s->n] = '\0';
+    *at += (size_t)s->n + 1;
+    return str;
+}
+
+enum { SPAN_CN, SPAN_O, SPAN_ISSUER_CN, SPAN_ISSUER_O, SPAN_CRL, SPAN_DNS };
+
 CmModelCert *
 cm_model_cert_parse(const guint8 *der, size_t len, GError **error)
 {
-    CmModelCert *m = g_new0(CmModelCert, 1);
+    CmModelCert h = {0}, *m;
     Reader r = {der, der + len, FALSE};
-    guint8 n_dns;
+    Span sp[SPAN_DNS + CERT_MAX_DNS];
+    static const size_t max[SPAN_DNS] = {64, 256, 256, 256, 2048};
+    guint8 n_dns = 0;
+    size_t n_spans, strings = 0, head;
+    guint8 *block;
+    char *at;
 
     (void)take(&r, 4);
     if (get_u8(&r) != 1)
         r.bad = TRUE;
-    m->profile = get_u8(&r);
-    m->hash = get_u8(&r);
-    m->key_alg = get_u8(&r);
-    m->serial = get_u64(&r);
-    m->not_before = (CmTime)get_u64(&r) * CM_USEC_PER_SEC;
-    m->not_after = (CmTime)get_u64(&r) * CM_USEC_PER_SEC;
-    get_id(&r, m->subject_pub);
-    get_id(&r, m->issuer_pub);
-    m->cn = get_str(&r, 64);
-    m->o = get_str(&r, 256);
-    m->issuer_cn = get_str(&r, 256);
-    m->issuer_o = get_str(&r, 256);
-    m->crl_url = get_str(&r, 2048);
+    h.profile = get_u8(&r);
+    h.hash = get_u8(&r);
+    h.key_alg = get_u8(&r);
+    h.serial = get_u64(&r);
+    h.not_before = (CmTime)get_u64(&r) * CM_USEC_PER_SEC;
+    h.not_after = (CmTime)get_u64(&r) * CM_USEC_PER_SEC;
+    get_id(&r, h.subject_pub);
+    get_id(&r, h.issuer_pub);
+    for (int i = 0; i < SPAN_DNS; i++)
+        get_span(&r, max[i], &sp[i]);
     n_dns = get_u8(&r);
     if (n_dns > CERT_MAX_DNS)
         r.bad = TRUE;
-    m->dns = g_new0(char *, (gsize)n_dns + 1);
-    for (guint i = 0; !r.bad && i < n_dns; i++)
-        m->dns[i] = get_str(&r, 253);
-    m->tbs_len = (size_t)(r.p - der);
+    n_spans = r.bad ? SPAN_DNS : SPAN_DNS + (size_t)n_dns;
+    for (size_t i = SPAN_DNS; i < n_spans; i++)
+        get_span(&r, 253, &sp[i]);
+    h.tbs_len = (size_t)(r.p - der);
     (void)take(&r, CM_MODEL_ID);
-    if (r.bad || r.p != r.end || m->profile > CM_CERT_ENCRYPTION || m->hash > CM_HASH_SHA1 ||
-        m->key_alg > CM_KEY_RSA_2048 || m->cn == NULL) {
+    if (r.bad || r.p != r.end || h.profile > CM_CERT_ENCRYPTION || h.hash > CM_HASH_SHA1 ||
+        h.key_alg > CM_KEY_RSA_2048) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "not a cost-model certificate (malformed or truncated)");
-        cm_model_cert_free(m);
         return NULL;
     }
-    m->der = g_bytes_new(der, len);
+
+    for (size_t i = 0; i < n_spans; i++)
+        strings += (size_t)sp[i].n + 1;
+    head = sizeof *m + ((size_t)n_dns + 1) * sizeof(char *);
+    block = g_malloc(head + strings + len);
+    m = (CmModelCert *)block;
+    *m = h;
+    m->dns = (char **)(block + sizeof *m);
+    at = (char *)block + head;
+    m->cn = put_span(&at, &sp[SPAN_CN], NULL, NULL);
+    m->o = put_span(&at, &sp[SPAN_O], NULL, NULL);
+    m->issuer_cn = put_span(&at, &sp[SPAN_ISSUER_CN], &sp[SPAN_CN], m->cn);
+    m->issuer_o = put_span(&at, &sp[SPAN_ISSUER_O], &sp[SPAN_O], m->o);
+    m->crl_url = put_span(&at, &sp[SPAN_CRL], NULL, NULL);
+    for (guint i = 0; i < n_dns; i++)
+        m->dns[i] = put_span(&at, &sp[SPAN_DNS + i], NULL, NULL);
+    m->dns[n_dns] = NULL;
+    memcpy(at, der, len);
+    m->der = g_bytes_new_with_free_func(at, len, g_free, block);
     return m;
 }
 

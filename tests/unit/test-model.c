@@ -181,6 +181,87 @@ START_TEST(test_cert_signed_by)
 }
 END_TEST
 
+/* A certificate with every field parses back to the same names and the
+ * same bytes, whatever it is parsed from (a copy freed at once, its own
+ * DER kept after the certificate is gone); every shorter prefix of it and
+ * a trailing byte are refused.  REQ: TRUST-02, TRUST-03 */
+START_TEST(test_cert_parse_fields)
+{
+    g_autoptr(CmKey) ca = model_key();
+    g_autoptr(CmKey) leaf = model_key();
+    g_autoptr(CmCert) ca_cert = NULL, cert = NULL, back = NULL, self = NULL;
+    g_autoptr(GBytes) der = NULL, again = NULL;
+    const char *const dns[] = {"mp1.corp.example", "mp1", NULL};
+    GError *err = NULL;
+    CmCertSpec spec = {.profile = CM_CERT_ROOT_CA,
+                       .subject_cn = "Corp CA",
+                       .subject_o = "Corp",
+                       .serial = 1,
+                       .not_before = NOW - DAY,
+                       .not_after = NOW + DAY,
+                       .subject_key = ca};
+    guint8 *copy;
+    gsize n;
+
+    ca_cert = cm_cert_issue(&spec, &err);
+    cm_assert_no_error(err);
+    spec = (CmCertSpec){.profile = CM_CERT_MP,
+                        .subject_cn = "mp1.corp.example",
+                        .subject_o = "Corp MPs",
+                        .dns_names = dns,
+                        .crl_url = "http://pki.corp.example/corp.crl",
+                        .serial = 2,
+                        .not_before = NOW - DAY,
+                        .not_after = NOW + DAY,
+                        .subject_key = leaf,
+                        .issuer_key = ca,
+                        .issuer_cert = ca_cert};
+    cert = cm_cert_issue(&spec, &err);
+    cm_assert_no_error(err);
+    der = cm_cert_to_der(cert);
+    n = g_bytes_get_size(der);
+    copy = g_memdup2(g_bytes_get_data(der, NULL), n);
+    back = cm_cert_from_der(copy, n, &err);
+    cm_assert_no_error(err);
+    memset(copy, 0, n);
+    g_free(copy);
+    ck_assert_ptr_ne(back, cert); /* the parse cache is off: a parse of its own */
+    ck_assert_str_eq(cm_cert_subject_cn(back), "mp1.corp.example");
+    ck_assert_uint_eq(cm_cert_serial(back), 2);
+    ck_assert(!cm_cert_is_self_issued(back));
+    ck_assert(cm_cert_check_signed_by(back, ca, NOW, &err));
+    cm_assert_no_error(err);
+    again = cm_cert_to_der(back);
+    ck_assert(g_bytes_equal(again, der));
+    g_clear_pointer(&again, g_bytes_unref);
+    g_clear_pointer(&back, cm_cert_unref);
+    g_clear_pointer(&cert, cm_cert_unref);
+    ck_assert_int_eq(memcmp(g_bytes_get_data(der, NULL), "CMMC", 4), 0);
+    for (gsize len = 0; len < n; len++) {
+        ck_assert(cm_cert_from_der(g_bytes_get_data(der, NULL), len, &err) == NULL);
+        cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
+    }
+    copy = g_malloc(n + 1);
+    memcpy(copy, g_bytes_get_data(der, NULL), n);
+    copy[n] = 0;
+    ck_assert(cm_cert_from_der(copy, n + 1, &err) == NULL);
+    cm_assert_error(&err, CM_PROTO_ERROR_INVALID);
+    g_free(copy);
+    /* Self-issued: the subject's name and organisation are the issuer's. */
+    ck_assert(cm_cert_is_self_issued(ca_cert));
+    spec = (CmCertSpec){.profile = CM_CERT_CLIENT_SELF_SIGNED,
+                        .subject_cn = "GUID:1",
+                        .serial = 3,
+                        .not_before = NOW - DAY,
+                        .not_after = NOW + DAY,
+                        .subject_key = leaf};
+    self = cm_cert_issue(&spec, &err);
+    cm_assert_no_error(err);
+    ck_assert(cm_cert_is_self_issued(self));
+    ck_assert(cm_cert_is_self_signed(self));
+}
+END_TEST
+
 /* Chains: a client certificate from the enterprise CA verifies; one from a
  * CA the store does not hold does not; a revoked one is refused with CRL
  * checking on, and without the CRL at all; purposes are kept.
@@ -379,6 +460,7 @@ model_suite(void)
     tcase_add_test(tc, test_sign_verify);
     tcase_add_test(tc, test_no_mixing);
     tcase_add_test(tc, test_cert_signed_by);
+    tcase_add_test(tc, test_cert_parse_fields);
     tcase_add_test(tc, test_chain_and_crl);
     tcase_add_test(tc, test_envelope);
     tcase_add_test(tc, test_sealing_and_pem);
