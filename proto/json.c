@@ -83,8 +83,9 @@ text_ok(const char *s, size_t len)
  * integers, any syntax error) makes it give up, and jansson parses the
  * body as before, errors and all.  So it may only accept what jansson
  * accepts, with an equal value: fuzz-json checks exactly that against
- * jansson itself.  It runs after the checks in cm_json_parse: the text is
- * valid UTF-8 without NUL bytes and nests at most CM_JSON_MAX_DEPTH. */
+ * jansson itself.  It runs after the NUL and UTF-8 checks of cm_json_parse
+ * and refuses nesting past CM_JSON_MAX_DEPTH on its own, as the depth
+ * count before jansson does. */
 
 typedef struct {
     const char *p;
@@ -365,6 +366,7 @@ cm_json_parse(const void *data, size_t len, size_t max_len, GError **error)
     const char *text = data;
     const char *nul;
     const char *bad_utf8 = NULL;
+    gboolean clean;
     size_t deep_at = 0;
     json_error_t jerr;
     json_t *root;
@@ -379,28 +381,31 @@ cm_json_parse(const void *data, size_t len, size_t max_len, GError **error)
                     "JSON body is empty; expected a JSON object");
         return NULL;
     }
-    nul = text_ok(text, len) ? NULL : memchr(text, '\0', len);
+    clean = text_ok(text, len);
+    nul = clean ? NULL : memchr(text, '\0', len);
     if (nul != NULL) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "JSON body has a NUL byte at offset %zu; JSON text never contains one",
                     (size_t)(nul - text));
         return NULL;
     }
-    if (!text_ok(text, len) && !g_utf8_validate_len(text, len, &bad_utf8)) {
+    if (!clean && !g_utf8_validate_len(text, len, &bad_utf8)) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "JSON body is not valid UTF-8 (offset %zu); encode it as UTF-8",
                     (size_t)(bad_utf8 - text));
         return NULL;
     }
+    /* The scanner stops at CM_JSON_MAX_DEPTH itself; the count below is for
+     * jansson, whose recursion it bounds, and for the message. */
+    root = json_scan(text, len);
+    if (root != NULL)
+        return root;
     if (!json_depth_ok(text, len, &deep_at)) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "JSON body nests deeper than %d levels (at offset %zu)", CM_JSON_MAX_DEPTH,
                     deep_at);
         return NULL;
     }
-    root = json_scan(text, len);
-    if (root != NULL)
-        return root;
     /* Without JSON_ALLOW_NUL jansson refuses "\u0000", so every string it
      * returns is a C string; JSON_DECODE_ANY lets us name the wrong top
      * level ourselves instead of jansson's "'[' or '{' expected". */
