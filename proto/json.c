@@ -71,6 +71,34 @@ text_ok(const char *s, size_t len)
     return TRUE;
 }
 
+/* The end of the run from p of bytes a JSON string holds as they are: not
+ * a quote, a backslash or a control character.  Eight bytes at a time
+ * (the strings are mostly base64), then byte by byte from the word that
+ * holds one of them. */
+static const char *
+plain_run(const char *p, const char *end)
+{
+    const guint64 ones = G_GUINT64_CONSTANT(0x0101010101010101);
+    const guint64 high = G_GUINT64_CONSTANT(0x8080808080808080);
+
+    while (end - p >= 8) {
+        guint64 w, quote, backslash, control;
+        memcpy(&w, p, sizeof w);
+        quote = w ^ (ones * '"');
+        backslash = w ^ (ones * '\\');
+        /* a zero byte in quote or backslash, a byte below 0x20 in w */
+        quote = (quote - ones) & ~quote & high;
+        backslash = (backslash - ones) & ~backslash & high;
+        control = (w - ones * 0x20) & ~w & high;
+        if ((quote | backslash | control) != 0)
+            break;
+        p += 8;
+    }
+    while (p < end && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\')
+        p++;
+    return p;
+}
+
 /* ------------------------------------------------------------ fast path
  *
  * jansson reads its input through a per-character stream that checks UTF-8
@@ -113,8 +141,7 @@ scan_string(JsonScan *s, const char **out, size_t *len)
     for (;;) {
         const char *q = s->p;
         unsigned char c;
-        while (q < s->end && (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\')
-            q++;
+        q = plain_run(q, s->end);
         if (q >= s->end || (unsigned char)*q < 0x20)
             return FALSE; /* unterminated, or a raw control character */
         if (escaped)
@@ -486,8 +513,7 @@ dump_string(GString *out, const char *str, size_t len)
     while (p < end) {
         const char *q = p;
         unsigned char c;
-        while (q < end && (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\')
-            q++;
+        q = plain_run(q, end);
         g_string_append_len(out, p, q - p);
         if (q == end)
             break;
