@@ -230,12 +230,20 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
     /* Nothing to recover after a crash in memory: no rollback journal
      * beyond what a ROLLBACK needs.  And no size limit but the machine's:
      * memdb stops a database at 1 GiB unless told otherwise, which a site
-     * of some 600,000 clients reaches. */
+     * of some 600,000 clients reaches.  The database is private to this
+     * connection, so it keeps its lock (EXCLUSIVE): every statement outside
+     * a transaction would otherwise take and drop a lock and check the
+     * header for changes no one else can make.  2 KiB pages (set before
+     * the schema exists) halve the bytes the journal copies for each page
+     * a transaction changes; measured: about 1% fewer instructions for the
+     * simulator's lifecycle, the same memory. */
     if (memory) {
         sqlite3_int64 limit = G_GINT64_CONSTANT(1) << 50;
         if (sqlite3_file_control(store->db, "main", SQLITE_FCNTL_SIZE_LIMIT, &limit) !=
                 SQLITE_OK ||
-            !exec_plain(store, "PRAGMA journal_mode=MEMORY", error)) {
+            !exec_plain(store, "PRAGMA page_size=2048", error) ||
+            !exec_plain(store, "PRAGMA journal_mode=MEMORY", error) ||
+            !exec_plain(store, "PRAGMA locking_mode=EXCLUSIVE", error)) {
             if (error != NULL && *error == NULL)
                 set_db_error(error, store->db, "cannot set up the memory database");
             goto out;

@@ -115,23 +115,30 @@ parse_registration(CmSite *site, const CmRequest *req, CmTime now, json_t *body,
     return TRUE;
 }
 
+/* Whether the certificate (by thumbprint) or the hardware ID is blocked:
+ * one statement, two lookups of the primary key. */
 static gboolean
-is_blocked(CmSite *site, const char *kind, const char *value, GError **error)
+is_blocked(CmSite *site, const char *thumbprint, const char *hwid, GError **error)
 {
     GError *cause = NULL;
-    sqlite3_stmt *st =
-        SITE_STMT(site, "SELECT 1 FROM blocked WHERE kind = ? AND value = ?", &cause);
-    gboolean row = FALSE;
+    sqlite3_stmt *st = SITE_STMT(
+        site,
+        "SELECT EXISTS (SELECT 1 FROM blocked WHERE kind = 'thumbprint' AND value = ?1)"
+        " OR EXISTS (SELECT 1 FROM blocked WHERE kind = 'hwid' AND value = ?2)",
+        &cause);
+    gboolean row = FALSE, blocked;
 
     if (st == NULL)
         goto fail;
-    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, thumbprint, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, hwid, -1, SQLITE_STATIC);
     if (!cm_store_step_row(site->store, st, &row, &cause))
         goto fail;
-    if (row)
-        sqlite3_reset(st);
-    return row;
+    if (!row)
+        return FALSE;
+    blocked = sqlite3_column_int(st, 0) != 0;
+    sqlite3_reset(st);
+    return blocked;
 fail:
     cm_site_store_error(error, cause);
     return FALSE;
@@ -368,7 +375,7 @@ apply_registration(CmSite *site, const CmRequest *req, const Registration *r, Cm
     /* A blocked certificate or hardware stays out under any new SMSID; a
      * new certificate and a new hardware ID get through over HTTP, which
      * is the weakness REQ REG-04 measures. */
-    if (is_blocked(site, "thumbprint", tp, &sub) || is_blocked(site, "hwid", r->hwid, &sub)) {
+    if (is_blocked(site, tp, r->hwid, &sub)) {
         cm_response_refuse(resp, CM_REASON_BLOCKED,
                            "this certificate or hardware ID belongs to a blocked client");
         return TRUE;

@@ -599,6 +599,22 @@ START_TEST(test_blocking)
         test_lab_refresh_mps(lab);
         register_ok(lab, rejoin, "approved");
     }
+    /* a blocked certificate stays out whatever the rest of the request
+     * (its thumbprint on the block list, as a block leaves it) */
+    {
+        g_autoptr(TestClient) cert_blocked = test_client_new(44, "");
+        g_autofree char *tp = cm_cert_thumbprint_hex(cert_blocked->cert);
+        sqlite3_stmt *st = cm_store_stmt(cm_site_store(lab->site),
+                                         "INSERT INTO blocked(kind, value, smsid, at)"
+                                         " VALUES ('thumbprint', ?, NULL, 0)",
+                                         NULL);
+        ck_assert_ptr_nonnull(st);
+        sqlite3_bind_text(st, 1, tp, -1, SQLITE_TRANSIENT);
+        ck_assert(cm_store_step_done(cm_site_store(lab->site), st, NULL));
+        test_client_register(lab, cert_blocked, &resp);
+        expect_refusal(&resp, CM_REASON_BLOCKED);
+        cm_response_clear(&resp);
+    }
     /* unblocking returns the record to pending */
     ck_assert(cm_site_admin_unblock(lab->site, c->smsid, "admin", lab->now, NULL));
     {

@@ -272,6 +272,26 @@ START_TEST(test_stmt_cache)
     /* Another text is another statement. */
     ck_assert_ptr_ne(a, cm_store_stmt(store, "SELECT x FROM t", &error));
 
+    /* The cache goes by the text, not where it lies: the same text in
+     * another buffer is the same statement, and a buffer that now holds
+     * another text gets that text's statement. */
+    {
+        char buf[64];
+        sqlite3_stmt *c, *d;
+        g_strlcpy(buf, "SELECT x FROM t", sizeof buf);
+        c = cm_store_stmt(store, buf, &error);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_ptr_eq(c, cm_store_stmt(store, "SELECT x FROM t", &error));
+        g_strlcpy(buf, "SELECT x + 1 FROM t", sizeof buf);
+        d = cm_store_stmt(store, buf, &error);
+        ck_assert_ptr_nonnull(d);
+        ck_assert_ptr_ne(c, d);
+        ck_assert_str_eq(sqlite3_sql(d), "SELECT x + 1 FROM t");
+        g_strlcpy(buf, "SELECT x FROM t", sizeof buf);
+        ck_assert_ptr_eq(c, cm_store_stmt(store, buf, &error));
+        cm_assert_no_error(error);
+    }
+
     /* One statement per entry, and an empty text is no statement. */
     ck_assert_ptr_null(cm_store_stmt(store, "SELECT 1; SELECT 2", &error));
     cm_assert_error(&error, CM_PROTO_ERROR_STORE);
@@ -333,8 +353,19 @@ START_TEST(test_wal_and_pragmas)
     }
     {
         CmStore *store = cm_store_open(NULL, CM_STORE_MEMORY, &error);
+        char *text;
         cm_assert_no_error(error);
         ck_assert_int_eq(query_int(store, "PRAGMA foreign_keys"), 1);
+        /* a private database: it keeps its lock, and a rollback journal in
+         * memory, over 2 KiB pages */
+        text = query_text(store, "PRAGMA journal_mode");
+        ck_assert_str_eq(text, "memory");
+        g_free(text);
+        text = query_text(store, "PRAGMA locking_mode");
+        ck_assert_str_eq(text, "exclusive");
+        g_free(text);
+        ck_assert(cm_store_exec(store, "CREATE TABLE t (x INTEGER)", &error));
+        ck_assert_int_eq(query_int(store, "PRAGMA page_size"), 2048);
         cm_store_close(store);
     }
 }
