@@ -222,9 +222,9 @@ fail:
     return FALSE;
 }
 
-gboolean
-cm_site_collections_evaluate(CmSite *site, const char *smsid, CmClientState state,
-                             GError **error)
+static gboolean
+evaluate(CmSite *site, const char *smsid, CmClientState state, gboolean with_all_systems,
+         GError **error)
 {
     /* Only approved clients are members: pending and blocked ones receive
      * no policy. */
@@ -233,6 +233,8 @@ cm_site_collections_evaluate(CmSite *site, const char *smsid, CmClientState stat
     for (guint i = 0; i < site->collections->len; i++) {
         SiteCollection *c = g_ptr_array_index(site->collections, i);
         gboolean member = approved;
+        if (c->id == CM_COLLECTION_ALL_SYSTEMS && !with_all_systems)
+            continue;
         /* All Systems has no rules; every other collection needs at least
          * one, and all of them hold (rules are ANDed). */
         if (c->id != CM_COLLECTION_ALL_SYSTEMS && c->rules->len == 0)
@@ -244,6 +246,22 @@ cm_site_collections_evaluate(CmSite *site, const char *smsid, CmClientState stat
             return FALSE;
     }
     return TRUE;
+}
+
+gboolean
+cm_site_collections_evaluate(CmSite *site, const char *smsid, CmClientState state,
+                             GError **error)
+{
+    return evaluate(site, smsid, state, TRUE, error);
+}
+
+gboolean
+cm_site_collections_evaluate_rules(CmSite *site, const char *smsid, GError **error)
+{
+    /* All Systems holds every approved client from the moment it is
+     * approved (registration, approval and a new record evaluate it) until
+     * it is blocked; the client's data has no part in it. */
+    return evaluate(site, smsid, CM_CLIENT_APPROVED, FALSE, error);
 }
 
 gint64

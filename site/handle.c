@@ -357,10 +357,10 @@ fail:
                        e ? e->message : "");
 }
 
-/* A message from an authenticated client whose record is in state. */
+/* A message from an authenticated, approved client. */
 static void
-handle_message(CmSite *site, const CmRequest *req, const json_t *body, CmClientState state,
-               CmTime now, CmResponse *resp)
+handle_message(CmSite *site, const CmRequest *req, const json_t *body, CmTime now,
+               CmResponse *resp)
 {
     g_autoptr(GError) e = NULL;
     g_autoptr(json_t) payload = NULL;
@@ -407,7 +407,7 @@ handle_message(CmSite *site, const CmRequest *req, const json_t *body, CmClientS
         cm_store_rollback(site->store);
         return;
     }
-    if (reevaluate && !cm_site_collections_evaluate(site, smsid, state, &e))
+    if (reevaluate && !cm_site_collections_evaluate_rules(site, smsid, &e))
         goto fail_tx;
     {
         sqlite3_stmt *st = SITE_STMT(site, "UPDATE clients SET last_seen = ? WHERE smsid = ? AND obsolete = 0", &e);
@@ -483,7 +483,7 @@ cm_site_handle(CmSite *site, const CmRequest *req, CmTime now, CmResponse *resp)
     case CM_EP_DISCOVERY:
     case CM_EP_STATE:
     case CM_EP_CLIENT_STATUS:
-        handle_message(site, req, body, state, now, resp);
+        handle_message(site, req, body, now, resp);
         break;
     case CM_EP_NOTIFY:
         cm_site_reply_const(resp, CM_SITE_REPLY_OPEN);

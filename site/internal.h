@@ -79,6 +79,9 @@ void cm_site_collections_free(CmSite *site);
  * now, which every caller has just read or written. */
 gboolean cm_site_collections_evaluate(CmSite *site, const char *smsid, CmClientState state,
                                       GError **error);
+/* The same after an approved client's data changed: the collections with
+ * rules (All Systems goes by approval alone and already holds it). */
+gboolean cm_site_collections_evaluate_rules(CmSite *site, const char *smsid, GError **error);
 
 /* policy.c */
 void cm_site_policy_answer_free(gpointer answer);

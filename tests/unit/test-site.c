@@ -867,6 +867,9 @@ START_TEST(test_retargeting)
     send_inventory(lab, c, "role", "workstation", &resp);
     cm_response_clear(&resp);
     ck_assert(!cm_site_in_collection(lab->site, coll, c->smsid));
+    /* whatever its data says, an approved client stays in All Systems */
+    ck_assert(cm_site_in_collection(lab->site, CM_COLLECTION_ALL_SYSTEMS, c->smsid));
+    ck_assert_int_eq(cm_site_collection_size(lab->site, CM_COLLECTION_ALL_SYSTEMS), 1);
 }
 END_TEST
 
