@@ -1410,7 +1410,7 @@ on_assignments(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentAction
         if (g_hash_table_contains(assigned, id))
             continue;
         g_hash_table_add(assigned, (gpointer)id);
-        held = g_hash_table_lookup(agent->policies, id);
+        held = agent_policy_find(agent, id);
         if (held != NULL && held->version == version && g_ascii_strcasecmp(held->hash, hash) == 0)
             continue;
         if (held != NULL && version < held->version) {

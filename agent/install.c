@@ -400,8 +400,7 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     g_queue_init(&agent->fetch);
     g_queue_init(&agent->states);
     g_queue_init(&agent->status);
-    agent->policies =
-        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)agent_policy_free);
+    agent->policies = g_ptr_array_new_with_free_func((GDestroyNotify)agent_policy_free);
     agent->st.policy_ids = g_ptr_array_new_with_free_func(g_free);
     agent->st.state = CM_AGENT_INSTALLED;
     agent->st.mp = agent_str_empty;
@@ -491,7 +490,7 @@ cm_agent_free(CmAgent *agent)
     g_queue_clear_full(&agent->fetch, (GDestroyNotify)agent_fetch_free);
     g_queue_clear_full(&agent->states, (GDestroyNotify)json_decref);
     g_queue_clear_full(&agent->status, (GDestroyNotify)json_decref);
-    g_clear_pointer(&agent->policies, g_hash_table_unref);
+    g_clear_pointer(&agent->policies, g_ptr_array_unref);
     g_clear_pointer(&agent->st.policy_ids, g_ptr_array_unref);
     g_clear_pointer(&agent->settings, json_decref);
     g_clear_pointer(&agent->props, g_ptr_array_unref);
@@ -558,7 +557,7 @@ cm_agent_cmg_token(const CmAgent *agent)
 const json_t *
 cm_agent_policy(const CmAgent *agent, const char *policy_id)
 {
-    const AgentPolicy *p = policy_id ? g_hash_table_lookup(agent->policies, policy_id) : NULL;
+    const AgentPolicy *p = agent_policy_find(agent, policy_id);
     return p ? p->policy : NULL;
 }
 

@@ -205,7 +205,9 @@ struct CmAgent {
     CmTime inventory_due;
     gboolean discovery_next;
     GQueue fetch;         /* AgentFetch* */
-    GHashTable *policies; /* policy_id -> AgentPolicy* */
+    /* AgentPolicy*, index for index with st.policy_ids: a client holds a
+     * few policies, and an array costs a tenth of a hash table. */
+    GPtrArray *policies;
     json_t *settings;     /* merged "settings" of the accepted policies */
     /* Inventory and discovery are built when sent (agent_report_props):
      * what the agent reports of itself, then what the driver set. */
@@ -259,6 +261,8 @@ CmCert *agent_make_cert(CmAgent *agent, CmKey *key, CmTime now, GError **error);
 json_t *agent_policy_verify(CmAgent *agent, const AgentFetch *fetch, const json_t *resp,
                             GError **error);
 void agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy, CmTime now);
+/* The accepted policy policy_id (may be NULL), or NULL. */
+AgentPolicy *agent_policy_find(const CmAgent *agent, const char *policy_id);
 /* Drops accepted policies that are no longer assigned. */
 void agent_policy_retain(CmAgent *agent, GHashTable *assigned);
 void agent_fetch_free(AgentFetch *f);

@@ -126,9 +126,8 @@ merge_settings(CmAgent *agent)
     json_t *only = NULL;
 
     for (guint i = 0; i < agent->st.policy_ids->len; i++) {
-        const AgentPolicy *p =
-            g_hash_table_lookup(agent->policies, g_ptr_array_index(agent->st.policy_ids, i));
-        json_t *s = p ? json_object_get(p->policy, "settings") : NULL;
+        const AgentPolicy *p = g_ptr_array_index(agent->policies, i);
+        json_t *s = json_object_get(p->policy, "settings");
         if (!json_is_object(s))
             continue;
         if (only == NULL && merged == NULL) {
@@ -148,19 +147,41 @@ merge_settings(CmAgent *agent)
     agent->st.settings = merged;
 }
 
+static guint
+policy_index(const CmAgent *agent, const char *policy_id)
+{
+    for (guint i = 0; policy_id != NULL && i < agent->st.policy_ids->len; i++)
+        if (strcmp(g_ptr_array_index(agent->st.policy_ids, i), policy_id) == 0)
+            return i;
+    return G_MAXUINT;
+}
+
+AgentPolicy *
+agent_policy_find(const CmAgent *agent, const char *policy_id)
+{
+    guint i = policy_index(agent, policy_id);
+
+    return i != G_MAXUINT ? g_ptr_array_index(agent->policies, i) : NULL;
+}
+
 void
 agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy, CmTime now)
 {
     AgentPolicy *p = g_new0(AgentPolicy, 1);
-    const AgentPolicy *old = g_hash_table_lookup(agent->policies, fetch->policy_id);
+    guint i = policy_index(agent, fetch->policy_id);
 
     p->version = fetch->version;
     g_strlcpy(p->hash, fetch->hash, sizeof p->hash);
     p->policy = policy;
-    agent_deploy_read(p, old);
-    if (old == NULL)
+    if (i == G_MAXUINT) {
+        agent_deploy_read(p, NULL);
         g_ptr_array_add(agent->st.policy_ids, g_strdup(fetch->policy_id));
-    g_hash_table_replace(agent->policies, g_strdup(fetch->policy_id), p);
+        g_ptr_array_add(agent->policies, p);
+    } else {
+        agent_deploy_read(p, g_ptr_array_index(agent->policies, i));
+        agent_policy_free(g_ptr_array_index(agent->policies, i));
+        g_ptr_array_index(agent->policies, i) = p;
+    }
     agent->st.policies_accepted++;
     agent->installs_dirty = TRUE;
     merge_settings(agent);
@@ -179,7 +200,7 @@ agent_policy_retain(CmAgent *agent, GHashTable *assigned)
         if (g_hash_table_contains(assigned, id))
             continue;
         /* The deployment is gone: so is what it set. */
-        g_hash_table_remove(agent->policies, id);
+        g_ptr_array_remove_index(agent->policies, i - 1);
         g_ptr_array_remove_index(agent->st.policy_ids, i - 1);
         changed = TRUE;
     }

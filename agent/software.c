@@ -138,7 +138,7 @@ agent_installs_run(CmAgent *agent, CmTime now)
      * together install in a stable order. */
     for (guint i = 0; i < agent->st.policy_ids->len; i++) {
         const char *id = g_ptr_array_index(agent->st.policy_ids, i);
-        AgentPolicy *p = g_hash_table_lookup(agent->policies, id);
+        AgentPolicy *p = g_ptr_array_index(agent->policies, i);
         gboolean never;
         CmTime at;
 
@@ -187,7 +187,7 @@ agent_installs_run(CmAgent *agent, CmTime now)
 CmDeployState
 cm_agent_deployment(const CmAgent *agent, const char *policy_id, CmTime *installed_at)
 {
-    const AgentPolicy *p = policy_id ? g_hash_table_lookup(agent->policies, policy_id) : NULL;
+    const AgentPolicy *p = agent_policy_find(agent, policy_id);
 
     if (installed_at != NULL)
         *installed_at = p != NULL && p->required ? p->installed_at : 0;
