@@ -128,7 +128,7 @@ go(CmAgent *agent, AgentStep step, CmTime now, CmAgentActions *out)
 static CmTime
 backoff_delay(CmAgent *agent, int attempt)
 {
-    CmTime bound = agent->retry_base;
+    CmTime bound = agent->prof->retry_base;
 
     for (int i = 1; i < attempt && bound < AGENT_BACKOFF_CAP; i++)
         bound *= 2;
@@ -177,8 +177,8 @@ channel_disconnect(CmAgent *agent, const char *why)
 static CmTime
 channel_end(const CmAgent *agent)
 {
-    return agent->st.channel_open && agent->channel_lifetime > 0
-               ? agent->channel_opened_at + agent->channel_lifetime
+    return agent->st.channel_open && agent->prof->channel_lifetime > 0
+               ? agent->channel_opened_at + agent->prof->channel_lifetime
                : 0;
 }
 
@@ -210,7 +210,7 @@ send_request(CmAgent *agent, CmEndpoint ep, const char *mp, CmTransport transpor
     s->body = g_bytes_new_take(text, len);
     if (!cm_ep_is_anonymous(ep)) {
         GError *err = NULL;
-        g_autoptr(GBytes) sig = cm_sig_sign(agent->key, agent->sign_hash, text, len, &err);
+        g_autoptr(GBytes) sig = cm_sig_sign(agent->key, agent->prof->sign_hash, text, len, &err);
         if (sig == NULL || g_bytes_get_size(sig) > sizeof s->sig) {
             /* A key the provider cannot use is not something a retry now
              * fixes; back off like any other failure. */
@@ -223,7 +223,7 @@ send_request(CmAgent *agent, CmEndpoint ep, const char *mp, CmTransport transpor
         }
         g_strlcpy(s->smsid, agent->st.smsid, sizeof s->smsid);
         s->signed_ = TRUE;
-        s->sig_hash = agent->sign_hash;
+        s->sig_hash = agent->prof->sign_hash;
         s->sig_len = g_bytes_get_size(sig);
         memcpy(s->sig, g_bytes_get_data(sig, NULL), s->sig_len);
     }
@@ -448,7 +448,7 @@ parse_location(CmAgent *agent, const json_t *body, GError **error)
         if (name == NULL || *name == '\0' || list->len >= AGENT_MAX_MPS)
             continue;
         m.internet = json_is_true(json_object_get(e, "internet"));
-        if (agent->on_internet && !m.internet)
+        if (agent->prof->on_internet && !m.internet)
             continue; /* not reachable from the internet */
         if (https && agent_have_pki(agent))
             m.transport = CM_TRANSPORT_HTTPS;
@@ -852,8 +852,8 @@ send_register(CmAgent *agent, CmTime now, CmAgentActions *out)
     json_object_set_new(body, "site_code", json_string(agent->site_code));
     json_object_set_new(body, "cert", json_string(b64));
     json_object_set_new(body, "ksp", json_string(cm_ksp_kind_name(agent->st.ksp)));
-    json_object_set_new(body, "media", json_boolean(agent->media));
-    json_object_set_new(body, "install_method", json_string(cm_install_method_name(agent->method)));
+    json_object_set_new(body, "media", json_boolean(agent->prof->media));
+    json_object_set_new(body, "install_method", json_string(cm_install_method_name(agent->prof->method)));
     if (agent->entra_token != NULL)
         json_object_set_new(body, "entra_token", json_string(agent->entra_token));
     agent->st.registrations++;
@@ -1032,14 +1032,14 @@ on_registration(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime no
     /* The first client package check at a random point of the first
      * interval, as the product spreads automatic upgrades over days: a
      * site's clients do not all download the client at once. */
-    if (agent->auto_upgrade && agent->upgrade_due == 0)
+    if (agent->prof->auto_upgrade && agent->upgrade_due == 0)
         agent->upgrade_due =
-            now + (CmTime)cm_rng_below(&agent->rng, (guint64)agent->upgrade_interval);
+            now + (CmTime)cm_rng_below(&agent->rng, (guint64)agent->prof->upgrade_interval);
     /* Client status likewise (REQ DATA-02): the product runs its health
      * evaluation at a random time of day, not on every client at once. */
-    if (agent->client_status_interval > 0 && agent->client_status_due == 0)
+    if (agent->prof->client_status_interval > 0 && agent->client_status_due == 0)
         agent->client_status_due =
-            now + 1 + (CmTime)cm_rng_below(&agent->rng, (guint64)agent->client_status_interval);
+            now + 1 + (CmTime)cm_rng_below(&agent->rng, (guint64)agent->prof->client_status_interval);
     /* Policy at once; inventory at once the first time, else on its cycle
      * (a re-registration does not resend everything). */
     agent->policy_due = now;
@@ -1199,7 +1199,7 @@ client_checks(const CmAgent *agent, CmTime now)
 {
     gboolean wmi = agent->st.inventories_sent > 0 && !agent->inventory_dropped;
     gboolean ccmexec =
-        agent->policy_ok_at > 0 && now - agent->policy_ok_at <= 2 * agent->policy_interval;
+        agent->policy_ok_at > 0 && now - agent->policy_ok_at <= 2 * agent->prof->policy_interval;
     gboolean policy = !agent->policy_refused;
 
     return json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "name", "wmi", "result",
@@ -1222,7 +1222,7 @@ send_client_status(CmAgent *agent, CmTime now, CmAgentActions *out)
          * refuses it plain): without the certificate, this round is
          * skipped rather than sent in the clear. */
         g_debug("%s: no site encryption certificate; client status skipped", agent->st.smsid);
-        agent->client_status_due = now + agent->client_status_interval;
+        agent->client_status_due = now + agent->prof->client_status_interval;
         go(agent, STEP_ACTIVE, now, out);
         return;
     }
@@ -1232,7 +1232,7 @@ send_client_status(CmAgent *agent, CmTime now, CmAgentActions *out)
     if (env == NULL) {
         g_info("%s: cannot encrypt client status: %s", agent->st.smsid, err->message);
         g_error_free(err);
-        agent->client_status_due = now + agent->client_status_interval;
+        agent->client_status_due = now + agent->prof->client_status_interval;
         go(agent, STEP_ACTIVE, now, out);
         return;
     }
@@ -1270,13 +1270,13 @@ keepalive_wake(const CmAgent *agent)
 static gboolean
 channel_due(const CmAgent *agent, CmTime now)
 {
-    return agent->keepalive_interval > 0 && now >= agent->keepalive_due;
+    return agent->prof->keepalive_interval > 0 && now >= agent->keepalive_due;
 }
 
 static gboolean
 client_status_due(const CmAgent *agent, CmTime now)
 {
-    return agent->client_status_interval > 0 && agent->client_status_due > 0 &&
+    return agent->prof->client_status_interval > 0 && agent->client_status_due > 0 &&
            now >= agent->client_status_due;
 }
 
@@ -1305,11 +1305,11 @@ active_wake(const CmAgent *agent)
 
     if (agent->install_due > 0)
         at = MIN(at, agent->install_due);
-    if (agent->auto_upgrade && agent->upgrade_due > 0)
+    if (agent->prof->auto_upgrade && agent->upgrade_due > 0)
         at = MIN(at, agent->upgrade_due);
-    if (agent->client_status_interval > 0 && agent->client_status_due > 0)
+    if (agent->prof->client_status_interval > 0 && agent->client_status_due > 0)
         at = MIN(at, agent->client_status_due);
-    if (agent->keepalive_interval > 0)
+    if (agent->prof->keepalive_interval > 0)
         at = MIN(at, agent->st.channel_open ? keepalive_wake(agent) : agent->keepalive_due);
     return at;
 }
@@ -1317,7 +1317,7 @@ active_wake(const CmAgent *agent)
 static gboolean
 upgrade_due(const CmAgent *agent, CmTime now)
 {
-    return agent->auto_upgrade && agent->upgrade_due > 0 && now >= agent->upgrade_due;
+    return agent->prof->auto_upgrade && agent->upgrade_due > 0 && now >= agent->upgrade_due;
 }
 
 static void
@@ -1430,7 +1430,7 @@ on_assignments(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentAction
     agent->fetch = fetch;
     succeeded(agent);
     agent->policy_ok_at = now;
-    agent->policy_due = now + agent->policy_interval;
+    agent->policy_due = now + agent->prof->policy_interval;
     go(agent, STEP_ACTIVE, now, out);
     return;
 bad:
@@ -1507,7 +1507,7 @@ on_clientpackage(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActi
      * urgent about an upgrade, and an MP that publishes no package
      * (not-found), an older one (unknown-endpoint) or a broken one would
      * say the same again at once. */
-    agent->upgrade_due = now + agent->upgrade_interval;
+    agent->upgrade_due = now + agent->prof->upgrade_interval;
     if (resp == NULL) {
         mp_fault(agent, STEP_ACTIVE, now, out); /* the MP is unreachable: that matters */
         return;
@@ -1571,7 +1571,7 @@ on_report(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime now, CmA
         agent->discovery_next = TRUE;
     } else {
         agent->discovery_next = FALSE;
-        agent->inventory_due = now + agent->inventory_interval;
+        agent->inventory_due = now + agent->prof->inventory_interval;
     }
     go(agent, STEP_ACTIVE, now, out);
 }
@@ -1658,12 +1658,12 @@ on_client_status(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActi
          * lost, the next round's checks go on schedule. */
         g_info("%s: client status refused by the site (%s); next round in %" G_GINT64_FORMAT " s",
                agent->st.smsid, cm_reason_name(reason),
-               agent->client_status_interval / CM_USEC_PER_SEC);
+               agent->prof->client_status_interval / CM_USEC_PER_SEC);
     } else {
         signed_failure(agent, CM_EP_CLIENT_STATUS, resp, STEP_ACTIVE, now, out);
         return;
     }
-    agent->client_status_due = now + agent->client_status_interval;
+    agent->client_status_due = now + agent->prof->client_status_interval;
     go(agent, STEP_ACTIVE, now, out);
 }
 
@@ -1683,7 +1683,7 @@ on_notify(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *ou
             agent->channel_opened_at = now;
             agent_str_set(&agent->st.channel_mp, agent->st.mp);
         }
-        agent->keepalive_due = now + agent->keepalive_interval;
+        agent->keepalive_due = now + agent->prof->keepalive_interval;
         if (is_blocked) {
             later(agent, STEP_KEEPALIVE, keepalive_wake(agent));
             return;
@@ -1707,7 +1707,7 @@ on_notify(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *ou
     if (resp != NULL && reason == CM_REASON_UNKNOWN_ENDPOINT) {
         /* An MP without notification channels: the rest of the cycle does
          * not need one, so this is not a reason to leave the MP. */
-        agent->keepalive_due = now + agent->keepalive_interval;
+        agent->keepalive_due = now + agent->prof->keepalive_interval;
         go(agent, STEP_ACTIVE, now, out);
         return;
     }
@@ -1812,8 +1812,8 @@ cm_agent_start(CmAgent *agent, CmTime now, CmAgentActions *out)
         agent->started = TRUE;
         /* REQ TRUST-12: a crowd installed (or upgraded) together spreads its
          * first contact over the window instead of arriving at once. */
-        if (agent->start_window > 0)
-            delay = (CmTime)cm_rng_below(&agent->rng, (guint64)agent->start_window);
+        if (agent->prof->start_window > 0)
+            delay = (CmTime)cm_rng_below(&agent->rng, (guint64)agent->prof->start_window);
         if (delay > 0)
             later(agent, STEP_START, now + delay);
         else
@@ -1901,9 +1901,9 @@ cm_agent_upgrade(CmAgent *agent, int new_tpm_version, CmTime now, CmAgentActions
 
     g_return_if_fail(agent != NULL && out != NULL && out->sends != NULL);
 
-    ksp = cm_ksp_new(agent->media ? 0 : new_tpm_version,
-                     agent->has_device_secret ? agent->device_secret : NULL);
-    key = cm_ksp_generate(ksp, agent->key_alg, &err);
+    /* The same device: the same secret, which only the provider keeps. */
+    ksp = cm_ksp_new_same_device(agent->ksp, agent->prof->media ? 0 : new_tpm_version);
+    key = cm_ksp_generate(ksp, agent->prof->key_alg, &err);
     if (key != NULL)
         cert = agent_make_cert(agent, key, now, &err);
     if (cert == NULL) {
@@ -1919,7 +1919,6 @@ cm_agent_upgrade(CmAgent *agent, int new_tpm_version, CmTime now, CmAgentActions
     agent->key = g_steal_pointer(&key);
     cm_cert_unref(agent->cert);
     agent->cert = g_steal_pointer(&cert);
-    agent->tpm_version = new_tpm_version;
     agent->st.ksp = cm_ksp_kind(agent->ksp);
     agent->st.ksp_fell_back = cm_ksp_fell_back(agent->ksp);
 
@@ -1943,8 +1942,8 @@ cm_agent_upgrade(CmAgent *agent, int new_tpm_version, CmTime now, CmAgentActions
         reregister = TRUE;
     }
     if (reregister) {
-        CmTime delay = agent->start_window > 0
-                           ? (CmTime)cm_rng_below(&agent->rng, (guint64)agent->start_window)
+        CmTime delay = agent->prof->start_window > 0
+                           ? (CmTime)cm_rng_below(&agent->rng, (guint64)agent->prof->start_window)
                            : 0;
         agent->reg = REG_NONE;
         agent->inflight_id = 0; /* an answer for the old key is ignored */

@@ -116,7 +116,7 @@ given(const char *s)
 gboolean
 agent_have_pki(const CmAgent *agent)
 {
-    return agent->usepkicert && agent->pki_cert != NULL && !agent->pki_revoked;
+    return agent->prof->usepkicert && agent->pki_cert != NULL && !agent->pki_revoked;
 }
 
 static void
@@ -145,6 +145,69 @@ root_key_file_text(const char *contents)
         s = rest;
     }
     return s;
+}
+
+/* ------------------------------------------------------------ profiles */
+
+static GMutex profiles_lock;
+static GHashTable *profiles; /* AgentProfile* (itself the key), while any agent holds one */
+
+/* The value of a profile: its bytes after refs. */
+#define PROFILE_VALUE(p) ((const guint8 *)(p) + G_STRUCT_OFFSET(AgentProfile, method))
+#define PROFILE_VALUE_LEN (sizeof(AgentProfile) - G_STRUCT_OFFSET(AgentProfile, method))
+
+static guint
+profile_hash(gconstpointer p)
+{
+    const guint8 *b = PROFILE_VALUE(p);
+    guint32 h = 2166136261u; /* FNV-1a */
+
+    for (size_t i = 0; i < PROFILE_VALUE_LEN; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
+static gboolean
+profile_equal(gconstpointer a, gconstpointer b)
+{
+    return memcmp(PROFILE_VALUE(a), PROFILE_VALUE(b), PROFILE_VALUE_LEN) == 0;
+}
+
+const AgentProfile *
+agent_profile_intern(const AgentProfile *tmpl)
+{
+    AgentProfile *p;
+
+    g_mutex_lock(&profiles_lock);
+    if (profiles == NULL)
+        profiles = g_hash_table_new(profile_hash, profile_equal);
+    p = g_hash_table_lookup(profiles, tmpl);
+    if (p == NULL) {
+        p = g_memdup2(tmpl, sizeof *p);
+        p->refs = 0;
+        g_hash_table_add(profiles, p);
+    }
+    p->refs++;
+    g_mutex_unlock(&profiles_lock);
+    return p;
+}
+
+void
+agent_profile_release(const AgentProfile *prof)
+{
+    AgentProfile *p = (AgentProfile *)prof;
+
+    if (p == NULL)
+        return;
+    g_mutex_lock(&profiles_lock);
+    if (--p->refs == 0) {
+        g_hash_table_remove(profiles, p);
+        g_free(p);
+        /* The last agent gone: nothing left for a leak checker to see. */
+        if (g_hash_table_size(profiles) == 0)
+            g_clear_pointer(&profiles, g_hash_table_unref);
+    }
+    g_mutex_unlock(&profiles_lock);
 }
 
 /* ------------------------------------------------------------ strings */
@@ -353,7 +416,7 @@ install_identity(CmAgent *agent, const CmAgentConfig *c, CmTime now, GError **er
 
     /* Media is not bound to a machine (REQ TRUST-13): software keys. */
     agent->ksp = cm_ksp_new(c->media ? 0 : c->tpm_version,
-                            agent->has_device_secret ? agent->device_secret : NULL);
+                            c->device_secret);
     agent->st.ksp = cm_ksp_kind(agent->ksp);
     agent->st.ksp_fell_back = cm_ksp_fell_back(agent->ksp);
 
@@ -372,7 +435,7 @@ install_identity(CmAgent *agent, const CmAgentConfig *c, CmTime now, GError **er
         cm_id_hwid_new(&agent->rng, agent->st.hwid);
     }
 
-    agent->key = cm_ksp_generate(agent->ksp, agent->key_alg, &local);
+    agent->key = cm_ksp_generate(agent->ksp, agent->prof->key_alg, &local);
     if (agent->key == NULL)
         goto fail;
     agent->cert = agent_make_cert(agent, agent->key, now, &local);
@@ -390,8 +453,10 @@ CmAgent *
 cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError **error)
 {
     CmAgent *agent = NULL, *ret = NULL;
+    AgentProfile pr;
 
     g_return_val_if_fail(config != NULL && rng != NULL, NULL);
+    memset(&pr, 0, sizeof pr); /* padding too: profiles compare as bytes */
 
     agent = g_new0(CmAgent, 1);
     agent->rng = *rng;
@@ -413,40 +478,36 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     agent->name = given(config->name) ? g_strdup(config->name) : NULL;
     agent->domain = g_strdup(config->domain ? config->domain : "");
     agent->entra_token = given(config->entra_token) ? g_strdup(config->entra_token) : NULL;
-    agent->method = config->method;
-    agent->usepkicert = config->usepkicert;
-    agent->media = config->media;
+    pr.method = config->method;
+    pr.usepkicert = config->usepkicert;
+    pr.media = config->media;
     if (config->pki_cert != NULL)
         agent->pki_cert = cm_cert_ref((CmCert *)config->pki_cert);
     if (config->pki_key != NULL)
         agent->pki_key = cm_key_ref((CmKey *)config->pki_key);
-    agent->key_alg = config->key_alg;
-    agent->sign_hash = config->sign_hash;
-    agent->tpm_version = config->tpm_version;
-    if (config->device_secret != NULL) {
-        memcpy(agent->device_secret, config->device_secret, sizeof agent->device_secret);
-        agent->has_device_secret = TRUE;
-    }
-    agent->retry_base = config->retry_base > 0 ? config->retry_base : AGENT_BACKOFF_BASE;
-    agent->on_internet = config->on_internet;
-    agent->policy_interval =
+    pr.key_alg = config->key_alg;
+    pr.sign_hash = config->sign_hash;
+    pr.retry_base = config->retry_base > 0 ? config->retry_base : AGENT_BACKOFF_BASE;
+    pr.on_internet = config->on_internet;
+    pr.policy_interval =
         config->policy_interval > 0 ? config->policy_interval : 60 * CM_USEC_PER_MIN;
-    agent->inventory_interval =
+    pr.inventory_interval =
         config->inventory_interval > 0 ? config->inventory_interval : 7 * CM_USEC_PER_DAY;
-    agent->start_window = config->start_window > 0 ? config->start_window : 0;
+    pr.start_window = config->start_window > 0 ? config->start_window : 0;
     /* A window's start is an offset into the day whatever the caller
      * wrote; a window of a day or more never closes. */
-    agent->mw_start =
+    pr.mw_start =
         ((config->maintenance_start % CM_USEC_PER_DAY) + CM_USEC_PER_DAY) % CM_USEC_PER_DAY;
-    agent->mw_len = CLAMP(config->maintenance_window, 0, CM_USEC_PER_DAY);
-    agent->deadline_overrides_window = config->deadline_overrides_window;
-    agent->auto_upgrade = config->auto_upgrade;
-    agent->upgrade_interval =
+    pr.mw_len = CLAMP(config->maintenance_window, 0, CM_USEC_PER_DAY);
+    pr.deadline_overrides_window = config->deadline_overrides_window;
+    pr.auto_upgrade = config->auto_upgrade;
+    pr.upgrade_interval =
         config->upgrade_interval > 0 ? config->upgrade_interval : CM_USEC_PER_DAY;
     /* Here 0 (or less) turns the feature off rather than meaning "default". */
-    agent->client_status_interval = MAX(config->client_status_interval, 0);
-    agent->keepalive_interval = MAX(config->keepalive_interval, 0);
-    agent->channel_lifetime = MAX(config->channel_lifetime, 0);
+    pr.client_status_interval = MAX(config->client_status_interval, 0);
+    pr.keepalive_interval = MAX(config->keepalive_interval, 0);
+    pr.channel_lifetime = MAX(config->channel_lifetime, 0);
+    agent->prof = agent_profile_intern(&pr);
     /* Until siteinfo says otherwise: what a site requires by default. */
     g_strlcpy(agent->site.communication, "http-or-https", sizeof agent->site.communication);
     agent->site.require_signing = TRUE;
@@ -494,6 +555,7 @@ cm_agent_free(CmAgent *agent)
     g_clear_pointer(&agent->st.policy_ids, g_ptr_array_unref);
     g_clear_pointer(&agent->settings, json_decref);
     g_clear_pointer(&agent->props, g_ptr_array_unref);
+    agent_profile_release(agent->prof);
     agent_str_set(&agent->st.mp, NULL);
     agent_str_set(&agent->st.client_version, NULL);
     agent_str_set(&agent->st.upgrade_mp, NULL);

@@ -130,35 +130,40 @@ typedef struct {
     gboolean encrypt;
 } AgentSiteSettings;
 
+/* The installation properties and timing that never change after
+ * cm_agent_new: the same for every client a driver installs alike, so
+ * held once (agent_profile_intern) instead of in each of a million agents. */
+typedef struct {
+    gint refs; /* under the intern table's lock; not part of the value */
+    CmInstallMethod method;
+    gboolean usepkicert;
+    gboolean media;
+    CmKeyAlg key_alg;
+    CmHashAlg sign_hash;
+    gboolean on_internet; /* internet-facing MPs only */
+    gboolean deadline_overrides_window;
+    gboolean auto_upgrade; /* REQ POL-05 */
+    CmTime policy_interval;
+    CmTime retry_base;
+    CmTime inventory_interval;
+    CmTime start_window;
+    CmTime mw_start; /* maintenance window (REQ POL-04), normalised */
+    CmTime mw_len;
+    CmTime upgrade_interval;
+    CmTime client_status_interval; /* REQ DATA-02; 0: no self-checks */
+    CmTime keepalive_interval;     /* REQ REG-05; 0: no notification channel */
+    CmTime channel_lifetime;       /* 0: the channel lasts until a restart */
+} AgentProfile;
+
 struct CmAgent {
     /* installation properties and the device (copied) */
     char *name;
     char *domain;
     char *entra_token;
-    CmInstallMethod method;
-    gboolean usepkicert;
-    gboolean media;
+    const AgentProfile *prof; /* shared (agent_profile_intern) */
     CmCert *pki_cert;
     CmKey *pki_key;
     gboolean pki_revoked; /* the site said our PKI certificate is revoked */
-    CmKeyAlg key_alg;
-    CmHashAlg sign_hash;
-    int tpm_version;
-    guint8 device_secret[32];
-    gboolean has_device_secret;
-    CmTime policy_interval;
-    CmTime retry_base;
-    gboolean on_internet; /* internet-facing MPs only */
-    CmTime inventory_interval;
-    CmTime start_window;
-    CmTime mw_start; /* maintenance window (REQ POL-04), normalised */
-    CmTime mw_len;
-    gboolean deadline_overrides_window;
-    gboolean auto_upgrade; /* REQ POL-05 */
-    CmTime upgrade_interval;
-    CmTime client_status_interval; /* REQ DATA-02; 0: no self-checks */
-    CmTime keepalive_interval;     /* REQ REG-05; 0: no notification channel */
-    CmTime channel_lifetime;       /* 0: the channel lasts until a restart */
     char site_code[4];     /* "" until known */
     GPtrArray *candidates; /* char*: MPs to ask for the MP list (NET-01) */
 
@@ -204,15 +209,15 @@ struct CmAgent {
     CmTime policy_due;
     CmTime inventory_due;
     gboolean discovery_next;
+    /* Inventory and discovery are built when sent (agent_report_props):
+     * what the agent reports of itself, then what the driver set. */
+    CmKspKind inv_ksp;    /* the key storage the client was installed with */
+    GPtrArray *props;     /* AgentProp*, the driver's properties; NULL: none */
     GQueue fetch;         /* AgentFetch* */
     /* AgentPolicy*, index for index with st.policy_ids: a client holds a
      * few policies, and an array costs a tenth of a hash table. */
     GPtrArray *policies;
     json_t *settings;     /* merged "settings" of the accepted policies */
-    /* Inventory and discovery are built when sent (agent_report_props):
-     * what the agent reports of itself, then what the driver set. */
-    CmKspKind inv_ksp;    /* the key storage the client was installed with */
-    GPtrArray *props;     /* AgentProp*, the driver's properties; NULL: none */
 
     /* software (software.c) */
     gboolean installs_dirty; /* policies changed since the installs were last looked at */
@@ -232,6 +237,10 @@ struct CmAgent {
 };
 
 /* install.c */
+/* The shared profile equal to tmpl (zero-filled, then set): a new
+ * reference; released with agent_profile_release. */
+const AgentProfile *agent_profile_intern(const AgentProfile *tmpl);
+void agent_profile_release(const AgentProfile *prof);
 /* Shared strings for the status's MP names, URLs and versions and for the
  * MP list: a million clients hold the same few.  Interned GRefStrings,
  * released with their last holder, so that what a rogue MP sends cannot

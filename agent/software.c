@@ -118,9 +118,9 @@ install_time(const CmAgent *agent, const AgentPolicy *p, CmTime now, gboolean *u
     CmTime at;
 
     *unfit = FALSE;
-    if (agent->deadline_overrides_window)
+    if (agent->prof->deadline_overrides_window)
         return from; /* explicitly allowed: the deadline wins over the windows */
-    at = cm_maintenance_fit(from, agent->mw_start, agent->mw_len, p->max_runtime);
+    at = cm_maintenance_fit(from, agent->prof->mw_start, agent->prof->mw_len, p->max_runtime);
     *unfit = at < 0;
     return at;
 }
@@ -173,7 +173,7 @@ agent_installs_run(CmAgent *agent, CmTime now)
             g_debug("%s: %s needs %" G_GINT64_FORMAT
                     " s; the maintenance window is %" G_GINT64_FORMAT " s: it will not install",
                     agent->st.smsid, id, p->max_runtime / CM_USEC_PER_SEC,
-                    agent->mw_len / CM_USEC_PER_SEC);
+                    agent->prof->mw_len / CM_USEC_PER_SEC);
             continue;
         }
         next = next == 0 ? at : MIN(next, at);

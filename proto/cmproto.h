@@ -222,6 +222,9 @@ typedef struct CmKsp CmKsp;
 
 /* tpm_version_major: 0 for no TPM, 1 for TPM 1.2, 2 for TPM 2.0. */
 CmKsp *cm_ksp_new(int tpm_version_major, const guint8 device_secret[32]);
+/* A provider for another TPM version on the device of ksp (its secret), so
+ * that the caller need not keep a copy of the secret. */
+CmKsp *cm_ksp_new_same_device(const CmKsp *ksp, int tpm_version_major);
 void cm_ksp_free(CmKsp *ksp);
 CmKspKind cm_ksp_kind(const CmKsp *ksp);
 const char *cm_ksp_kind_name(CmKspKind kind); /* "software", "tpm2" */

@@ -49,6 +49,12 @@ cm_ksp_new(int tpm_version_major, const guint8 device_secret[32])
     return ksp;
 }
 
+CmKsp *
+cm_ksp_new_same_device(const CmKsp *ksp, int tpm_version_major)
+{
+    return cm_ksp_new(tpm_version_major, ksp->secret);
+}
+
 void
 cm_ksp_free(CmKsp *ksp)
 {

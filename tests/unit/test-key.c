@@ -555,6 +555,37 @@ START_TEST(test_ksp_cloned_image)
 }
 END_TEST
 
+/* A provider made for another TPM version of the same device (a mass
+ * upgrade to the TPM) is bound to that device's secret: a key its TPM
+ * sealed opens on the device's own TPM and on no other.  REQ: TRUST-11,
+ * TRUST-12 */
+START_TEST(test_ksp_same_device)
+{
+    GError *err = NULL;
+    g_autoptr(CmKsp) soft_a = cm_ksp_new(1, SECRET_A);
+    g_autoptr(CmKsp) tpm_a = cm_ksp_new_same_device(soft_a, 2);
+    g_autoptr(CmKsp) tpm_a2 = cm_ksp_new(2, SECRET_A);
+    g_autoptr(CmKsp) tpm_b = cm_ksp_new(2, SECRET_B);
+    g_autoptr(CmKey) key = NULL;
+    g_autoptr(CmKey) back = NULL;
+    g_autoptr(GBytes) blob = NULL;
+
+    ck_assert_int_eq(cm_ksp_kind(soft_a), CM_KSP_SOFTWARE);
+    ck_assert_int_eq(cm_ksp_kind(tpm_a), CM_KSP_TPM2);
+    ck_assert(!cm_ksp_fell_back(tpm_a));
+    key = cm_ksp_generate(tpm_a, CM_KEY_EC_P256, &err);
+    cm_assert_no_error(err);
+    blob = cm_ksp_seal(tpm_a, key, &err);
+    cm_assert_no_error(err);
+    back = cm_ksp_unseal(tpm_a2, g_bytes_get_data(blob, NULL), g_bytes_get_size(blob), &err);
+    cm_assert_no_error(err);
+    ck_assert(cm_key_public_equal(key, back));
+    ck_assert_ptr_null(
+        cm_ksp_unseal(tpm_b, g_bytes_get_data(blob, NULL), g_bytes_get_size(blob), &err));
+    cm_assert_error(&err, CM_PROTO_ERROR_REFUSED);
+}
+END_TEST
+
 /* REQ: TRUST-11 */
 START_TEST(test_ksp_bad_blobs)
 {
@@ -757,6 +788,7 @@ key_suite(void)
     tcase_add_loop_test(tc, test_ksp_not_exportable, 0, 6);
     tcase_add_loop_test(tc, test_ksp_seal_round_trip, 0, 2);
     tcase_add_test(tc, test_ksp_cloned_image);
+    tcase_add_test(tc, test_ksp_same_device);
     tcase_add_loop_test(tc, test_ksp_bad_blobs, 0, 2);
     tcase_add_test(tc, test_ksp_seal_is_randomized);
     tcase_add_test(tc, test_aead);
