@@ -1411,8 +1411,12 @@ on_assignments(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentAction
             continue;
         g_hash_table_add(assigned, (gpointer)id);
         held = agent_policy_find(agent, id);
-        if (held != NULL && held->version == version && g_ascii_strcasecmp(held->hash, hash) == 0)
-            continue;
+        if (held != NULL && held->version == version) {
+            guint8 digest[32];
+            agent_sha256_from_hex(hash, digest);
+            if (memcmp(held->hash, digest, sizeof digest) == 0)
+                continue;
+        }
         if (held != NULL && version < held->version) {
             /* An older version of a policy already held: a replay. */
             g_info("%s: %s offers version %" G_GINT64_FORMAT " of %s, older than the one held",

@@ -250,7 +250,7 @@ add_candidate(CmAgent *agent, const char *name)
     for (guint i = 0; i < agent->candidates->len; i++)
         if (g_ascii_strcasecmp(g_ptr_array_index(agent->candidates, i), name) == 0)
             return;
-    g_ptr_array_add(agent->candidates, g_strdup(name));
+    g_ptr_array_add(agent->candidates, g_ref_string_new_intern(name));
 }
 
 /* ------------------------------------------------------------ properties */
@@ -460,13 +460,15 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
 
     agent = g_new0(CmAgent, 1);
     agent->rng = *rng;
-    agent->candidates = g_ptr_array_new_with_free_func(g_free);
+    /* Shared strings (interned GRefStrings): every client names the same
+     * few MPs, deployments and domains. */
+    agent->candidates = g_ptr_array_new_with_free_func((GDestroyNotify)g_ref_string_release);
     agent->mps = agent_mp_list_new();
     g_queue_init(&agent->fetch);
     g_queue_init(&agent->states);
     g_queue_init(&agent->status);
     agent->policies = g_ptr_array_new_with_free_func((GDestroyNotify)agent_policy_free);
-    agent->st.policy_ids = g_ptr_array_new_with_free_func(g_free);
+    agent->st.policy_ids = g_ptr_array_new_with_free_func((GDestroyNotify)g_ref_string_release);
     agent->st.state = CM_AGENT_INSTALLED;
     agent->st.mp = agent_str_empty;
     agent->st.upgrade_mp = agent_str_empty;
@@ -476,7 +478,7 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     agent_str_set(&agent->st.client_version, CM_AGENT_VERSION);
 
     agent->name = given(config->name) ? g_strdup(config->name) : NULL;
-    agent->domain = g_strdup(config->domain ? config->domain : "");
+    agent->domain = g_ref_string_new_intern(config->domain ? config->domain : "");
     agent->entra_token = given(config->entra_token) ? g_strdup(config->entra_token) : NULL;
     pr.method = config->method;
     pr.usepkicert = config->usepkicert;
@@ -533,7 +535,8 @@ cm_agent_free(CmAgent *agent)
     if (agent == NULL)
         return;
     g_free(agent->name);
-    g_free(agent->domain);
+    if (agent->domain != NULL)
+        g_ref_string_release(agent->domain);
     g_free(agent->entra_token);
     g_clear_pointer(&agent->pki_cert, cm_cert_unref);
     g_clear_pointer(&agent->pki_key, cm_key_unref);

@@ -95,6 +95,9 @@ typedef struct {
     gboolean internet;
 } AgentMp;
 
+/* The 32 bytes of a 64-digit hex SHA-256 (checked by the caller). */
+void agent_sha256_from_hex(const char *hex, guint8 out[32]);
+
 /* A policy to download: from the assignments. */
 typedef struct {
     char *policy_id;
@@ -105,7 +108,7 @@ typedef struct {
 /* An accepted policy. */
 typedef struct {
     gint64 version;
-    char hash[65];
+    guint8 hash[32]; /* SHA-256 of the policy bytes */
     json_t *policy; /* the verified policy object */
     /* its deployment (REQ POL-04), read from the verified policy */
     gboolean required;
@@ -158,7 +161,7 @@ typedef struct {
 struct CmAgent {
     /* installation properties and the device (copied) */
     char *name;
-    char *domain;
+    char *domain; /* a shared string (g_ref_string_new_intern) */
     char *entra_token;
     const AgentProfile *prof; /* shared (agent_profile_intern) */
     CmCert *pki_cert;

@@ -156,6 +156,13 @@ policy_index(const CmAgent *agent, const char *policy_id)
     return G_MAXUINT;
 }
 
+void
+agent_sha256_from_hex(const char *hex, guint8 out[32])
+{
+    for (int i = 0; i < 32; i++)
+        out[i] = (guint8)(g_ascii_xdigit_value(hex[2 * i]) << 4 | g_ascii_xdigit_value(hex[2 * i + 1]));
+}
+
 AgentPolicy *
 agent_policy_find(const CmAgent *agent, const char *policy_id)
 {
@@ -171,11 +178,11 @@ agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy, CmT
     guint i = policy_index(agent, fetch->policy_id);
 
     p->version = fetch->version;
-    g_strlcpy(p->hash, fetch->hash, sizeof p->hash);
+    agent_sha256_from_hex(fetch->hash, p->hash);
     p->policy = policy;
     if (i == G_MAXUINT) {
         agent_deploy_read(p, NULL);
-        g_ptr_array_add(agent->st.policy_ids, g_strdup(fetch->policy_id));
+        g_ptr_array_add(agent->st.policy_ids, g_ref_string_new_intern(fetch->policy_id));
         g_ptr_array_add(agent->policies, p);
     } else {
         agent_deploy_read(p, g_ptr_array_index(agent->policies, i));
