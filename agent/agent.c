@@ -1024,8 +1024,8 @@ on_registration(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime no
     agent->reg = REG_APPROVED;
     agent->poll_count = 0;
     if (token != NULL) {
-        g_free(agent->token);
-        agent->token = g_strdup(token);
+        agent_token_free(agent->token);
+        agent->token = agent_token_new(token);
     }
     if (agent->st.registered_at == 0)
         agent->st.registered_at = now;

@@ -210,6 +210,69 @@ agent_profile_release(const AgentProfile *prof)
     g_mutex_unlock(&profiles_lock);
 }
 
+/* ------------------------------------------------------------ token */
+
+/* Decodes one base64url part of a token; FALSE unless it encodes back to
+ * the same text (no padding, no stray bits). */
+static GBytes *
+token_part(const char *s, size_t len)
+{
+    g_autoptr(GBytes) b = cm_enc_b64url_decode(s, len, len, NULL);
+    g_autofree char *again = NULL;
+
+    if (b == NULL)
+        return NULL;
+    again = cm_enc_b64url(g_bytes_get_data(b, NULL), g_bytes_get_size(b));
+    if (strlen(again) != len || memcmp(again, s, len) != 0)
+        return NULL;
+    return g_steal_pointer(&b);
+}
+
+AgentToken *
+agent_token_new(const char *token)
+{
+    const char *dot1 = strchr(token, '.');
+    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    g_autoptr(GBytes) claims = NULL;
+    g_autoptr(GBytes) sig = NULL;
+    g_autofree char *header = NULL;
+    AgentToken *t;
+    gsize cl, sl;
+
+    if (dot2 != NULL && strchr(dot2 + 1, '.') == NULL) {
+        claims = token_part(dot1 + 1, (size_t)(dot2 - dot1 - 1));
+        sig = claims ? token_part(dot2 + 1, strlen(dot2 + 1)) : NULL;
+    }
+    if (sig == NULL) {
+        t = g_new0(AgentToken, 1);
+        t->text = g_strdup(token);
+        return t;
+    }
+    cl = g_bytes_get_size(claims);
+    sl = g_bytes_get_size(sig);
+    t = g_malloc0(sizeof *t + cl + sl);
+    header = g_strndup(token, (gsize)(dot1 - token));
+    t->header = g_ref_string_new_intern(header);
+    t->claims_len = cl;
+    t->sig_len = sl;
+    if (cl > 0)
+        memcpy(t->bin, g_bytes_get_data(claims, NULL), cl);
+    if (sl > 0)
+        memcpy(t->bin + cl, g_bytes_get_data(sig, NULL), sl);
+    return t;
+}
+
+void
+agent_token_free(AgentToken *t)
+{
+    if (t == NULL)
+        return;
+    if (t->header != NULL)
+        g_ref_string_release(t->header);
+    g_free(t->text);
+    g_free(t);
+}
+
 /* ------------------------------------------------------------ strings */
 
 const char agent_str_empty[] = "";
@@ -550,7 +613,7 @@ cm_agent_free(CmAgent *agent)
     g_clear_pointer(&agent->enc_cert, cm_cert_unref);
     g_clear_pointer(&agent->mp_cert, cm_cert_unref);
     g_clear_pointer(&agent->mps, g_array_unref);
-    g_free(agent->token);
+    agent_token_free(agent->token);
     g_queue_clear_full(&agent->fetch, (GDestroyNotify)agent_fetch_free);
     g_queue_clear_full(&agent->states, (GDestroyNotify)json_decref);
     g_queue_clear_full(&agent->status, (GDestroyNotify)json_decref);
@@ -616,7 +679,17 @@ cm_agent_cert(const CmAgent *agent)
 const char *
 cm_agent_cmg_token(const CmAgent *agent)
 {
-    return agent->token;
+    AgentToken *t = agent->token;
+
+    if (t == NULL)
+        return NULL;
+    if (t->text == NULL) {
+        /* Made once, on the first need; the agent is not shared. */
+        g_autofree char *claims = cm_enc_b64url(t->bin, t->claims_len);
+        g_autofree char *sig = cm_enc_b64url(t->bin + t->claims_len, t->sig_len);
+        t->text = g_strconcat(t->header, ".", claims, ".", sig, NULL);
+    }
+    return t->text;
 }
 
 const json_t *

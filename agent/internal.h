@@ -125,6 +125,18 @@ typedef struct {
     char key[];
 } AgentProp;
 
+/* The site's client token (REQ CMG-12): a JWT of some 330 characters that
+ * only a client behind a CMG shows.  Kept as its header part, shared (the
+ * same for every client of a site), and its claims and signature decoded,
+ * a third smaller; made into text again when asked for (text).  A token
+ * whose parts do not encode back to the same text is kept as text. */
+typedef struct {
+    char *header; /* a shared string; NULL: text is the token as it came */
+    char *text;   /* the token as text once asked for */
+    gsize claims_len, sig_len;
+    guint8 bin[]; /* the claims, then the signature */
+} AgentToken;
+
 /* Site settings learned from siteinfo. */
 typedef struct {
     char communication[16]; /* "https-only", "http-or-https", "ehttp" */
@@ -206,7 +218,7 @@ struct CmAgent {
     int mp_failures; /* consecutive failures with the current MP */
     int poll_count;  /* approval polls */
     AgentReg reg;
-    char *token; /* the site's client token, when approval gave one */
+    AgentToken *token; /* the site's client token, when approval gave one */
 
     /* active cycle */
     CmTime policy_due;
@@ -262,6 +274,8 @@ json_t *agent_report_props(const CmAgent *agent, gboolean discovery);
  * that the agent's own value is reported. */
 void agent_prop_forget(CmAgent *agent, gboolean discovery, const char *property);
 gboolean agent_have_pki(const CmAgent *agent);
+AgentToken *agent_token_new(const char *token);
+void agent_token_free(AgentToken *t);
 /* A new self-signed identity certificate for key (SMSID as CN). */
 CmCert *agent_make_cert(CmAgent *agent, CmKey *key, CmTime now, GError **error);
 

@@ -1675,22 +1675,34 @@ START_TEST(test_location_on_internet)
         drv_clear(&d);
     }
 
-    /* The token of the approved registration answer is kept. */
+    /* The token of the approved registration answer is kept, exactly as
+     * the site wrote it: a JWT (kept decoded) and anything else alike. */
     {
-        CmAgentConfig c;
-        FakeMp mp1;
-        Drv d;
+        static const char *const tokens[] = {
+            "header.claims.signature",
+            "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJHVUlEOjEifQ.c2lnbmF0dXJl",
+            "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJHVUlEOjEifR.c2lnbmF0dXJl", /* stray bits */
+            "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJHVUlEOjEifQ.c2lnbmF0dXJl.more",
+            "eyJhbGciOiJFUzI1NiJ9..",
+            "no-dots",
+        };
+        for (guint i = 0; i < G_N_ELEMENTS(tokens); i++) {
+            CmAgentConfig c;
+            FakeMp mp1;
+            Drv d;
 
-        base_config(&c);
-        fake_init(&mp1, MP1, S.mp1_cert);
-        mp1.token = "header.claims.signature";
-        drv_init(&d, new_agent(&c, 163));
-        drv_add(&d, &mp1);
-        ck_assert_ptr_null(cm_agent_cmg_token(d.agent));
-        drv_start(&d);
-        drv_run_to(&d, CM_AGENT_ACTIVE, 200);
-        ck_assert_str_eq(cm_agent_cmg_token(d.agent), "header.claims.signature");
-        drv_clear(&d);
+            base_config(&c);
+            fake_init(&mp1, MP1, S.mp1_cert);
+            mp1.token = tokens[i];
+            drv_init(&d, new_agent(&c, 163));
+            drv_add(&d, &mp1);
+            ck_assert_ptr_null(cm_agent_cmg_token(d.agent));
+            drv_start(&d);
+            drv_run_to(&d, CM_AGENT_ACTIVE, 200);
+            ck_assert_str_eq(cm_agent_cmg_token(d.agent), tokens[i]);
+            ck_assert_ptr_eq(cm_agent_cmg_token(d.agent), cm_agent_cmg_token(d.agent));
+            drv_clear(&d);
+        }
     }
 }
 END_TEST
