@@ -155,8 +155,7 @@ succeeded(CmAgent *agent)
 static AgentMp *
 current_mp(CmAgent *agent)
 {
-    return agent->mp_idx < agent->mps->len ? &g_array_index(agent->mps, AgentMp, agent->mp_idx)
-                                           : NULL;
+    return agent->mp_idx < agent->n_mps ? &agent->mps[agent->mp_idx] : NULL;
 }
 
 /* The client notification channel ends (REQ REG-05): the connection to
@@ -356,9 +355,9 @@ locate_exhausted(CmAgent *agent, CmTime now)
 {
     agent->cand_idx = 0;
     agent->loc_tr_idx = 0;
-    g_array_set_size(agent->mps, 0);
+    agent_mps_clear(agent);
     agent->mp_idx = 0;
-    if (agent->candidates->len == 0) {
+    if (agent->n_candidates == 0) {
         /* No assigned MP, no directory, no DNS: nothing a retry can find. */
         g_info("%s: no management point to locate (no /mp, directory or DNS publishing)",
                agent->st.smsid);
@@ -377,11 +376,11 @@ send_location(CmAgent *agent, CmTime now, CmAgentActions *out)
     g_autoptr(json_t) body = json_object();
     const char *cand;
 
-    if (agent->cand_idx >= agent->candidates->len) {
+    if (agent->cand_idx >= agent->n_candidates) {
         locate_exhausted(agent, now);
         return;
     }
-    cand = g_ptr_array_index(agent->candidates, agent->cand_idx);
+    cand = agent->candidates[agent->cand_idx];
     if (agent->site_code[0] != '\0')
         json_object_set_new(body, "site_code", json_string(agent->site_code));
     send_request(agent, CM_EP_LOCATION, cand, loc_transport(agent, agent->loc_tr_idx), body, now,
@@ -457,15 +456,19 @@ parse_location(CmAgent *agent, const json_t *body, GError **error)
         else if (http)
             m.transport = CM_TRANSPORT_HTTP;
         else
-            continue; /* HTTPS only, and this client has no PKI certificate */
+            continue;                 /* HTTPS only, and this client has no PKI certificate */
         agent_str_set(&m.name, name); /* the list owns it now */
         g_array_append_val(list, m);
     }
     /* g_array_sort is a stable merge sort: the site's order is kept among
      * MPs of the same rank. */
     g_array_sort(list, mp_cmp);
-    g_array_unref(agent->mps);
-    agent->mps = list;
+    agent_mps_clear(agent);
+    agent->n_mps = list->len;
+    /* The list's entries (and their names) are the agent's now. */
+    agent->mps = list->len > 0 ? (AgentMp *)(void *)g_array_free(list, FALSE) : NULL;
+    if (agent->n_mps == 0)
+        g_array_free(list, TRUE);
     agent->mp_idx = 0;
     /* Automatic site assignment takes the site of the first answer (the
      * REG-09 exposure when the TRK is then also taken on first use). */
@@ -485,9 +488,9 @@ on_location(CmAgent *agent, const CmResponse *resp, CmTime now, CmAgentActions *
 
     if (resp != NULL && reason == CM_REASON_OK) {
         body = ok_body(agent, resp);
-        if (body == NULL || !parse_location(agent, body, &err) || agent->mps->len == 0) {
+        if (body == NULL || !parse_location(agent, body, &err) || agent->n_mps == 0) {
             g_info("%s: no usable MP list from %s: %s", agent->st.smsid,
-                   (const char *)g_ptr_array_index(agent->candidates, agent->cand_idx),
+                   agent->candidates[agent->cand_idx],
                    err ? err->message : "no MP this client can reach");
             g_clear_error(&err);
             next_candidate(agent, now, out);
@@ -853,7 +856,8 @@ send_register(CmAgent *agent, CmTime now, CmAgentActions *out)
     json_object_set_new(body, "cert", json_string(b64));
     json_object_set_new(body, "ksp", json_string(cm_ksp_kind_name(agent->st.ksp)));
     json_object_set_new(body, "media", json_boolean(agent->prof->media));
-    json_object_set_new(body, "install_method", json_string(cm_install_method_name(agent->prof->method)));
+    json_object_set_new(body, "install_method",
+                        json_string(cm_install_method_name(agent->prof->method)));
     if (agent->entra_token != NULL)
         json_object_set_new(body, "entra_token", json_string(agent->entra_token));
     agent->st.registrations++;
@@ -1039,7 +1043,8 @@ on_registration(CmAgent *agent, CmEndpoint ep, const CmResponse *resp, CmTime no
      * evaluation at a random time of day, not on every client at once. */
     if (agent->prof->client_status_interval > 0 && agent->client_status_due == 0)
         agent->client_status_due =
-            now + 1 + (CmTime)cm_rng_below(&agent->rng, (guint64)agent->prof->client_status_interval);
+            now + 1 +
+            (CmTime)cm_rng_below(&agent->rng, (guint64)agent->prof->client_status_interval);
     /* Policy at once; inventory at once the first time, else on its cycle
      * (a re-registration does not resend everything). */
     agent->policy_due = now;

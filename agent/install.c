@@ -296,6 +296,15 @@ agent_mp_clear(gpointer mp)
     agent_str_set(&m->name, NULL);
 }
 
+void
+agent_mps_clear(CmAgent *agent)
+{
+    for (guint i = 0; i < agent->n_mps; i++)
+        agent_mp_clear(&agent->mps[i]);
+    g_clear_pointer(&agent->mps, g_free);
+    agent->n_mps = 0;
+}
+
 GArray *
 agent_mp_list_new(void)
 {
@@ -310,10 +319,11 @@ add_candidate(CmAgent *agent, const char *name)
 {
     if (!given(name) || strlen(name) > CM_NAME_MAX)
         return;
-    for (guint i = 0; i < agent->candidates->len; i++)
-        if (g_ascii_strcasecmp(g_ptr_array_index(agent->candidates, i), name) == 0)
+    for (guint i = 0; i < agent->n_candidates; i++)
+        if (g_ascii_strcasecmp(agent->candidates[i], name) == 0)
             return;
-    g_ptr_array_add(agent->candidates, g_ref_string_new_intern(name));
+    agent->candidates = g_renew(char *, agent->candidates, agent->n_candidates + 1);
+    agent->candidates[agent->n_candidates++] = g_ref_string_new_intern(name);
 }
 
 /* ------------------------------------------------------------ properties */
@@ -478,8 +488,7 @@ install_identity(CmAgent *agent, const CmAgentConfig *c, CmTime now, GError **er
     GError *local = NULL;
 
     /* Media is not bound to a machine (REQ TRUST-13): software keys. */
-    agent->ksp = cm_ksp_new(c->media ? 0 : c->tpm_version,
-                            c->device_secret);
+    agent->ksp = cm_ksp_new(c->media ? 0 : c->tpm_version, c->device_secret);
     agent->st.ksp = cm_ksp_kind(agent->ksp);
     agent->st.ksp_fell_back = cm_ksp_fell_back(agent->ksp);
 
@@ -525,12 +534,9 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     agent->rng = *rng;
     /* Shared strings (interned GRefStrings): every client names the same
      * few MPs, deployments and domains. */
-    agent->candidates = g_ptr_array_new_with_free_func((GDestroyNotify)g_ref_string_release);
-    agent->mps = agent_mp_list_new();
     g_queue_init(&agent->fetch);
     g_queue_init(&agent->states);
     g_queue_init(&agent->status);
-    agent->policies = g_ptr_array_new_with_free_func((GDestroyNotify)agent_policy_free);
     agent->st.policy_ids = g_ptr_array_new_with_free_func((GDestroyNotify)g_ref_string_release);
     agent->st.state = CM_AGENT_INSTALLED;
     agent->st.mp = agent_str_empty;
@@ -566,8 +572,7 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     pr.mw_len = CLAMP(config->maintenance_window, 0, CM_USEC_PER_DAY);
     pr.deadline_overrides_window = config->deadline_overrides_window;
     pr.auto_upgrade = config->auto_upgrade;
-    pr.upgrade_interval =
-        config->upgrade_interval > 0 ? config->upgrade_interval : CM_USEC_PER_DAY;
+    pr.upgrade_interval = config->upgrade_interval > 0 ? config->upgrade_interval : CM_USEC_PER_DAY;
     /* Here 0 (or less) turns the feature off rather than meaning "default". */
     pr.client_status_interval = MAX(config->client_status_interval, 0);
     pr.keepalive_interval = MAX(config->keepalive_interval, 0);
@@ -603,7 +608,9 @@ cm_agent_free(CmAgent *agent)
     g_free(agent->entra_token);
     g_clear_pointer(&agent->pki_cert, cm_cert_unref);
     g_clear_pointer(&agent->pki_key, cm_key_unref);
-    g_clear_pointer(&agent->candidates, g_ptr_array_unref);
+    for (guint i = 0; i < agent->n_candidates; i++)
+        g_ref_string_release(agent->candidates[i]);
+    g_free(agent->candidates);
     g_clear_pointer(&agent->ksp, cm_ksp_free);
     g_clear_pointer(&agent->key, cm_key_unref);
     g_clear_pointer(&agent->cert, cm_cert_unref);
@@ -612,12 +619,14 @@ cm_agent_free(CmAgent *agent)
     g_clear_pointer(&agent->signcert, cm_cert_unref);
     g_clear_pointer(&agent->enc_cert, cm_cert_unref);
     g_clear_pointer(&agent->mp_cert, cm_cert_unref);
-    g_clear_pointer(&agent->mps, g_array_unref);
+    agent_mps_clear(agent);
     agent_token_free(agent->token);
     g_queue_clear_full(&agent->fetch, (GDestroyNotify)agent_fetch_free);
     g_queue_clear_full(&agent->states, (GDestroyNotify)json_decref);
     g_queue_clear_full(&agent->status, (GDestroyNotify)json_decref);
-    g_clear_pointer(&agent->policies, g_ptr_array_unref);
+    for (guint i = 0; agent->st.policy_ids != NULL && i < agent->st.policy_ids->len; i++)
+        agent_policy_free(agent->policies[i]);
+    g_free(agent->policies);
     g_clear_pointer(&agent->st.policy_ids, g_ptr_array_unref);
     g_clear_pointer(&agent->settings, json_decref);
     g_clear_pointer(&agent->props, g_ptr_array_unref);

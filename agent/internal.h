@@ -180,7 +180,11 @@ struct CmAgent {
     CmKey *pki_key;
     gboolean pki_revoked; /* the site said our PKI certificate is revoked */
     char site_code[4];     /* "" until known */
-    GPtrArray *candidates; /* char*: MPs to ask for the MP list (NET-01) */
+    /* MPs to ask for the MP list (NET-01), shared strings.  Plain arrays
+     * here and below: a GArray or GPtrArray header costs more than a few
+     * entries. */
+    char **candidates;
+    guint n_candidates;
 
     CmRng rng;
     CmAgentStatus st;
@@ -203,7 +207,8 @@ struct CmAgent {
     /* service location */
     guint cand_idx;
     guint loc_tr_idx;
-    GArray *mps; /* AgentMp */
+    guint n_mps;
+    AgentMp *mps; /* the MP list, most preferred first */
     guint mp_idx;
     gboolean round_refused; /* an MP was refused for trust since the last round */
 
@@ -218,6 +223,7 @@ struct CmAgent {
     int mp_failures; /* consecutive failures with the current MP */
     int poll_count;  /* approval polls */
     AgentReg reg;
+    gboolean installs_dirty; /* software.c: the policies changed since it last looked */
     AgentToken *token; /* the site's client token, when approval gave one */
 
     /* active cycle */
@@ -231,11 +237,10 @@ struct CmAgent {
     GQueue fetch;         /* AgentFetch* */
     /* AgentPolicy*, index for index with st.policy_ids: a client holds a
      * few policies, and an array costs a tenth of a hash table. */
-    GPtrArray *policies;
+    AgentPolicy **policies;
     json_t *settings;     /* merged "settings" of the accepted policies */
 
     /* software (software.c) */
-    gboolean installs_dirty; /* policies changed since the installs were last looked at */
     CmTime install_due;      /* the next install decision; 0: none scheduled */
     CmTime upgrade_due;      /* the next client package check; 0: not scheduled yet */
 
@@ -267,6 +272,8 @@ void agent_str_set(const char **slot, const char *value);
 /* Releases the MP list entry's name (the GArray's clear function). */
 void agent_mp_clear(gpointer mp);
 GArray *agent_mp_list_new(void);
+/* Drops the MP list. */
+void agent_mps_clear(CmAgent *agent);
 /* The inventory (discovery FALSE) or discovery properties to send: new
  * object. */
 json_t *agent_report_props(const CmAgent *agent, gboolean discovery);

@@ -126,7 +126,7 @@ merge_settings(CmAgent *agent)
     json_t *only = NULL;
 
     for (guint i = 0; i < agent->st.policy_ids->len; i++) {
-        const AgentPolicy *p = g_ptr_array_index(agent->policies, i);
+        const AgentPolicy *p = agent->policies[i];
         json_t *s = json_object_get(p->policy, "settings");
         if (!json_is_object(s))
             continue;
@@ -160,7 +160,8 @@ void
 agent_sha256_from_hex(const char *hex, guint8 out[32])
 {
     for (int i = 0; i < 32; i++)
-        out[i] = (guint8)(g_ascii_xdigit_value(hex[2 * i]) << 4 | g_ascii_xdigit_value(hex[2 * i + 1]));
+        out[i] =
+            (guint8)(g_ascii_xdigit_value(hex[2 * i]) << 4 | g_ascii_xdigit_value(hex[2 * i + 1]));
 }
 
 AgentPolicy *
@@ -168,7 +169,7 @@ agent_policy_find(const CmAgent *agent, const char *policy_id)
 {
     guint i = policy_index(agent, policy_id);
 
-    return i != G_MAXUINT ? g_ptr_array_index(agent->policies, i) : NULL;
+    return i != G_MAXUINT ? agent->policies[i] : NULL;
 }
 
 void
@@ -181,13 +182,15 @@ agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy, CmT
     agent_sha256_from_hex(fetch->hash, p->hash);
     p->policy = policy;
     if (i == G_MAXUINT) {
+        i = agent->st.policy_ids->len;
         agent_deploy_read(p, NULL);
         g_ptr_array_add(agent->st.policy_ids, g_ref_string_new_intern(fetch->policy_id));
-        g_ptr_array_add(agent->policies, p);
+        agent->policies = g_renew(AgentPolicy *, agent->policies, i + 1);
+        agent->policies[i] = p;
     } else {
-        agent_deploy_read(p, g_ptr_array_index(agent->policies, i));
-        agent_policy_free(g_ptr_array_index(agent->policies, i));
-        g_ptr_array_index(agent->policies, i) = p;
+        agent_deploy_read(p, agent->policies[i]);
+        agent_policy_free(agent->policies[i]);
+        agent->policies[i] = p;
     }
     agent->st.policies_accepted++;
     agent->installs_dirty = TRUE;
@@ -207,7 +210,9 @@ agent_policy_retain(CmAgent *agent, GHashTable *assigned)
         if (g_hash_table_contains(assigned, id))
             continue;
         /* The deployment is gone: so is what it set. */
-        g_ptr_array_remove_index(agent->policies, i - 1);
+        agent_policy_free(agent->policies[i - 1]);
+        memmove(&agent->policies[i - 1], &agent->policies[i],
+                (agent->st.policy_ids->len - i) * sizeof *agent->policies);
         g_ptr_array_remove_index(agent->st.policy_ids, i - 1);
         changed = TRUE;
     }

@@ -138,7 +138,7 @@ agent_installs_run(CmAgent *agent, CmTime now)
      * together install in a stable order. */
     for (guint i = 0; i < agent->st.policy_ids->len; i++) {
         const char *id = g_ptr_array_index(agent->st.policy_ids, i);
-        AgentPolicy *p = g_ptr_array_index(agent->policies, i);
+        AgentPolicy *p = agent->policies[i];
         gboolean never;
         CmTime at;
 

@@ -1909,9 +1909,8 @@ START_TEST(test_policy_shared)
     const FakePolicy one = {.id = "PS100001",
                             .version = 1,
                             .settings = "{\"powershell_execution_policy\":\"allsigned\"}"};
-    const FakePolicy two = {.id = "PS100002",
-                            .version = 1,
-                            .settings = "{\"bitlocker_suspend_pin\":false}"};
+    const FakePolicy two = {
+        .id = "PS100002", .version = 1, .settings = "{\"bitlocker_suspend_pin\":false}"};
     const json_t *pa, *pb;
 
     cm_parse_cache_enable(TRUE);
@@ -1962,9 +1961,9 @@ START_TEST(test_policy_shared)
 
     /* The first holder goes; the other keeps the object. */
     drv_clear(&a);
-    ck_assert_str_eq(json_string_value(json_object_get(cm_agent_policy(b.agent, "PS100001"),
-                                                       "policy_id")),
-                     "PS100001");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(cm_agent_policy(b.agent, "PS100001"), "policy_id")),
+        "PS100001");
     drv_clear(&b);
     drv_clear(&r);
     cm_parse_cache_enable(FALSE);
