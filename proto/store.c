@@ -15,6 +15,7 @@
 
 /* How long a writer waits for another connection's lock (the daemons'
  * maintenance tasks, an operator's sqlite3 shell) before giving up. */
+#define STORE_MEMORY_CACHE_KIB 128
 #define STORE_BUSY_TIMEOUT_MS 5000
 /* How much of a failing statement an error message repeats. */
 #define SQL_QUOTE_MAX 80
@@ -235,12 +236,18 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
      * a transaction would otherwise take and drop a lock and check the
      * header for changes no one else can make.  (2 KiB pages were measured
      * too: 1% fewer instructions, but no faster and 2% larger.) */
+    /* A small page cache: the pages are in memory anyway (a miss copies
+     * one), and part of each transaction's cost grows with the cache, not
+     * the work: 300,000 clients in the simulator took 3-5% less CPU with
+     * 128 KiB than with SQLite's 2 MiB, and a 32 MiB cache took three times
+     * as long. */
     if (memory) {
         sqlite3_int64 limit = G_GINT64_CONSTANT(1) << 50;
         if (sqlite3_file_control(store->db, "main", SQLITE_FCNTL_SIZE_LIMIT, &limit) !=
                 SQLITE_OK ||
             !exec_plain(store, "PRAGMA journal_mode=MEMORY", error) ||
-            !exec_plain(store, "PRAGMA locking_mode=EXCLUSIVE", error)) {
+            !exec_plain(store, "PRAGMA locking_mode=EXCLUSIVE", error) ||
+            !exec_plain(store, "PRAGMA cache_size=-" G_STRINGIFY(STORE_MEMORY_CACHE_KIB), error)) {
             if (error != NULL && *error == NULL)
                 set_db_error(error, store->db, "cannot set up the memory database");
             goto out;

@@ -364,6 +364,8 @@ START_TEST(test_wal_and_pragmas)
         text = query_text(store, "PRAGMA locking_mode");
         ck_assert_str_eq(text, "exclusive");
         g_free(text);
+        /* and a page cache of 128 KiB, not SQLite's 2 MiB */
+        ck_assert_int_eq(query_int(store, "PRAGMA cache_size"), -128);
         cm_store_close(store);
     }
 }
