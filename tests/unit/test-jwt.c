@@ -914,6 +914,40 @@ START_TEST(test_sign_refuses)
     }
     ck_assert_ptr_null(cm_jwt_sign(ec_key, NULL, deep, &error));
     cm_assert_error(&error, CM_PROTO_ERROR_INVALID);
+    /* A NUL in a claim's string or key: the verifier's parser refuses
+     * \u0000. */
+    json_object_set_new(claims, "nul", json_stringn("a\0b", 3));
+    ck_assert_ptr_null(cm_jwt_sign(ec_key, NULL, claims, &error));
+    cm_assert_error(&error, CM_PROTO_ERROR_INVALID);
+    json_object_del(claims, "nul");
+    json_object_setn_new(claims, "k\0ey", 4, json_true());
+    ck_assert_ptr_null(cm_jwt_sign(ec_key, NULL, claims, &error));
+    cm_assert_error(&error, CM_PROTO_ERROR_INVALID);
+    json_object_deln(claims, "k\0ey", 4);
+    {
+        /* The deepest nesting the verifier reads back is signed, and reads back. */
+        json_t *ok = std_claims();
+        json_t *at = json_object();
+        char *token;
+        json_t *back;
+        json_object_set_new(ok, "x", at);
+        /* levels 1 (the claims) and 2 (x), then an array and an object a
+         * step: 16 in all */
+        for (int level = 2; level < CM_JSON_MAX_DEPTH; level += 2) {
+            json_t *next = json_array();
+            json_object_set_new(at, "x", next);
+            at = json_object();
+            json_array_append_new(next, at);
+        }
+        token = cm_jwt_sign(ec_key, NULL, ok, &error);
+        cm_assert_no_error(error);
+        ck_assert_ptr_nonnull(token);
+        back = expect_valid(token, ec_key, CM_TEST_NOW);
+        ck_assert(json_equal(back, ok));
+        json_decref(back);
+        g_free(token);
+        json_decref(ok);
+    }
 
     json_decref(claims);
     json_decref(no_exp);
