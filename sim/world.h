@@ -73,24 +73,26 @@ typedef struct {
     gboolean rogue;       /* belongs to an attacker's own site */
 } SimMp;
 
+/* One per client of a million: pointers and times first, then the small
+ * fields, so that nothing is padding. */
 typedef struct {
     SimWorld *world;
     CmAgent *agent;
+    CmTime timer_at;      /* when the agent wants its timer; 0: never */
+    CmTime timer_pending; /* the queued timer event of timer_gen; 0: none */
+    CmTime need_since;    /* needs_reg since */
+    SimMp *channel_mp;    /* the MP holding its notification channel */
+    CmCert *pki_cert;
+    CmKey *pki_key;
     guint32 pop; /* index into world->pops */
     guint32 seg;
     guint32 timer_gen;
-    CmTime timer_at;      /* when the agent wants its timer; 0: never */
-    CmTime timer_pending; /* the queued timer event of timer_gen; 0: none */
-    gboolean needs_reg; /* it has to (re-)register, since need_since */
-    CmTime need_since;
-    gboolean counted;      /* registration completion counted */
-    gboolean attacker;     /* run by an attacker strategy */
-    gboolean revoked;      /* its PKI certificate is on the CRL */
-    gboolean channel_open; /* its notification channel, as last seen */
-    gboolean active;       /* its agent active, as last seen: counted in n_active */
-    SimMp *channel_mp;     /* the MP holding it */
-    CmCert *pki_cert;
-    CmKey *pki_key;
+    guint8 needs_reg;    /* it has to (re-)register, since need_since */
+    guint8 counted;      /* registration completion counted */
+    guint8 attacker;     /* run by an attacker strategy */
+    guint8 revoked;      /* its PKI certificate is on the CRL */
+    guint8 channel_open; /* its notification channel, as last seen */
+    guint8 active;       /* its agent active, as last seen: counted in n_active */
 } SimClient;
 
 typedef struct {
