@@ -130,11 +130,12 @@ gboolean
 cm_site_client(CmSite *site, const char *smsid, CmClientInfo *out, GError **error)
 {
     GError *cause = NULL;
-    sqlite3_stmt *st = SITE_STMT(
-        site,
-        "SELECT smsid, hwid, name, domain, state, registered_by, ksp, media, thumbprint,"
-        " registered_at, last_seen, registrations FROM clients WHERE smsid = ? AND obsolete = 0",
-        &cause);
+    sqlite3_stmt *st =
+        SITE_STMT(site,
+                  "SELECT smsid, hwid, name, domain, state, registered_by, ksp, media, thumbprint,"
+                  " registered_at, last_seen, registrations, coalesce(first_id, id) FROM clients"
+                  " WHERE smsid = ? AND obsolete = 0",
+                  &cause);
     gboolean row = FALSE;
 
     if (st == NULL)
@@ -159,6 +160,7 @@ cm_site_client(CmSite *site, const char *smsid, CmClientInfo *out, GError **erro
     out->registered_at = sqlite3_column_int64(st, 9);
     out->last_seen = sqlite3_column_int64(st, 10);
     out->registrations = sqlite3_column_int(st, 11);
+    out->key = sqlite3_column_int64(st, 12);
     sqlite3_reset(st);
     return TRUE;
 fail:
@@ -167,10 +169,12 @@ fail:
 }
 
 gboolean
-cm_site_client_state(CmSite *site, const char *smsid, CmClientState *state)
+cm_site_client_state(CmSite *site, const char *smsid, CmClientState *state, gint64 *id, gint64 *key)
 {
-    sqlite3_stmt *st =
-        SITE_STMT(site, "SELECT state FROM clients WHERE smsid = ? AND obsolete = 0", NULL);
+    sqlite3_stmt *st = SITE_STMT(
+        site,
+        "SELECT state, id, coalesce(first_id, id) FROM clients WHERE smsid = ? AND obsolete = 0",
+        NULL);
     gboolean row = FALSE;
 
     if (st == NULL)
@@ -179,6 +183,10 @@ cm_site_client_state(CmSite *site, const char *smsid, CmClientState *state)
     if (!cm_store_step_row(site->store, st, &row, NULL) || !row)
         return FALSE;
     *state = (CmClientState)sqlite3_column_int(st, 0);
+    if (id != NULL)
+        *id = sqlite3_column_int64(st, 1);
+    if (key != NULL)
+        *key = sqlite3_column_int64(st, 2);
     sqlite3_reset(st);
     return TRUE;
 }
@@ -230,10 +238,10 @@ cm_site_block_in_tx(CmSite *site, const CmClientInfo *info, CmTime now, GError *
             goto fail;
     }
     /* A blocked client leaves every collection (no policy reaches it). */
-    st = SITE_STMT(site, "DELETE FROM members WHERE smsid = ?", &cause);
+    st = SITE_STMT(site, "DELETE FROM members WHERE client = ?", &cause);
     if (st == NULL)
         goto fail;
-    sqlite3_bind_text(st, 1, info->smsid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, info->key);
     if (!cm_store_step_done(site->store, st, &cause))
         goto fail;
     return TRUE;
@@ -283,7 +291,7 @@ client_set_state(CmSite *site, const char *smsid, CmClientState state, const cha
         if (!cm_store_step_done(site->store, st, &cause))
             goto store_fail_tx;
         if (state == CM_CLIENT_APPROVED &&
-            !cm_site_collections_evaluate(site, smsid, CM_CLIENT_APPROVED, error))
+            !cm_site_collections_evaluate(site, smsid, info.key, CM_CLIENT_APPROVED, error))
             goto fail;
     }
     if (!cm_site_audit(site, admin, action, smsid, cm_client_state_name(state), now, error))

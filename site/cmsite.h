@@ -195,6 +195,8 @@ typedef struct {
     CmTime registered_at;
     CmTime last_seen;
     int registrations;  /* times this record (re-)registered */
+    gint64 key;         /* what the client's data rows name it by: the id of the
+                         * first record its SMSID had (site/db.c migration 7) */
 } CmClientInfo;
 
 gboolean cm_site_client(CmSite *site, const char *smsid, CmClientInfo *out, GError **error);

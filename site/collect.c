@@ -139,12 +139,13 @@ value_matches(CmRuleOp op, const char *have, const char *want)
     }
 }
 
-/* The client's properties for a source: discovery and inventory rows, or
- * for status, "component", "message_id" and "severity" of every status
- * message it (or someone claiming to be it) sent. */
+/* The client's properties for a source: discovery and inventory rows (by
+ * its key), or for status, "component", "message_id" and "severity" of
+ * every status message it (or someone claiming to be it) sent (by its
+ * SMSID). */
 static GPtrArray *
-client_values(CmSite *site, const char *smsid, CmRuleSource source, const char *property,
-              GError **error)
+client_values(CmSite *site, const char *smsid, gint64 key, CmRuleSource source,
+              const char *property, GError **error)
 {
     GError *cause = NULL;
     GPtrArray *values = g_ptr_array_new_with_free_func(g_free);
@@ -168,12 +169,12 @@ client_values(CmSite *site, const char *smsid, CmRuleSource source, const char *
     } else {
         st = SITE_STMT(site,
                        source == CM_RULE_INVENTORY
-                           ? "SELECT value FROM inventory WHERE smsid = ? AND property = ?"
-                           : "SELECT value FROM discovery WHERE smsid = ? AND property = ?",
+                           ? "SELECT value FROM inventory WHERE client = ? AND property = ?"
+                           : "SELECT value FROM discovery WHERE client = ? AND property = ?",
                        &cause);
         if (st == NULL)
             goto fail;
-        sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, key);
         sqlite3_bind_text(st, 2, property, -1, SQLITE_STATIC);
     }
     while (cm_store_step_row(site->store, st, &row, &cause) && row)
@@ -188,9 +189,11 @@ fail:
 }
 
 static gboolean
-rule_holds(CmSite *site, const char *smsid, const CmRule *rule, gboolean *holds, GError **error)
+rule_holds(CmSite *site, const char *smsid, gint64 key, const CmRule *rule, gboolean *holds,
+           GError **error)
 {
-    g_autoptr(GPtrArray) values = client_values(site, smsid, rule->source, rule->property, error);
+    g_autoptr(GPtrArray) values =
+        client_values(site, smsid, key, rule->source, rule->property, error);
 
     if (values == NULL)
         return FALSE;
@@ -201,19 +204,20 @@ rule_holds(CmSite *site, const char *smsid, const CmRule *rule, gboolean *holds,
 }
 
 static gboolean
-set_member(CmSite *site, gint64 collection, const char *smsid, gboolean member, GError **error)
+set_member(CmSite *site, gint64 collection, gint64 key, gboolean member, GError **error)
 {
     GError *cause = NULL;
-    sqlite3_stmt *st = SITE_STMT(site,
-                                 member ? "INSERT OR IGNORE INTO members(collection_id, smsid)"
-                                          " VALUES (?, ?)"
-                                        : "DELETE FROM members WHERE collection_id = ? AND smsid = ?",
-                                 &cause);
+    sqlite3_stmt *st =
+        SITE_STMT(site,
+                  member ? "INSERT OR IGNORE INTO members(collection_id, client)"
+                           " VALUES (?, ?)"
+                         : "DELETE FROM members WHERE collection_id = ? AND client = ?",
+                  &cause);
 
     if (st == NULL)
         goto fail;
     sqlite3_bind_int64(st, 1, collection);
-    sqlite3_bind_text(st, 2, smsid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, key);
     if (!cm_store_step_done(site->store, st, &cause))
         goto fail;
     return TRUE;
@@ -223,8 +227,8 @@ fail:
 }
 
 static gboolean
-evaluate(CmSite *site, const char *smsid, CmClientState state, gboolean with_all_systems,
-         GError **error)
+evaluate(CmSite *site, const char *smsid, gint64 key, CmClientState state,
+         gboolean with_all_systems, GError **error)
 {
     /* Only approved clients are members: pending and blocked ones receive
      * no policy. */
@@ -240,28 +244,28 @@ evaluate(CmSite *site, const char *smsid, CmClientState state, gboolean with_all
         if (c->id != CM_COLLECTION_ALL_SYSTEMS && c->rules->len == 0)
             member = FALSE;
         for (guint r = 0; member && r < c->rules->len; r++)
-            if (!rule_holds(site, smsid, &g_array_index(c->rules, CmRule, r), &member, error))
+            if (!rule_holds(site, smsid, key, &g_array_index(c->rules, CmRule, r), &member, error))
                 return FALSE;
-        if (!set_member(site, c->id, smsid, member, error))
+        if (!set_member(site, c->id, key, member, error))
             return FALSE;
     }
     return TRUE;
 }
 
 gboolean
-cm_site_collections_evaluate(CmSite *site, const char *smsid, CmClientState state,
+cm_site_collections_evaluate(CmSite *site, const char *smsid, gint64 key, CmClientState state,
                              GError **error)
 {
-    return evaluate(site, smsid, state, TRUE, error);
+    return evaluate(site, smsid, key, state, TRUE, error);
 }
 
 gboolean
-cm_site_collections_evaluate_rules(CmSite *site, const char *smsid, GError **error)
+cm_site_collections_evaluate_rules(CmSite *site, const char *smsid, gint64 key, GError **error)
 {
     /* All Systems holds every approved client from the moment it is
      * approved (registration, approval and a new record evaluate it) until
      * it is blocked; the client's data has no part in it. */
-    return evaluate(site, smsid, CM_CLIENT_APPROVED, FALSE, error);
+    return evaluate(site, smsid, key, CM_CLIENT_APPROVED, FALSE, error);
 }
 
 gint64
@@ -273,6 +277,7 @@ cm_site_admin_create_collection(CmSite *site, const char *name, const CmRule *ru
     gint64 id;
     g_autoptr(GString) detail = g_string_new(NULL);
     g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GArray) keys = g_array_new(FALSE, FALSE, sizeof(gint64));
     gboolean row = TRUE;
 
     if (name == NULL || *name == '\0' || strlen(name) > 128 || n_rules == 0 ||
@@ -324,16 +329,22 @@ cm_site_admin_create_collection(CmSite *site, const char *name, const CmRule *ru
         !cm_site_collections_load(site, error))
         goto fail_tx;
     /* Evaluate the new collection for every approved client. */
-    st = SITE_STMT(site, "SELECT smsid FROM clients WHERE obsolete = 0 AND state = ?", &cause);
+    st = SITE_STMT(
+        site, "SELECT smsid, coalesce(first_id, id) FROM clients WHERE obsolete = 0 AND state = ?",
+        &cause);
     if (st == NULL)
         goto store_fail_tx;
     sqlite3_bind_int(st, 1, CM_CLIENT_APPROVED);
-    while (cm_store_step_row(site->store, st, &row, &cause) && row)
+    while (cm_store_step_row(site->store, st, &row, &cause) && row) {
+        gint64 key = sqlite3_column_int64(st, 1);
         g_ptr_array_add(clients, g_strdup((const char *)sqlite3_column_text(st, 0)));
+        g_array_append_val(keys, key);
+    }
     if (cause != NULL)
         goto store_fail_tx;
     for (guint i = 0; i < clients->len; i++)
-        if (!cm_site_collections_evaluate(site, g_ptr_array_index(clients, i), CM_CLIENT_APPROVED,
+        if (!cm_site_collections_evaluate(site, g_ptr_array_index(clients, i),
+                                          g_array_index(keys, gint64, i), CM_CLIENT_APPROVED,
                                           error))
             goto fail_tx;
     if (!cm_store_commit(site->store, &cause))
@@ -354,8 +365,11 @@ store_fail:
 gboolean
 cm_site_in_collection(CmSite *site, gint64 collection, const char *smsid)
 {
-    sqlite3_stmt *st =
-        SITE_STMT(site, "SELECT 1 FROM members WHERE collection_id = ? AND smsid = ?", NULL);
+    sqlite3_stmt *st = SITE_STMT(site,
+                                 "SELECT 1 FROM members WHERE collection_id = ? AND client ="
+                                 " (SELECT coalesce(first_id, id) FROM clients"
+                                 " WHERE smsid = ? AND obsolete = 0)",
+                                 NULL);
     gboolean row = FALSE;
 
     if (st == NULL)

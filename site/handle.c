@@ -27,10 +27,11 @@ refuse_from(CmResponse *resp, const GError *e, const char *what)
 }
 
 /* Who is asking: a registered, unblocked client whose signature verifies.
- * Sets *state; refuses into resp and returns FALSE otherwise. */
+ * Sets *state, *id (its live record) and *key (CmClientInfo.key); refuses
+ * into resp and returns FALSE otherwise. */
 static gboolean
-authenticate(CmSite *site, const CmRequest *req, CmTime now, CmClientState *state,
-             CmResponse *resp)
+authenticate(CmSite *site, const CmRequest *req, CmTime now, CmClientState *state, gint64 *id,
+             gint64 *key, CmResponse *resp)
 {
     g_autoptr(GError) e = NULL;
     CmClientState client_state;
@@ -41,7 +42,7 @@ authenticate(CmSite *site, const CmRequest *req, CmTime now, CmClientState *stat
                            e->message);
         return FALSE;
     }
-    if (!cm_site_client_state(site, req->smsid, &client_state)) {
+    if (!cm_site_client_state(site, req->smsid, &client_state, id, key)) {
         cm_response_refuse(resp, CM_REASON_UNKNOWN_CLIENT,
                            "%s is not registered with site %s: register first", req->smsid,
                            site->code);
@@ -150,16 +151,16 @@ message_payload(CmSite *site, const json_t *body, const char *key, size_t max_pl
 
 /* Replaces the client's rows of table (inventory or discovery) with props. */
 static gboolean
-store_properties(CmSite *site, const char *table, const char *smsid, const json_t *props,
-                 CmTime now, CmResponse *resp, GError **error)
+store_properties(CmSite *site, const char *table, gint64 key, const json_t *props, CmTime now,
+                 CmResponse *resp, GError **error)
 {
     GError *cause = NULL;
     gboolean inv = strcmp(table, "inventory") == 0;
-    const char *del = inv ? "DELETE FROM inventory WHERE smsid = ?"
-                          : "DELETE FROM discovery WHERE smsid = ?";
+    const char *del =
+        inv ? "DELETE FROM inventory WHERE client = ?" : "DELETE FROM discovery WHERE client = ?";
     const char *ins =
-        inv ? "INSERT INTO inventory(smsid, property, value, updated) VALUES (?,?,?,?)"
-            : "INSERT INTO discovery(smsid, property, value, updated) VALUES (?,?,?,?)";
+        inv ? "INSERT INTO inventory(client, property, value, updated) VALUES (?,?,?,?)"
+            : "INSERT INTO discovery(client, property, value, updated) VALUES (?,?,?,?)";
     sqlite3_stmt *st;
     const char *k;
     json_t *v;
@@ -184,7 +185,7 @@ store_properties(CmSite *site, const char *table, const char *smsid, const json_
     st = SITE_STMT(site, del, &cause);
     if (st == NULL)
         goto fail;
-    sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, key);
     if (!cm_store_step_done(site->store, st, &cause))
         goto fail;
     json_object_foreach((json_t *)props, k, v)
@@ -192,7 +193,7 @@ store_properties(CmSite *site, const char *table, const char *smsid, const json_
         st = SITE_STMT(site, ins, &cause);
         if (st == NULL)
             goto fail;
-        sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, key);
         sqlite3_bind_text(st, 2, k, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, json_string_value(v), (int)json_string_length(v), SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, now);
@@ -206,7 +207,7 @@ fail:
 }
 
 static gboolean
-store_states(CmSite *site, const char *smsid, const json_t *body, CmTime now, CmResponse *resp,
+store_states(CmSite *site, gint64 key, const json_t *body, CmTime now, CmResponse *resp,
              GError **error)
 {
     GError *cause = NULL;
@@ -234,11 +235,12 @@ store_states(CmSite *site, const char *smsid, const json_t *body, CmTime now, Cm
     json_array_foreach(states, i, s)
     {
         sqlite3_stmt *st = SITE_STMT(
-            site, "INSERT INTO state_messages(smsid, topic, state, time, received) VALUES (?,?,?,?,?)",
+            site,
+            "INSERT INTO state_messages(client, topic, state, time, received) VALUES (?,?,?,?,?)",
             &cause);
         if (st == NULL)
             goto fail;
-        sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, key);
         sqlite3_bind_text(st, 2, json_string_value(json_object_get(s, "topic")), -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, json_integer_value(json_object_get(s, "state")));
         sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(s, "time")));
@@ -253,7 +255,7 @@ fail:
 }
 
 static gboolean
-store_checks(CmSite *site, const char *smsid, const json_t *checks, CmTime now, CmResponse *resp,
+store_checks(CmSite *site, gint64 key, const json_t *checks, CmTime now, CmResponse *resp,
              GError **error)
 {
     GError *cause = NULL;
@@ -278,11 +280,12 @@ store_checks(CmSite *site, const char *smsid, const json_t *checks, CmTime now, 
     json_array_foreach(checks, i, c)
     {
         sqlite3_stmt *st = SITE_STMT(
-            site, "INSERT INTO client_status(smsid, check_name, result, received) VALUES (?,?,?,?)",
+            site,
+            "INSERT INTO client_status(client, check_name, result, received) VALUES (?,?,?,?)",
             &cause);
         if (st == NULL)
             goto fail;
-        sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, key);
         sqlite3_bind_text(st, 2, json_string_value(json_object_get(c, "name")), -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, json_string_value(json_object_get(c, "result")), -1,
                           SQLITE_STATIC);
@@ -307,6 +310,7 @@ handle_status(CmSite *site, const json_t *body, CmTime now, CmResponse *resp)
     gint64 message_id;
     sqlite3_stmt *st;
     CmClientState known_state;
+    gint64 known_key = 0;
     gboolean known;
 
     if ((smsid = cm_json_opt_str(body, "smsid", CM_ID_SMSID_LEN, &e), e != NULL) ||
@@ -342,8 +346,8 @@ handle_status(CmSite *site, const json_t *body, CmTime now, CmResponse *resp)
     sqlite3_bind_text(st, 7, "mp", -1, SQLITE_STATIC);
     if (!cm_store_step_done(site->store, st, &e))
         goto fail_tx;
-    known = smsid != NULL && cm_site_client_state(site, smsid, &known_state);
-    if (known && !cm_site_collections_evaluate(site, smsid, known_state, &e))
+    known = smsid != NULL && cm_site_client_state(site, smsid, &known_state, NULL, &known_key);
+    if (known && !cm_site_collections_evaluate(site, smsid, known_key, known_state, &e))
         goto fail_tx;
     if (!cm_store_commit(site->store, &e))
         goto fail_tx;
@@ -357,10 +361,11 @@ fail:
                        e ? e->message : "");
 }
 
-/* A message from an authenticated, approved client. */
+/* A message from an authenticated, approved client: id is its live
+ * record, key what its data rows name it by (CmClientInfo.key). */
 static void
-handle_message(CmSite *site, const CmRequest *req, const json_t *body, CmTime now,
-               CmResponse *resp)
+handle_message(CmSite *site, const CmRequest *req, gint64 id, gint64 key, const json_t *body,
+               CmTime now, CmResponse *resp)
 {
     g_autoptr(GError) e = NULL;
     g_autoptr(json_t) payload = NULL;
@@ -387,16 +392,16 @@ handle_message(CmSite *site, const CmRequest *req, const json_t *body, CmTime no
         goto fail;
     switch (req->ep) {
     case CM_EP_INVENTORY:
-        ok = store_properties(site, "inventory", smsid, payload, now, resp, &e);
+        ok = store_properties(site, "inventory", key, payload, now, resp, &e);
         break;
     case CM_EP_DISCOVERY:
-        ok = store_properties(site, "discovery", smsid, payload, now, resp, &e);
+        ok = store_properties(site, "discovery", key, payload, now, resp, &e);
         break;
     case CM_EP_STATE:
-        ok = store_states(site, smsid, payload, now, resp, &e);
+        ok = store_states(site, key, payload, now, resp, &e);
         break;
     case CM_EP_CLIENT_STATUS:
-        ok = store_checks(site, smsid, json_object_get(payload, "checks"), now, resp, &e);
+        ok = store_checks(site, key, json_object_get(payload, "checks"), now, resp, &e);
         break;
     default:
         break;
@@ -407,14 +412,14 @@ handle_message(CmSite *site, const CmRequest *req, const json_t *body, CmTime no
         cm_store_rollback(site->store);
         return;
     }
-    if (reevaluate && !cm_site_collections_evaluate_rules(site, smsid, &e))
+    if (reevaluate && !cm_site_collections_evaluate_rules(site, smsid, key, &e))
         goto fail_tx;
     {
-        sqlite3_stmt *st = SITE_STMT(site, "UPDATE clients SET last_seen = ? WHERE smsid = ? AND obsolete = 0", &e);
+        sqlite3_stmt *st = SITE_STMT(site, "UPDATE clients SET last_seen = ? WHERE id = ?", &e);
         if (st == NULL)
             goto fail_tx;
         sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_text(st, 2, smsid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, id);
         if (!cm_store_step_done(site->store, st, &e))
             goto fail_tx;
     }
@@ -436,6 +441,7 @@ cm_site_handle(CmSite *site, const CmRequest *req, CmTime now, CmResponse *resp)
     g_autoptr(GError) e = NULL;
     g_autoptr(json_t) body = NULL;
     CmClientState state;
+    gint64 id = 0, key = 0;
     const char *body_smsid;
 
     cm_response_clear(resp);
@@ -452,7 +458,7 @@ cm_site_handle(CmSite *site, const CmRequest *req, CmTime now, CmResponse *resp)
         handle_status(site, body, now, resp);
         goto out;
     }
-    if (!authenticate(site, req, now, &state, resp))
+    if (!authenticate(site, req, now, &state, &id, &key, resp))
         goto out;
     /* The body names the client too; it must be the one that signed. */
     body_smsid = cm_json_str(body, "smsid", CM_ID_SMSID_LEN, &e);
@@ -474,16 +480,16 @@ cm_site_handle(CmSite *site, const CmRequest *req, CmTime now, CmResponse *resp)
     }
     switch (req->ep) {
     case CM_EP_POLICY_ASSIGNMENTS:
-        cm_site_handle_assignments(site, req->smsid, resp);
+        cm_site_handle_assignments(site, key, resp);
         break;
     case CM_EP_POLICY_BODY:
-        cm_site_handle_policy_body(site, body, resp);
+        cm_site_handle_policy_body(site, body, key, resp);
         break;
     case CM_EP_INVENTORY:
     case CM_EP_DISCOVERY:
     case CM_EP_STATE:
     case CM_EP_CLIENT_STATUS:
-        handle_message(site, req, body, now, resp);
+        handle_message(site, req, id, key, body, now, resp);
         break;
     case CM_EP_NOTIFY:
         cm_site_reply_const(resp, CM_SITE_REPLY_OPEN);
@@ -535,7 +541,7 @@ cm_site_maintenance(CmSite *site, CmTime now, CmMaintenanceResult *out, GError *
      * (REQ DATA-02). */
     {
         sqlite3_stmt *st = SITE_STMT(
-            site, "SELECT count(DISTINCT smsid) FROM discovery WHERE updated < ?", &cause);
+            site, "SELECT count(DISTINCT client) FROM discovery WHERE updated < ?", &cause);
         gboolean row = FALSE;
         if (st == NULL) {
             cm_site_store_error(error, cause);

@@ -74,23 +74,29 @@ CmCert *cm_site_client_cert(CmSite *site, const char *smsid); /* borrowed, cache
 /* collect.c */
 gboolean cm_site_collections_load(CmSite *site, GError **error);
 void cm_site_collections_free(CmSite *site);
-/* Re-evaluates every collection for smsid (inside the caller's
- * transaction); state is the client's state as its live record holds it
- * now, which every caller has just read or written. */
-gboolean cm_site_collections_evaluate(CmSite *site, const char *smsid, CmClientState state,
-                                      GError **error);
+/* Re-evaluates every collection for smsid, whose data rows name it by
+ * key (CmClientInfo.key), inside the caller's transaction; state is the
+ * client's state as its live record holds it now, which every caller has
+ * just read or written. */
+gboolean cm_site_collections_evaluate(CmSite *site, const char *smsid, gint64 key,
+                                      CmClientState state, GError **error);
 /* The same after an approved client's data changed: the collections with
  * rules (All Systems goes by approval alone and already holds it). */
-gboolean cm_site_collections_evaluate_rules(CmSite *site, const char *smsid, GError **error);
+gboolean cm_site_collections_evaluate_rules(CmSite *site, const char *smsid, gint64 key,
+                                            GError **error);
 
 /* policy.c */
 void cm_site_policy_answer_free(gpointer answer);
-void cm_site_handle_assignments(CmSite *site, const char *smsid, CmResponse *resp);
-void cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp);
+/* key: the asking (authenticated) client's key, CmClientInfo.key */
+void cm_site_handle_assignments(CmSite *site, gint64 key, CmResponse *resp);
+void cm_site_handle_policy_body(CmSite *site, const json_t *body, gint64 key, CmResponse *resp);
 
-/* admin.c: a registered (not obsolete) client's state alone, the one
- * column every signed message needs; FALSE when there is no such client. */
-gboolean cm_site_client_state(CmSite *site, const char *smsid, CmClientState *state);
+/* admin.c: a registered (not obsolete) client's state, the one column
+ * every signed message needs, with its record's id and its key
+ * (CmClientInfo.key) when id or key is not NULL; FALSE when there is no
+ * such client. */
+gboolean cm_site_client_state(CmSite *site, const char *smsid, CmClientState *state, gint64 *id,
+                              gint64 *key);
 
 /* The answers that are the same bytes every time, as cm_json_dump writes
  * {"accepted":true} and {"open":true}. */

@@ -124,7 +124,7 @@ assignment_cmp(gconstpointer a, gconstpointer b)
 }
 
 void
-cm_site_handle_assignments(CmSite *site, const char *smsid, CmResponse *resp)
+cm_site_handle_assignments(CmSite *site, gint64 key, CmResponse *resp)
 {
     GError *cause = NULL;
     /* One row per (membership, deployment): the policies come out once each
@@ -135,7 +135,7 @@ cm_site_handle_assignments(CmSite *site, const char *smsid, CmResponse *resp)
                                  "SELECT p.policy_id, p.version, p.hash FROM members m"
                                  " JOIN deployments d ON d.collection_id = m.collection_id"
                                  " JOIN policies p ON p.policy_id = d.policy_id"
-                                 " WHERE m.smsid = ?",
+                                 " WHERE m.client = ?",
                                  &cause);
     g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func((GDestroyNotify)json_decref);
     g_autoptr(json_t) list = json_array();
@@ -143,7 +143,7 @@ cm_site_handle_assignments(CmSite *site, const char *smsid, CmResponse *resp)
 
     if (st == NULL)
         goto fail;
-    sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, key);
     while (cm_store_step_row(site->store, st, &row, &cause) && row) {
         const char *id = (const char *)sqlite3_column_text(st, 0);
         gboolean seen = FALSE;
@@ -245,7 +245,7 @@ policy_answer_bytes(CmSite *site, const char *policy_id, sqlite3_stmt *st)
 }
 
 void
-cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp)
+cm_site_handle_policy_body(CmSite *site, const json_t *body, gint64 key, CmResponse *resp)
 {
     g_autoptr(GError) e = NULL;
     const char *policy_id = cm_json_str(body, "policy_id", 32, &e);
@@ -262,12 +262,12 @@ cm_site_handle_policy_body(CmSite *site, const json_t *body, CmResponse *resp)
                    "SELECT p.version, p.body, p.signature FROM policies p"
                    " JOIN deployments d ON d.policy_id = p.policy_id"
                    " JOIN members m ON m.collection_id = d.collection_id"
-                   " WHERE p.policy_id = ? AND m.smsid = ? LIMIT 1",
+                   " WHERE p.policy_id = ? AND m.client = ? LIMIT 1",
                    &e);
     if (st == NULL)
         goto fail;
     sqlite3_bind_text(st, 1, policy_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, smsid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, key); /* the body's smsid is the signer's (handle.c) */
     if (!cm_store_step_row(site->store, st, &row, &e))
         goto fail;
     if (!row) {

@@ -254,7 +254,10 @@ client_in_limits(CmSite *site, const AdminRecord *r, const char *smsid, GError *
 
     for (guint i = 0; i < r->collections->len; i++) {
         gboolean row = FALSE;
-        st = SITE_STMT(site, "SELECT 1 FROM members WHERE collection_id = ? AND smsid = ?",
+        st = SITE_STMT(site,
+                       "SELECT 1 FROM members WHERE collection_id = ? AND client ="
+                       " (SELECT coalesce(first_id, id) FROM clients"
+                       " WHERE smsid = ? AND obsolete = 0)",
                        &cause);
         if (st == NULL)
             goto fail;
@@ -910,7 +913,10 @@ cm_site_admin_visible_clients(CmSite *site, const char *admin, CmTime now, GErro
             g_ptr_array_add(out, g_strdup((const char *)sqlite3_column_text(st, 0)));
     } else {
         for (guint i = 0; cause == NULL && i < r.collections->len; i++) {
-            st = SITE_STMT(site, "SELECT smsid FROM members WHERE collection_id = ? ORDER BY 1",
+            /* A key is the id of its SMSID's first record. */
+            st = SITE_STMT(site,
+                           "SELECT c.smsid FROM members m JOIN clients c ON c.id = m.client"
+                           " WHERE m.collection_id = ? ORDER BY 1",
                            &cause);
             if (st == NULL)
                 break;

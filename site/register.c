@@ -19,6 +19,7 @@ typedef struct {
 
 typedef struct {
     gint64 id;
+    gint64 key; /* CmClientInfo.key: the id of the SMSID's first record */
     char hwid[CM_ID_HWID_LEN + 1];
     char thumbprint[65];
     CmClientState state;
@@ -148,9 +149,11 @@ static gboolean
 record_find(CmSite *site, const char *smsid, Record *rec, gboolean *found, GError **error)
 {
     GError *cause = NULL;
-    sqlite3_stmt *st = SITE_STMT(
-        site, "SELECT id, hwid, thumbprint, state FROM clients WHERE smsid = ? AND obsolete = 0",
-        &cause);
+    sqlite3_stmt *st =
+        SITE_STMT(site,
+                  "SELECT id, hwid, thumbprint, state, coalesce(first_id, id) FROM clients"
+                  " WHERE smsid = ? AND obsolete = 0",
+                  &cause);
     gboolean row = FALSE;
 
     *found = FALSE;
@@ -165,6 +168,7 @@ record_find(CmSite *site, const char *smsid, Record *rec, gboolean *found, GErro
         g_strlcpy(rec->thumbprint, (const char *)sqlite3_column_text(st, 2),
                   sizeof rec->thumbprint);
         rec->state = (CmClientState)sqlite3_column_int(st, 3);
+        rec->key = sqlite3_column_int64(st, 4);
         sqlite3_reset(st);
         *found = TRUE;
     }
@@ -215,9 +219,12 @@ decide_approval(CmSite *site, const CmRequest *req, const Registration *r)
     return CM_CLIENT_PENDING;
 }
 
+/* Inserts a live record; first_id is the key of the obsolete record it
+ * supersedes (0 for the SMSID's first record, whose key is its own id).
+ * Sets *key to the record's key. */
 static gboolean
-record_insert(CmSite *site, const Registration *r, CmClientState state, CmAuthKind by, CmTime now,
-              GError **error)
+record_insert(CmSite *site, const Registration *r, CmClientState state, CmAuthKind by,
+              gint64 first_id, CmTime now, gint64 *key, GError **error)
 {
     GError *cause = NULL;
     g_autoptr(GBytes) der = cm_cert_to_der(r->cert);
@@ -225,7 +232,7 @@ record_insert(CmSite *site, const Registration *r, CmClientState state, CmAuthKi
     sqlite3_stmt *st = SITE_STMT(
         site,
         "INSERT INTO clients(smsid, hwid, name, domain, state, registered_by, ksp, media, cert,"
-        " thumbprint, registered_at, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        " thumbprint, registered_at, last_seen, first_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         &cause);
 
     if (st == NULL)
@@ -243,8 +250,13 @@ record_insert(CmSite *site, const Registration *r, CmClientState state, CmAuthKi
     sqlite3_bind_text(st, 10, tp, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 11, now);
     sqlite3_bind_int64(st, 12, now);
+    if (first_id > 0)
+        sqlite3_bind_int64(st, 13, first_id);
+    else
+        sqlite3_bind_null(st, 13);
     if (!cm_store_step_done(site->store, st, &cause))
         goto fail;
+    *key = first_id > 0 ? first_id : cm_store_last_rowid(site->store);
     return TRUE;
 fail:
     cm_site_store_error(error, cause);
@@ -387,13 +399,14 @@ apply_registration(CmSite *site, const CmRequest *req, const Registration *r, Cm
     if (!found) {
         out->state = decide_approval(site, req, r);
         g_strlcpy(out->hwid, r->hwid, sizeof out->hwid);
-        return record_insert(site, r, out->state, req->peer.kind, now, error);
+        return record_insert(site, r, out->state, req->peer.kind, 0, now, &out->key, error);
     }
     same_cert = strcmp(rec.thumbprint, tp) == 0;
     same_hw = strcmp(rec.hwid, r->hwid) == 0;
     /* Unless a new record replaces it, the record keeps its state and
      * hardware ID (a clone keeps the first hardware's). */
     out->state = rec.state;
+    out->key = rec.key;
     g_strlcpy(out->hwid, rec.hwid, sizeof out->hwid);
     if (same_cert && same_hw) /* a repeat: nothing changes */
         return record_exec(site,
@@ -427,7 +440,9 @@ apply_registration(CmSite *site, const CmRequest *req, const Registration *r, Cm
         g_hash_table_remove(site->client_certs, r->smsid);
         out->state = decide_approval(site, req, r);
         g_strlcpy(out->hwid, r->hwid, sizeof out->hwid);
-        return record_insert(site, r, out->state, req->peer.kind, now, error);
+        /* The new record keeps the SMSID's key, so the client's data rows
+         * and memberships stay with it as they stay with the SMSID. */
+        return record_insert(site, r, out->state, req->peer.kind, rec.key, now, &out->key, error);
     case CM_CONFLICT_BLOCK:
     default:
         if (!block_record(site, r->smsid, now, error))
@@ -471,7 +486,7 @@ cm_site_handle_register(CmSite *site, const CmRequest *req, CmTime now, CmRespon
         in_tx = FALSE;
         goto out;
     }
-    if (!cm_site_collections_evaluate(site, r.smsid, live.state, &e) ||
+    if (!cm_site_collections_evaluate(site, r.smsid, live.key, live.state, &e) ||
         !cm_store_commit(site->store, &e))
         goto fail;
     in_tx = FALSE;

@@ -7,9 +7,9 @@
 
 #define VIEW_PROPS_MAX 1000
 
-/* Adds property -> value pairs of one table for smsid to obj. */
+/* Adds property -> value pairs of one table for the client key to obj. */
 static gboolean
-props_add(CmSite *site, const char *sql, const char *smsid, json_t *obj, GError **error)
+props_add(CmSite *site, const char *sql, gint64 key, json_t *obj, GError **error)
 {
     GError *cause = NULL;
     sqlite3_stmt *st = SITE_STMT(site, sql, &cause);
@@ -18,7 +18,7 @@ props_add(CmSite *site, const char *sql, const char *smsid, json_t *obj, GError 
 
     if (st == NULL)
         goto fail;
-    sqlite3_bind_text(st, 1, smsid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, key);
     while (n++ < VIEW_PROPS_MAX && cm_store_step_row(site->store, st, &row, &cause) && row)
         json_object_set_new(obj, (const char *)sqlite3_column_text(st, 0),
                             json_string((const char *)sqlite3_column_text(st, 1)));
@@ -41,12 +41,10 @@ cm_site_client_json(CmSite *site, const char *smsid, GError **error)
         return NULL;
     inv = json_object();
     disc = json_object();
-    if (!props_add(site,
-                   "SELECT property, value FROM inventory WHERE smsid = ? ORDER BY property",
-                   smsid, inv, error) ||
-        !props_add(site,
-                   "SELECT property, value FROM discovery WHERE smsid = ? ORDER BY property",
-                   smsid, disc, error))
+    if (!props_add(site, "SELECT property, value FROM inventory WHERE client = ? ORDER BY property",
+                   info.key, inv, error) ||
+        !props_add(site, "SELECT property, value FROM discovery WHERE client = ? ORDER BY property",
+                   info.key, disc, error))
         goto fail;
     colls = json_array();
     for (guint i = 0; i < site->collections->len; i++) {

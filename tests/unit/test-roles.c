@@ -104,11 +104,15 @@ lab_settings(CmApprovalMode approval, gboolean encrypt)
     return s;
 }
 
+/* The key a client's data rows name it by (site/db.c migration 7). */
+#define CLIENT_KEY "(SELECT coalesce(first_id, id) FROM clients WHERE smsid = ? AND obsolete = 0)"
+
 static gint64
 inventory_rows(TestLab *lab, const char *smsid)
 {
-    sqlite3_stmt *st = cm_store_stmt(cm_site_store(lab->site),
-                                     "SELECT count(*) FROM inventory WHERE smsid = ?", NULL);
+    sqlite3_stmt *st =
+        cm_store_stmt(cm_site_store(lab->site),
+                      "SELECT count(*) FROM inventory WHERE client = " CLIENT_KEY, NULL);
     gint64 n;
     sqlite3_bind_text(st, 1, smsid, -1, SQLITE_TRANSIENT);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
@@ -452,8 +456,10 @@ START_TEST(test_client_messages)
     ck_assert_int_eq(st->state, CM_AGENT_ACTIVE);
     ck_assert_int_eq(st->installs_done, 1);
     ck_assert_int_eq(st->states_sent, 2);
-    ck_assert_int_eq(
-        site_count(lab, "SELECT count(*) FROM state_messages WHERE smsid = ?", st->smsid), 2);
+    ck_assert_int_eq(site_count(lab,
+                                "SELECT count(*) FROM state_messages WHERE client = " CLIENT_KEY,
+                                st->smsid),
+                     2);
     ck_assert_int_eq(st->status_sent, 1);
     ck_assert_int_eq(site_count(lab,
                                 "SELECT count(*) FROM status_messages WHERE smsid = ? AND "
@@ -469,9 +475,11 @@ START_TEST(test_client_messages)
     ck_assert_int_eq(st->client_status_sent, 2);
     ck_assert_int_eq(cm_site_counters(lab->site)->decryptions, decryptions + 2);
     ck_assert_int_eq(
-        site_count(lab, "SELECT count(*) FROM client_status WHERE smsid = ?", st->smsid), 6);
+        site_count(lab, "SELECT count(*) FROM client_status WHERE client = " CLIENT_KEY, st->smsid),
+        6);
     ck_assert_int_eq(site_count(lab,
-                                "SELECT count(*) FROM client_status WHERE smsid = ? AND "
+                                "SELECT count(*) FROM client_status WHERE client = " CLIENT_KEY
+                                " AND "
                                 "result = 'pass'",
                                 st->smsid),
                      6);

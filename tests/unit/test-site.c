@@ -693,6 +693,199 @@ START_TEST(test_conflicts)
 }
 END_TEST
 
+/* A record that supersedes an obsolete one (conflicting records: new
+ * record) keeps the client's data and memberships: they belong to the
+ * SMSID, whichever record is live.  REQ: REG-06, POL-01 */
+START_TEST(test_new_record_keeps_data)
+{
+    CmSiteSettings s = settings_with(CM_APPROVAL_ALL);
+    g_autoptr(TestLab) lab = NULL;
+    g_autoptr(TestClient) c = test_client_new(52, "");
+    g_autoptr(TestClient) other = test_client_new(53, "");
+    CmRule rule = {CM_RULE_INVENTORY, "role", CM_OP_EQ, "server"};
+    CmClientInfo before, after;
+    CmResponse resp = {0};
+    GError *error = NULL;
+    gint64 coll;
+
+    s.conflicts = CM_CONFLICT_NEW_RECORD;
+    lab = test_lab_new(&s, 1);
+    register_ok(lab, c, "approved");
+    register_ok(lab, other, "approved");
+    coll =
+        cm_site_admin_create_collection(lab->site, "Servers", &rule, 1, "admin", lab->now, &error);
+    cm_assert_no_error(error);
+    send_inventory(lab, c, "role", "server", &resp);
+    ck_assert_int_eq(resp.status, 200);
+    cm_response_clear(&resp);
+    send_inventory(lab, other, "role", "workstation", &resp);
+    ck_assert_int_eq(resp.status, 200);
+    cm_response_clear(&resp);
+    ck_assert(cm_site_in_collection(lab->site, coll, c->smsid));
+    ck_assert(cm_site_client(lab->site, c->smsid, &before, NULL));
+
+    /* a new key: under this setting a new record replaces the old one */
+    test_client_rekey(c, lab->now);
+    register_ok(lab, c, "approved");
+    ck_assert_int_eq(cm_site_counters(lab->site)->conflicts, 1);
+    ck_assert(cm_site_client(lab->site, c->smsid, &after, NULL));
+    ck_assert_str_ne(after.thumbprint, before.thumbprint);
+    ck_assert_int_eq(after.key, before.key);
+    /* the inventory stayed with the SMSID, and the collection it put the
+     * client in still holds it */
+    ck_assert(cm_site_in_collection(lab->site, coll, c->smsid));
+    ck_assert(!cm_site_in_collection(lab->site, coll, other->smsid));
+    {
+        g_autoptr(json_t) view = cm_site_client_json(lab->site, c->smsid, &error);
+        cm_assert_no_error(error);
+        ck_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(view, "inventory"), "role")),
+            "server");
+    }
+    /* the new record's data replaces the same rows, not a second set */
+    send_inventory(lab, c, "role", "workstation", &resp);
+    ck_assert_int_eq(resp.status, 200);
+    cm_response_clear(&resp);
+    ck_assert(!cm_site_in_collection(lab->site, coll, c->smsid));
+    {
+        sqlite3_stmt *st = cm_store_stmt(cm_site_store(lab->site),
+                                         "SELECT count(*) FROM inventory WHERE client = ?", NULL);
+        sqlite3_bind_int64(st, 1, after.key);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        ck_assert_int_eq(sqlite3_column_int64(st, 0), 1);
+        sqlite3_reset(st);
+    }
+    /* still one member of All Systems per client */
+    ck_assert_int_eq(cm_site_collection_size(lab->site, CM_COLLECTION_ALL_SYSTEMS), 2);
+}
+END_TEST
+
+/* A site database of schema 6 (its client data keyed by SMSID text) keeps
+ * every row when it opens as schema 7: each SMSID's rows move to the key of
+ * its first record, the one an obsolete record left to its successor.
+ * REQ: DATA-01, DATA-02, POL-01 */
+START_TEST(test_schema7_migration)
+{
+    g_autofree char *dir = cm_test_tmpdir();
+    g_autofree char *path = g_build_filename(dir, "site.db", NULL);
+    guint8 mk[32];
+    GError *error = NULL;
+    CmSiteConfig config = {.site_code = "PS1",
+                           .db_path = path,
+                           .db_mode = CM_STORE_DURABLE,
+                           .top_level = TRUE,
+                           .forest = "corp.example",
+                           .master_key = mk};
+    const char *a = "GUID:AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA";
+    const char *b = "GUID:BBBBBBBB-BBBB-BBBB-BBBB-BBBBBBBBBBBB";
+    CmClientInfo info;
+    CmSite *site;
+    sqlite3 *db;
+
+    memset(mk, 1, sizeof mk);
+    site = cm_site_open(&config, CM_TEST_NOW, &error);
+    cm_assert_no_error(error);
+    cm_site_free(site);
+    /* Back to what schema 6 had, with the data a lab site holds: A
+     * registered twice (record 1 obsolete, record 3 live), B once. */
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(
+            db,
+            "DROP TABLE discovery; DROP TABLE inventory; DROP TABLE state_messages;"
+            "DROP TABLE client_status; DROP TABLE members;"
+            "ALTER TABLE clients DROP COLUMN first_id;"
+            "CREATE TABLE discovery(smsid TEXT NOT NULL, property TEXT NOT NULL,"
+            "  value TEXT NOT NULL, updated INTEGER NOT NULL,"
+            "  PRIMARY KEY(smsid, property)) WITHOUT ROWID;"
+            "CREATE INDEX discovery_updated ON discovery(updated);"
+            "CREATE TABLE inventory(smsid TEXT NOT NULL, property TEXT NOT NULL,"
+            "  value TEXT NOT NULL, updated INTEGER NOT NULL,"
+            "  PRIMARY KEY(smsid, property)) WITHOUT ROWID;"
+            "CREATE TABLE state_messages(id INTEGER PRIMARY KEY, smsid TEXT NOT NULL,"
+            "  topic TEXT NOT NULL, state INTEGER NOT NULL, time INTEGER NOT NULL,"
+            "  received INTEGER NOT NULL);"
+            "CREATE TABLE client_status(id INTEGER PRIMARY KEY, smsid TEXT NOT NULL,"
+            "  check_name TEXT NOT NULL, result TEXT NOT NULL, received INTEGER NOT NULL);"
+            "CREATE INDEX client_status_received ON client_status(received);"
+            "CREATE TABLE members(collection_id INTEGER NOT NULL, smsid TEXT NOT NULL,"
+            "  PRIMARY KEY(collection_id, smsid)) WITHOUT ROWID;"
+            "CREATE INDEX members_smsid ON members(smsid);"
+            "INSERT INTO clients(id, smsid, hwid, name, domain, state, registered_by, ksp,"
+            "  media, cert, thumbprint, registered_at, last_seen, obsolete) VALUES"
+            "  (1, 'GUID:AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA', 'h1', 'PC1', 'corp.example',"
+            "   1, 0, 0, 0, x'00', 't1', 0, 0, 1),"
+            "  (2, 'GUID:BBBBBBBB-BBBB-BBBB-BBBB-BBBBBBBBBBBB', 'h2', 'PC2', 'corp.example',"
+            "   1, 0, 0, 0, x'00', 't2', 0, 0, 0),"
+            "  (3, 'GUID:AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA', 'h3', 'PC1', 'corp.example',"
+            "   1, 0, 0, 0, x'00', 't3', 0, 0, 0);"
+            "INSERT INTO inventory VALUES"
+            "  ('GUID:AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA', 'os', 'Windows 11', 5),"
+            "  ('GUID:AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA', 'role', 'server', 5),"
+            "  ('GUID:BBBBBBBB-BBBB-BBBB-BBBB-BBBBBBBBBBBB', 'os', 'Windows 10', 6);"
+            "INSERT INTO discovery VALUES"
+            "  ('GUID:BBBBBBBB-BBBB-BBBB-BBBB-BBBBBBBBBBBB', 'ou', 'OU=Desktops', 7);"
+            "INSERT INTO state_messages VALUES"
+            "  (1, 'GUID:AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA', 'install', 1, 2, 3),"
+            "  (2, 'GUID:BBBBBBBB-BBBB-BBBB-BBBB-BBBBBBBBBBBB', 'install', 1, 2, 3);"
+            "INSERT INTO client_status VALUES"
+            "  (1, 'GUID:AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA', 'wmi', 'pass', 4);"
+            "INSERT INTO members VALUES (1, 'GUID:AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA'),"
+            "  (1, 'GUID:BBBBBBBB-BBBB-BBBB-BBBB-BBBBBBBBBBBB');"
+            "PRAGMA user_version = 6;",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    site = cm_site_open(&config, CM_TEST_NOW, &error);
+    cm_assert_no_error(error);
+    ck_assert(cm_site_client(site, a, &info, NULL));
+    ck_assert_int_eq(info.key, 1); /* record 3 keeps record 1's key */
+    ck_assert_str_eq(info.hwid, "h3");
+    ck_assert(cm_site_client(site, b, &info, NULL));
+    ck_assert_int_eq(info.key, 2);
+    ck_assert(cm_site_in_collection(site, CM_COLLECTION_ALL_SYSTEMS, a));
+    ck_assert(cm_site_in_collection(site, CM_COLLECTION_ALL_SYSTEMS, b));
+    ck_assert_int_eq(cm_site_collection_size(site, CM_COLLECTION_ALL_SYSTEMS), 2);
+    {
+        g_autoptr(json_t) va = cm_site_client_json(site, a, &error);
+        g_autoptr(json_t) vb = NULL;
+        cm_assert_no_error(error);
+        vb = cm_site_client_json(site, b, &error);
+        cm_assert_no_error(error);
+        ck_assert_int_eq(json_object_size(json_object_get(va, "inventory")), 2);
+        ck_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(va, "inventory"), "role")), "server");
+        ck_assert_int_eq(json_object_size(json_object_get(va, "discovery")), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(vb, "inventory"), "os")),
+                         "Windows 10");
+        ck_assert_str_eq(json_string_value(json_object_get(json_object_get(vb, "discovery"), "ou")),
+                         "OU=Desktops");
+    }
+    {
+        /* every row came over, under its SMSID's key; no SMSID text left */
+        static const char *const checks[] = {
+            "SELECT count(*) FROM state_messages WHERE client = 1 AND id = 1",
+            "SELECT count(*) FROM state_messages WHERE client = 2 AND id = 2",
+            "SELECT count(*) FROM client_status WHERE client = 1 AND result = 'pass'",
+            "SELECT count(*) FROM clients WHERE id = 3 AND first_id = 1",
+            "SELECT count(*) FROM clients WHERE first_id IS NULL AND id IN (1, 2)",
+        };
+        static const gint64 want[] = {1, 1, 1, 1, 2};
+        for (guint i = 0; i < G_N_ELEMENTS(checks); i++) {
+            sqlite3_stmt *st = cm_store_stmt(cm_site_store(site), checks[i], NULL);
+            ck_assert_ptr_nonnull(st);
+            ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+            ck_assert_msg(sqlite3_column_int64(st, 0) == want[i], "%s", checks[i]);
+            sqlite3_reset(st);
+        }
+        ck_assert_ptr_null(cm_store_stmt(cm_site_store(site), "SELECT smsid FROM inventory", NULL));
+    }
+    cm_site_free(site);
+    cm_test_rmdir(dir);
+}
+END_TEST
+
 /* ------------------------------------------------------ messages */
 
 /* REQ: MSG-01 */
@@ -1162,6 +1355,8 @@ site_suite(void)
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_blocking);
     tcase_add_test(tc, test_conflicts);
+    tcase_add_test(tc, test_new_record_keeps_data);
+    tcase_add_test(tc, test_schema7_migration);
     tcase_add_test(tc, test_signing_rules);
     tcase_add_test(tc, test_encryption);
     tcase_add_test(tc, test_retargeting);
