@@ -1684,6 +1684,10 @@ START_TEST(test_location_on_internet)
             "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJHVUlEOjEifR.c2lnbmF0dXJl", /* stray bits */
             "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJHVUlEOjEifQ.c2lnbmF0dXJl.more",
             "eyJhbGciOiJFUzI1NiJ9..",
+            "h.YWI.YWJj",   /* 2 bytes in 3 characters */
+            "h.YWJ.YWJj",   /* ...with stray bits */
+            "h.YWJjZ.YWJj", /* a length base64 never has */
+            "h.YW=.YWJj",   /* padding */
             "no-dots",
         };
         for (guint i = 0; i < G_N_ELEMENTS(tokens); i++) {
