@@ -284,7 +284,7 @@ agent_token_new(const char *token)
     }
     t = g_malloc0(sizeof *t + cl + sl);
     header = g_strndup(token, (gsize)(dot1 - token));
-    t->header = g_ref_string_new_intern(header);
+    t->header = agent_str_ref(header);
     t->claims_len = cl;
     t->sig_len = sl;
     b64url_decode_into(dot1 + 1, claims_n, t->bin);
@@ -298,7 +298,7 @@ agent_token_free(AgentToken *t)
     if (t == NULL)
         return;
     if (t->header != NULL)
-        g_ref_string_release(t->header);
+        agent_str_unref(t->header);
     g_free(t->text);
     g_free(t);
 }
@@ -307,15 +307,58 @@ agent_token_free(AgentToken *t)
 
 const char agent_str_empty[] = "";
 
+/* Not GLib's interned GRefStrings: before 2.78 a release to zero races a
+ * new intern of the same text in another thread (the daemons run agents
+ * on several threads).  Here every count changes under the lock. */
+static GMutex strings_lock;
+static GHashTable *strings; /* char* (the shared string) -> count */
+
+char *
+agent_str_ref(const char *s)
+{
+    gpointer key = NULL, count = NULL;
+
+    g_mutex_lock(&strings_lock);
+    if (strings == NULL)
+        strings = g_hash_table_new(g_str_hash, g_str_equal);
+    if (!g_hash_table_lookup_extended(strings, s, &key, &count))
+        key = g_strdup(s);
+    g_hash_table_insert(strings, key, GUINT_TO_POINTER(GPOINTER_TO_UINT(count) + 1));
+    g_mutex_unlock(&strings_lock);
+    return key;
+}
+
+void
+agent_str_unref(const char *s)
+{
+    gpointer key = NULL, count = NULL;
+
+    if (s == NULL || s == agent_str_empty)
+        return;
+    g_mutex_lock(&strings_lock);
+    if (strings != NULL && g_hash_table_lookup_extended(strings, s, &key, &count)) {
+        g_assert(key == s);
+        if (GPOINTER_TO_UINT(count) > 1) {
+            g_hash_table_insert(strings, key, GUINT_TO_POINTER(GPOINTER_TO_UINT(count) - 1));
+        } else {
+            g_hash_table_remove(strings, key);
+            g_free(key);
+            /* The last one gone: nothing left for a leak checker to see. */
+            if (g_hash_table_size(strings) == 0)
+                g_clear_pointer(&strings, g_hash_table_unref);
+        }
+    }
+    g_mutex_unlock(&strings_lock);
+}
+
 void
 agent_str_set(const char **slot, const char *value)
 {
     const char *old = *slot;
 
     /* The new reference first: value may be the string *slot holds. */
-    *slot = value == NULL || *value == '\0' ? agent_str_empty : g_ref_string_new_intern(value);
-    if (old != NULL && old != agent_str_empty)
-        g_ref_string_release((char *)old);
+    *slot = value == NULL || *value == '\0' ? agent_str_empty : agent_str_ref(value);
+    agent_str_unref(old);
 }
 
 void
@@ -353,7 +396,7 @@ add_candidate(CmAgent *agent, const char *name)
         if (g_ascii_strcasecmp(agent->candidates[i], name) == 0)
             return;
     agent->candidates = g_renew(char *, agent->candidates, agent->n_candidates + 1);
-    agent->candidates[agent->n_candidates++] = g_ref_string_new_intern(name);
+    agent->candidates[agent->n_candidates++] = agent_str_ref(name);
 }
 
 /* ------------------------------------------------------------ properties */
@@ -562,12 +605,12 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
 
     agent = g_new0(CmAgent, 1);
     agent->rng = *rng;
-    /* Shared strings (interned GRefStrings): every client names the same
-     * few MPs, deployments and domains. */
+    /* Shared strings (agent_str_ref): every client names the same few
+     * MPs, deployments and domains. */
     g_queue_init(&agent->fetch);
     g_queue_init(&agent->states);
     g_queue_init(&agent->status);
-    agent->st.policy_ids = g_ptr_array_new_with_free_func((GDestroyNotify)g_ref_string_release);
+    agent->st.policy_ids = g_ptr_array_new_with_free_func((GDestroyNotify)agent_str_unref);
     agent->st.state = CM_AGENT_INSTALLED;
     agent->st.mp = agent_str_empty;
     agent->st.upgrade_mp = agent_str_empty;
@@ -577,7 +620,7 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     agent_str_set(&agent->st.client_version, CM_AGENT_VERSION);
 
     agent->name = given(config->name) ? g_strdup(config->name) : NULL;
-    agent->domain = g_ref_string_new_intern(config->domain ? config->domain : "");
+    agent->domain = agent_str_ref(config->domain ? config->domain : "");
     agent->entra_token = given(config->entra_token) ? g_strdup(config->entra_token) : NULL;
     pr.method = config->method;
     pr.usepkicert = config->usepkicert;
@@ -634,12 +677,12 @@ cm_agent_free(CmAgent *agent)
         return;
     g_free(agent->name);
     if (agent->domain != NULL)
-        g_ref_string_release(agent->domain);
+        agent_str_unref(agent->domain);
     g_free(agent->entra_token);
     g_clear_pointer(&agent->pki_cert, cm_cert_unref);
     g_clear_pointer(&agent->pki_key, cm_key_unref);
     for (guint i = 0; i < agent->n_candidates; i++)
-        g_ref_string_release(agent->candidates[i]);
+        agent_str_unref(agent->candidates[i]);
     g_free(agent->candidates);
     g_clear_pointer(&agent->ksp, cm_ksp_free);
     g_clear_pointer(&agent->key, cm_key_unref);

@@ -173,7 +173,7 @@ typedef struct {
 struct CmAgent {
     /* installation properties and the device (copied) */
     char *name;
-    char *domain; /* a shared string (g_ref_string_new_intern) */
+    char *domain; /* a shared string (agent_str_ref) */
     char *entra_token;
     const AgentProfile *prof; /* shared (agent_profile_intern) */
     CmCert *pki_cert;
@@ -262,11 +262,15 @@ struct CmAgent {
 const AgentProfile *agent_profile_intern(const AgentProfile *tmpl);
 void agent_profile_release(const AgentProfile *prof);
 /* Shared strings for the status's MP names, URLs and versions and for the
- * MP list: a million clients hold the same few.  Interned GRefStrings,
- * released with their last holder, so that what a rogue MP sends cannot
+ * MP list: a million clients hold the same few.  Counted, and freed
+ * with their last holder, so that what a rogue MP sends cannot
  * grow the intern table beyond what the agents hold now.  An unset field
  * is agent_str_empty. */
 extern const char agent_str_empty[];
+/* A new reference to the shared string equal to s, and its release
+ * (NULL and agent_str_empty are ignored). */
+char *agent_str_ref(const char *s);
+void agent_str_unref(const char *s);
 /* *slot becomes value ("" and NULL: agent_str_empty), the old one released. */
 void agent_str_set(const char **slot, const char *value);
 /* Releases the MP list entry's name (the GArray's clear function). */

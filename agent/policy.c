@@ -184,7 +184,7 @@ agent_policy_accept(CmAgent *agent, const AgentFetch *fetch, json_t *policy, CmT
     if (i == G_MAXUINT) {
         i = agent->st.policy_ids->len;
         agent_deploy_read(p, NULL);
-        g_ptr_array_add(agent->st.policy_ids, g_ref_string_new_intern(fetch->policy_id));
+        g_ptr_array_add(agent->st.policy_ids, agent_str_ref(fetch->policy_id));
         agent->policies = g_renew(AgentPolicy *, agent->policies, i + 1);
         agent->policies[i] = p;
     } else {

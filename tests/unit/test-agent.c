@@ -2043,6 +2043,54 @@ START_TEST(test_inventory_encrypted)
 }
 END_TEST
 
+typedef struct {
+    const CmAgentConfig *c;
+    guint64 seed;
+    int made;
+} ChurnArg;
+
+static gpointer
+churn(gpointer data)
+{
+    ChurnArg *a = data;
+
+    for (int i = 0; i < 150; i++) {
+        CmRng rng;
+        CmAgent *agent;
+
+        cm_rng_init_seeded(&rng, 7, a->seed + (guint64)i);
+        agent = cm_agent_new(a->c, &rng, CM_TEST_NOW, NULL);
+        if (agent != NULL && strcmp(cm_agent_status(agent)->client_version, CM_AGENT_VERSION) == 0)
+            a->made++;
+        cm_agent_free(agent);
+    }
+    return NULL;
+}
+
+/* Agents made and freed on several threads at once (as the daemons and
+ * the simulator's install do) share their strings and profile safely: the
+ * last holder's release never races another thread taking the same
+ * string.  REQ: CLI-02 */
+START_TEST(test_agents_on_threads)
+{
+    CmAgentConfig c;
+    GThread *threads[4];
+    ChurnArg args[4];
+
+    base_config(&c);
+    cm_crypto_model_set(TRUE);
+    for (int i = 0; i < 4; i++) {
+        args[i] = (ChurnArg){.c = &c, .seed = 1000 + (guint64)i * 1000};
+        threads[i] = g_thread_new("churn", churn, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        g_thread_join(threads[i]);
+        ck_assert_int_eq(args[i].made, 150);
+    }
+    cm_crypto_model_set(FALSE);
+}
+END_TEST
+
 /* What the client reports of itself, and what the driver sets over it: a
  * later value replaces an earlier one, NULL removes the property, its own
  * properties included.  The key storage reported is the one it was
@@ -3300,6 +3348,7 @@ agent_suite(void)
     tcase_add_test(tc, test_inventory_encrypted);
     tcase_add_test(tc, test_policy_shared);
     tcase_add_test(tc, test_inventory_properties);
+    tcase_add_test(tc, test_agents_on_threads);
     tcase_add_test(tc, test_inventory_plain_and_cycles);
     tcase_add_test(tc, test_upgrade);
     tcase_add_test(tc, test_upgrade_while_trusting);
