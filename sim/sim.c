@@ -192,7 +192,14 @@ sampler_stop(Sampler *s)
     if (!s->on)
         return -1;
     setitimer(ITIMER_PROF, &s->old_timer, NULL);
-    sigaction(SIGPROF, &s->old_action, NULL);
+    /* A tick may still come (under valgrind, whose timer outlives the
+     * setitimer above, it does): the default action would end the process
+     * ("Profiling timer expired") before the reports are written.  So the
+     * signal stays ignored unless someone else had a handler for it. */
+    if (s->old_action.sa_handler == SIG_DFL && !(s->old_action.sa_flags & SA_SIGINFO))
+        signal(SIGPROF, SIG_IGN);
+    else
+        sigaction(SIGPROF, &s->old_action, NULL);
     all = g_atomic_int_get(&sampled_all);
     crypto = g_atomic_int_get(&sampled_crypto);
     return all >= 100 ? (double)crypto / all : -1;
