@@ -212,57 +212,9 @@ agent_profile_release(const AgentProfile *prof)
 
 /* ------------------------------------------------------------ token */
 
-/* base64url by hand: the only check a token's parts need is that they
- * encode back to the same text, which this tells from the text itself. */
-static int
-b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
-/* Whether s[0..n) is base64url as an encoder writes it (no padding, no
- * stray bits in the last character), so that decoding and encoding again
- * give the same text; *out_len is then its decoded length. */
-static gboolean
-b64url_canonical(const char *s, size_t n, gsize *out_len)
-{
-    int last;
-
-    if (n % 4 == 1)
-        return FALSE;
-    for (size_t i = 0; i < n; i++)
-        if (b64url_value(s[i]) < 0)
-            return FALSE;
-    last = n > 0 ? b64url_value(s[n - 1]) : 0;
-    if ((n % 4 == 2 && (last & 0xf) != 0) || (n % 4 == 3 && (last & 0x3) != 0))
-        return FALSE;
-    *out_len = n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1);
-    return TRUE;
-}
-
-/* Decodes what b64url_canonical accepted. */
-static void
-b64url_decode_into(const char *s, size_t n, guint8 *out)
-{
-    guint32 acc = 0;
-    int bits = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        acc = acc << 6 | (guint32)b64url_value(s[i]);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            *out++ = (guint8)(acc >> bits);
-        }
-    }
-}
-
+/* A token's parts are kept decoded; the only check they need is that they
+ * encode back to the same text (cm_enc_b64url_canonical tells from the
+ * text itself, without a GBytes per part). */
 AgentToken *
 agent_token_new(const char *token)
 {
@@ -276,8 +228,8 @@ agent_token_new(const char *token)
         claims_n = (size_t)(dot2 - dot1 - 1);
         sig_n = strlen(dot2 + 1);
     }
-    if (dot2 == NULL || !b64url_canonical(dot1 + 1, claims_n, &cl) ||
-        !b64url_canonical(dot2 + 1, sig_n, &sl)) {
+    if (dot2 == NULL || !cm_enc_b64url_canonical(dot1 + 1, claims_n, &cl) ||
+        !cm_enc_b64url_canonical(dot2 + 1, sig_n, &sl)) {
         t = g_new0(AgentToken, 1);
         t->text = g_strdup(token);
         return t;
@@ -287,8 +239,8 @@ agent_token_new(const char *token)
     t->header = agent_str_ref(header);
     t->claims_len = cl;
     t->sig_len = sl;
-    b64url_decode_into(dot1 + 1, claims_n, t->bin);
-    b64url_decode_into(dot2 + 1, sig_n, t->bin + cl);
+    cm_enc_b64url_decode_into(dot1 + 1, claims_n, t->bin);
+    cm_enc_b64url_decode_into(dot2 + 1, sig_n, t->bin + cl);
     return t;
 }
 
@@ -886,8 +838,7 @@ cm_agent_clone(const CmAgent *image, const CmAgentConfig *config, const CmRng *r
     memcpy(clone->st.smsid, image->st.smsid, sizeof clone->st.smsid);
     blob = cm_ksp_seal(image->ksp, image->key, &local);
     if (blob != NULL)
-        key = cm_ksp_unseal(clone->ksp, g_bytes_get_data(blob, NULL), g_bytes_get_size(blob),
-                            NULL);
+        key = cm_ksp_unseal(clone->ksp, g_bytes_get_data(blob, NULL), g_bytes_get_size(blob), NULL);
     g_clear_error(&local);
     cm_cert_unref(clone->cert);
     clone->cert = NULL;

@@ -90,6 +90,13 @@ char *cm_enc_hex(const guint8 *data, size_t len);                     /* upperca
 GBytes *cm_enc_hex_decode(const char *hex, size_t max_len, GError **error);
 char *cm_enc_b64url(const guint8 *data, size_t len);                  /* no padding */
 GBytes *cm_enc_b64url_decode(const char *s, size_t len, size_t max_len, GError **error);
+/* Whether s[0..len) is base64url as cm_enc_b64url writes it (no padding,
+ * no stray bits), so that decoding and encoding again give the same text;
+ * *out_len is then its decoded length.  With cm_enc_b64url_decode_into,
+ * for callers that keep many decoded values and want no GBytes each. */
+gboolean cm_enc_b64url_canonical(const char *s, size_t len, gsize *out_len);
+/* Decodes what cm_enc_b64url_canonical accepted into out[0..*out_len). */
+void cm_enc_b64url_decode_into(const char *s, size_t len, guint8 *out);
 char *cm_enc_b64(const guint8 *data, size_t len);
 GBytes *cm_enc_b64_decode(const char *s, size_t len, size_t max_len, GError **error);
 

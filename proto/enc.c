@@ -26,6 +26,39 @@ b64_value(unsigned char c, gboolean url)
     return -1;
 }
 
+gboolean
+cm_enc_b64url_canonical(const char *s, size_t len, gsize *out_len)
+{
+    int last;
+
+    if (len % 4 == 1)
+        return FALSE;
+    for (size_t i = 0; i < len; i++)
+        if (b64_value((unsigned char)s[i], TRUE) < 0)
+            return FALSE;
+    last = len > 0 ? b64_value((unsigned char)s[len - 1], TRUE) : 0;
+    if ((len % 4 == 2 && (last & 0xf) != 0) || (len % 4 == 3 && (last & 0x3) != 0))
+        return FALSE;
+    *out_len = len / 4 * 3 + (len % 4 == 0 ? 0 : len % 4 - 1);
+    return TRUE;
+}
+
+void
+cm_enc_b64url_decode_into(const char *s, size_t len, guint8 *out)
+{
+    guint32 acc = 0;
+    int bits = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        acc = acc << 6 | (guint32)b64_value((unsigned char)s[i], TRUE);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            *out++ = (guint8)(acc >> bits);
+        }
+    }
+}
+
 char *
 cm_enc_hex(const guint8 *data, size_t len)
 {

@@ -170,6 +170,22 @@ fuzz_decoders(const uint8_t *data, size_t size)
     const guint8 *d;
 
     bytes = cm_enc_b64url_decode(text, size, DECODE_MAX, &error);
+    /* The allocation-free pair agrees with the decoder. */
+    {
+        gsize want = 0;
+        gboolean canonical = cm_enc_b64url_canonical(text, size, &want);
+        if (bytes != NULL) {
+            guint8 *buf = g_malloc(want + 1);
+            if (!canonical || want != g_bytes_get_size(bytes))
+                abort();
+            cm_enc_b64url_decode_into(text, size, buf);
+            if (want > 0 && memcmp(buf, g_bytes_get_data(bytes, NULL), want) != 0)
+                abort();
+            g_free(buf);
+        } else if (canonical && size <= DECODE_MAX) {
+            abort();
+        }
+    }
     if (bytes != NULL) {
         d = g_bytes_get_data(bytes, &n);
         enc = cm_enc_b64url(d, n);
