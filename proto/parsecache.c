@@ -38,46 +38,91 @@ cm_parse_cache_enable(gboolean on)
     g_mutex_unlock(&lock);
 }
 
+/* Each table holds its own reference to its values: */
+typedef gpointer (*RefFn)(gpointer);
+
 static gpointer
-lookup(GHashTable *table, const guint8 *der, size_t len)
+ref_cert(gpointer c)
+{
+    return cm_cert_ref(c);
+}
+
+static gpointer
+ref_key(gpointer k)
+{
+    return cm_key_ref(k);
+}
+
+static gpointer
+ref_json(gpointer j)
+{
+    return json_incref(j);
+}
+
+/* The value for key, with a reference taken under the lock (a table may
+ * be cleared on another thread), or NULL. */
+static gpointer
+lookup(GHashTable **table, GBytes *key, RefFn ref)
 {
     gpointer hit = NULL;
 
     if (!enabled)
         return NULL;
     g_mutex_lock(&lock);
-    if (table != NULL) {
-        GBytes *k = g_bytes_new_static(der, len);
-        hit = g_hash_table_lookup(table, k);
-        g_bytes_unref(k);
+    if (*table != NULL) {
+        hit = g_hash_table_lookup(*table, key);
+        if (hit != NULL)
+            hit = ref(hit);
     }
     g_mutex_unlock(&lock);
     return hit;
 }
 
+/* Keeps value under key (both referenced), while the table has room. */
 static void
-put(GHashTable *table, const guint8 *der, size_t len, gpointer value)
+put(GHashTable **table, GBytes *key, guint max, gpointer value, RefFn ref)
 {
     if (!enabled)
         return;
     g_mutex_lock(&lock);
-    if (table != NULL)
-        g_hash_table_replace(table, g_bytes_new(der, len), value);
+    if (*table != NULL && g_hash_table_size(*table) < max)
+        g_hash_table_replace(*table, g_bytes_ref(key), ref(value));
     g_mutex_unlock(&lock);
+}
+
+/* der as a key: looked up in place, copied when kept. */
+static gpointer
+lookup_der(GHashTable **table, const guint8 *der, size_t len, RefFn ref)
+{
+    g_autoptr(GBytes) key = NULL;
+
+    if (!enabled)
+        return NULL;
+    key = g_bytes_new_static(der, len);
+    return lookup(table, key, ref);
+}
+
+static void
+put_der(GHashTable **table, const guint8 *der, size_t len, gpointer value, RefFn ref)
+{
+    g_autoptr(GBytes) key = NULL;
+
+    if (!enabled)
+        return;
+    key = g_bytes_new(der, len);
+    put(table, key, CACHE_MAX_ENTRIES, value, ref);
 }
 
 CmCert *
 cm_parse_cache_cert(const guint8 *der, size_t len)
 {
-    CmCert *c = lookup(certs, der, len);
-    return c ? cm_cert_ref(c) : NULL;
+    return lookup_der(&certs, der, len, ref_cert);
 }
 
 void
 cm_parse_cache_cert_put(const guint8 *der, size_t len, CmCert *cert)
 {
-    if (enabled && certs != NULL && g_hash_table_size(certs) < CACHE_MAX_ENTRIES)
-        put(certs, der, len, cm_cert_ref(cert));
+    put_der(&certs, der, len, cert, ref_cert);
 }
 
 /* The same with der itself as the key (no copy): a certificate that keeps
@@ -85,26 +130,19 @@ cm_parse_cache_cert_put(const guint8 *der, size_t len, CmCert *cert)
 void
 cm_parse_cache_cert_put_bytes(GBytes *der, CmCert *cert)
 {
-    if (!enabled)
-        return;
-    g_mutex_lock(&lock);
-    if (certs != NULL && g_hash_table_size(certs) < CACHE_MAX_ENTRIES)
-        g_hash_table_replace(certs, g_bytes_ref(der), cm_cert_ref(cert));
-    g_mutex_unlock(&lock);
+    put(&certs, der, CACHE_MAX_ENTRIES, cert, ref_cert);
 }
 
 CmKey *
 cm_parse_cache_key(const guint8 *der, size_t len)
 {
-    CmKey *k = lookup(keys, der, len);
-    return k ? cm_key_ref(k) : NULL;
+    return lookup_der(&keys, der, len, ref_key);
 }
 
 void
 cm_parse_cache_key_put(const guint8 *der, size_t len, CmKey *key)
 {
-    if (enabled && keys != NULL && g_hash_table_size(keys) < CACHE_MAX_ENTRIES)
-        put(keys, der, len, cm_key_ref(key));
+    put_der(&keys, der, len, key, ref_key);
 }
 
 /* jansson's reference counts are atomic and its readers (json_object_get,
@@ -113,24 +151,11 @@ cm_parse_cache_key_put(const guint8 *der, size_t len, CmKey *key)
 json_t *
 cm_parse_cache_json(GBytes *bytes)
 {
-    json_t *hit = NULL;
-
-    if (!enabled)
-        return NULL;
-    g_mutex_lock(&lock);
-    if (jsons != NULL)
-        hit = json_incref(g_hash_table_lookup(jsons, bytes));
-    g_mutex_unlock(&lock);
-    return hit;
+    return lookup(&jsons, bytes, ref_json);
 }
 
 void
 cm_parse_cache_json_put(GBytes *bytes, json_t *obj)
 {
-    if (!enabled)
-        return;
-    g_mutex_lock(&lock);
-    if (jsons != NULL && g_hash_table_size(jsons) < CACHE_MAX_JSON)
-        g_hash_table_replace(jsons, g_bytes_ref(bytes), json_incref(obj));
-    g_mutex_unlock(&lock);
+    put(&jsons, bytes, CACHE_MAX_JSON, obj, ref_json);
 }
