@@ -4,10 +4,7 @@
 
 #include <string.h>
 
-G_DEFINE_QUARK(cm-mp-error-quark, cm_mp_error)
-
-/* {"open":true} as cm_json_dump writes it (compact): the keep-alive answer. */
-#define CM_MP_REPLY_OPEN "{\"open\":true}"
+G_DEFINE_QUARK(cm - mp - error - quark, cm_mp_error)
 
 struct CmMp {
     char *name;
@@ -200,8 +197,8 @@ transport_allowed(const CmMp *mp, CmTransport t)
 static gboolean
 status_well_formed(const CmRequest *req, GError **error)
 {
-    g_autoptr(json_t) body = cm_json_parse(req->body, req->body_len, cm_ep_body_max(CM_EP_STATUS),
-                                           error);
+    g_autoptr(json_t) body =
+        cm_json_parse(req->body, req->body_len, cm_ep_body_max(CM_EP_STATUS), error);
     gint64 id;
 
     return body != NULL && cm_json_str(body, "component", 64, error) != NULL &&
@@ -276,8 +273,9 @@ cm_mp_handle(CmMp *mp, const CmRequest *req, CmTime now, CmResponse *resp)
     }
     /* Signed client requests. */
     if (req->smsid[0] == '\0' || !cm_id_smsid_check(req->smsid, NULL)) {
-        cm_response_refuse(resp, CM_REASON_BAD_REQUEST, "a %s header with the client's SMSID is "
-                                                        "required",
+        cm_response_refuse(resp, CM_REASON_BAD_REQUEST,
+                           "a %s header with the client's SMSID is "
+                           "required",
                            CM_HDR_CLIENT_ID);
         return answer(mp, resp);
     }
@@ -295,9 +293,8 @@ cm_mp_handle(CmMp *mp, const CmRequest *req, CmTime now, CmResponse *resp)
         /* A keep-alive on an open channel: answered here, without asking the
          * site, so blocking a client does not close its channel
          * (REQ REG-05). */
-        g_autoptr(GBytes) open = g_bytes_new_static(CM_MP_REPLY_OPEN, strlen(CM_MP_REPLY_OPEN));
         mp->counters.keepalives++;
-        cm_response_ok_bytes(resp, open);
+        cm_response_ok_const(resp, CM_REPLY_OPEN);
         return answer(mp, resp);
     }
     mp->counters.forwarded++;

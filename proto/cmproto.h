@@ -698,6 +698,11 @@ void cm_response_ok(CmResponse *resp, const json_t *obj);
 /* A 200 with body, JSON its maker already wrote (a new reference is
  * taken): for answers that are the same bytes every time. */
 void cm_response_ok_bytes(CmResponse *resp, GBytes *body);
+/* 200 with a constant body (static text, not copied), for the answers
+ * that are the same bytes every time, written as cm_json_dump would. */
+#define CM_REPLY_ACCEPTED "{\"accepted\":true}"
+#define CM_REPLY_OPEN     "{\"open\":true}"
+void cm_response_ok_const(CmResponse *resp, const char *json);
 /* A refusal: status from reason, printf-style message. */
 void cm_response_refuse(CmResponse *resp, CmReason reason, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);

@@ -285,6 +285,14 @@ cm_response_ok_bytes(CmResponse *resp, GBytes *body)
 }
 
 void
+cm_response_ok_const(CmResponse *resp, const char *json)
+{
+    g_autoptr(GBytes) body = g_bytes_new_static(json, strlen(json));
+
+    cm_response_ok_bytes(resp, body);
+}
+
+void
 cm_response_refuse(CmResponse *resp, CmReason reason, const char *fmt, ...)
 {
     va_list ap;

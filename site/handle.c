@@ -6,19 +6,11 @@
 
 #include <string.h>
 
-#define PROPERTIES_MAX     512
-#define PROPERTY_NAME_MAX  128
+#define PROPERTIES_MAX 512
+#define PROPERTY_NAME_MAX 128
 #define PROPERTY_VALUE_MAX 1024
-#define STATES_MAX         100
-#define CHECKS_MAX         64
-
-void
-cm_site_reply_const(CmResponse *resp, const char *json)
-{
-    g_autoptr(GBytes) body = g_bytes_new_static(json, strlen(json));
-
-    cm_response_ok_bytes(resp, body);
-}
+#define STATES_MAX 100
+#define CHECKS_MAX 64
 
 static void
 refuse_from(CmResponse *resp, const GError *e, const char *what)
@@ -103,8 +95,7 @@ message_payload(CmSite *site, const json_t *body, const char *key, size_t max_pl
     if (json_object_get(body, "encrypted") == NULL) {
         if (encrypted_only || site->settings.encrypt || key == NULL) {
             cm_response_refuse(resp, CM_REASON_FORBIDDEN,
-                               "site %s requires %s to be encrypted to the site", site->code,
-                               what);
+                               "site %s requires %s to be encrypted to the site", site->code, what);
             return NULL;
         }
         field = cm_json_object(body, key, &e);
@@ -352,7 +343,7 @@ handle_status(CmSite *site, const json_t *body, CmTime now, CmResponse *resp)
     if (!cm_store_commit(site->store, &e))
         goto fail_tx;
     site->counters.status_messages++;
-    cm_site_reply_const(resp, CM_SITE_REPLY_ACCEPTED);
+    cm_response_ok_const(resp, CM_REPLY_ACCEPTED);
     return;
 fail_tx:
     cm_store_rollback(site->store);
@@ -375,8 +366,9 @@ handle_message(CmSite *site, const CmRequest *req, gint64 id, gint64 key, const 
     switch (req->ep) {
     case CM_EP_INVENTORY:
     case CM_EP_DISCOVERY:
-        payload = message_payload(site, body, req->ep == CM_EP_INVENTORY ? "inventory" : "discovery",
-                                  cm_ep_body_max(req->ep), FALSE, resp);
+        payload =
+            message_payload(site, body, req->ep == CM_EP_INVENTORY ? "inventory" : "discovery",
+                            cm_ep_body_max(req->ep), FALSE, resp);
         reevaluate = TRUE;
         break;
     case CM_EP_CLIENT_STATUS:
@@ -426,7 +418,7 @@ handle_message(CmSite *site, const CmRequest *req, gint64 id, gint64 key, const 
     if (!cm_store_commit(site->store, &e))
         goto fail_tx;
     site->counters.messages_accepted++;
-    cm_site_reply_const(resp, CM_SITE_REPLY_ACCEPTED);
+    cm_response_ok_const(resp, CM_REPLY_ACCEPTED);
     return;
 fail_tx:
     cm_store_rollback(site->store);
@@ -492,7 +484,7 @@ cm_site_handle(CmSite *site, const CmRequest *req, CmTime now, CmResponse *resp)
         handle_message(site, req, id, key, body, now, resp);
         break;
     case CM_EP_NOTIFY:
-        cm_site_reply_const(resp, CM_SITE_REPLY_OPEN);
+        cm_response_ok_const(resp, CM_REPLY_OPEN);
         break;
     default:
         cm_response_refuse(resp, CM_REASON_UNKNOWN_ENDPOINT,
@@ -556,8 +548,8 @@ cm_site_maintenance(CmSite *site, CmTime now, CmMaintenanceResult *out, GError *
         if (row)
             sqlite3_reset(st);
     }
-    r.discovery_deleted = delete_older(site, "DELETE FROM discovery WHERE updated < ?", disc_cutoff,
-                                       error);
+    r.discovery_deleted =
+        delete_older(site, "DELETE FROM discovery WHERE updated < ?", disc_cutoff, error);
     if (r.discovery_deleted < 0)
         goto fail;
     r.client_status_deleted =

@@ -98,11 +98,6 @@ void cm_site_handle_policy_body(CmSite *site, const json_t *body, gint64 key, Cm
 gboolean cm_site_client_state(CmSite *site, const char *smsid, CmClientState *state, gint64 *id,
                               gint64 *key);
 
-/* The answers that are the same bytes every time, as cm_json_dump writes
- * {"accepted":true} and {"open":true}. */
-#define CM_SITE_REPLY_ACCEPTED "{\"accepted\":true}"
-#define CM_SITE_REPLY_OPEN     "{\"open\":true}"
-void cm_site_reply_const(CmResponse *resp, const char *json);
 
 /* A statement or a GError-and-return shortcut for the store. */
 #define SITE_STMT(site, sql, error) cm_store_stmt((site)->store, (sql), (error))

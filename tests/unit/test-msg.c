@@ -40,8 +40,8 @@ START_TEST(test_signature_header)
                             parsed.sig_len, &error));
     /* malformed headers */
     {
-        const char *bad[] = {"", "sha256", "sha256 ", " AAAA", "md5 AAAA", "sha256 !!!!",
-                             "sha256AAAA"};
+        const char *bad[] = {"",         "sha256",      "sha256 ",   " AAAA",
+                             "md5 AAAA", "sha256 !!!!", "sha256AAAA"};
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
             CmRequest r = {0};
             ck_assert_msg(!cm_msg_parse_signature(bad[i], &r, &error), "accepted \"%s\"", bad[i]);
@@ -57,6 +57,26 @@ START_TEST(test_signature_header)
         memcpy(big, "sha256 ", 7);
         ck_assert(!cm_msg_parse_signature(big, &r, &error));
         g_clear_error(&error);
+    }
+}
+END_TEST
+
+/* The constant answers are the bytes cm_response_ok would write for the
+ * same objects, so a client cannot tell them apart. */
+START_TEST(test_const_replies)
+{
+    const char *consts[] = {CM_REPLY_ACCEPTED, CM_REPLY_OPEN};
+    const char *keys[] = {"accepted", "open"};
+
+    for (size_t i = 0; i < G_N_ELEMENTS(consts); i++) {
+        CmResponse a = {0}, b = {0};
+        g_autoptr(json_t) obj = json_pack("{s:b}", keys[i], 1);
+        cm_response_ok_const(&a, consts[i]);
+        cm_response_ok(&b, obj);
+        ck_assert_int_eq(a.status, 200);
+        ck_assert(g_bytes_equal(a.body, b.body));
+        cm_response_clear(&a);
+        cm_response_clear(&b);
     }
 }
 END_TEST
@@ -91,6 +111,7 @@ msg_suite(void)
     tcase_add_test(tc, test_endpoints);
     tcase_add_test(tc, test_signature_header);
     tcase_add_test(tc, test_reasons);
+    tcase_add_test(tc, test_const_replies);
     suite_add_tcase(s, tc);
     return s;
 }
