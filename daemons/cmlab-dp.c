@@ -239,6 +239,7 @@ cmd_serve(void)
     g_autoptr(CmTrust) trust = NULL;
     g_autoptr(CmNetMetrics) metrics = cm_net_metrics_new();
     gboolean https = FALSE, anonymous = FALSE;
+    guint n_packages;
     int rc = 1;
 
     g_mutex_init(&d.lock);
@@ -293,6 +294,8 @@ cmd_serve(void)
     hc.handler_data = &d;
     hc.keytab = p_keytab; /* Kerberos (SPNEGO) when set */
     hc.metrics = metrics;
+    /* Counted before the workers start: from then on d.dp is theirs, under d.lock. */
+    n_packages = cm_dp_content_count(d.dp);
     httpd = cm_net_httpd_new(&hc, &error);
     if (httpd == NULL || !cm_net_httpd_add_api(httpd, DP_PREFIX, on_content, &d, &error) ||
         !cm_net_httpd_add_route(httpd, "/metrics", cm_net_metrics_route, metrics, &error) ||
@@ -302,10 +305,10 @@ cmd_serve(void)
                               cm_net_httpd_http_port(httpd), cm_net_httpd_https_port(httpd),
                               &error))
         goto out;
-    g_message("DP %s serving %u packages on http://%s:%u and https://%s:%u (%s)", name,
-              cm_dp_content_count(d.dp), hc.address ? hc.address : "127.0.0.1",
-              cm_net_httpd_http_port(httpd), hc.address ? hc.address : "127.0.0.1",
-              cm_net_httpd_https_port(httpd), https ? "HTTPS DP" : "HTTP DP");
+    g_message("DP %s serving %u packages on http://%s:%u and https://%s:%u (%s)", name, n_packages,
+              hc.address ? hc.address : "127.0.0.1", cm_net_httpd_http_port(httpd),
+              hc.address ? hc.address : "127.0.0.1", cm_net_httpd_https_port(httpd),
+              https ? "HTTPS DP" : "HTTP DP");
     g_message("signal %d: stopping", cm_net_wait_for_signal());
     rc = 0;
 out:

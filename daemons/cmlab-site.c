@@ -867,6 +867,7 @@ cmd_serve(void)
     g_autoptr(CmKey) tls_key = NULL;
     g_autoptr(CmTrust) trust = cm_trust_new();
     g_autoptr(CmNetMetrics) metrics = cm_net_metrics_new();
+    gint64 n_clients;
     int rc = 1, sig;
 
     g_mutex_init(&d.lock);
@@ -913,6 +914,9 @@ cmd_serve(void)
     hc.metrics = metrics;
     d.forwarded = cm_net_metrics_counter(metrics, "cm_site_forwarded_total",
                                          "Client requests MPs forwarded", NULL);
+    /* Counted before the workers and the replication thread start: from
+     * then on the database connection is theirs, under d.lock. */
+    n_clients = cm_site_client_count(d.site, -1);
     httpd = cm_net_httpd_new(&hc, &error);
     if (httpd == NULL ||
         !cm_net_httpd_add_api(httpd, CM_SITE_API_PREFIX, on_site_api, &d, &error) ||
@@ -929,7 +933,7 @@ cmd_serve(void)
         goto out;
     g_message("site %s serving on https://%s:%u (%u workers, %" G_GINT64_FORMAT " clients)", code,
               hc.address ? hc.address : "127.0.0.1", cm_net_httpd_https_port(httpd),
-              cm_net_httpd_n_workers(httpd), cm_site_client_count(d.site, -1));
+              cm_net_httpd_n_workers(httpd), n_clients);
     sig = cm_net_wait_for_signal();
     g_message("signal %d: stopping", sig);
     cm_net_httpd_stop(httpd);

@@ -527,7 +527,16 @@ cm_site_hier_replicate_api(CmNetCall *call, const CmRequest *req, CmResponse *re
         return TRUE;
     }
     g_mutex_lock(&d->lock);
-    if (!cm_site_repl_link_status(d->site, code, &st, &error) || st.role != CM_LINK_CHILD) {
+    if (!cm_site_repl_link_status(d->site, code, &st, &error) &&
+        !g_error_matches(error, CM_SITE_ERROR, CM_SITE_ERROR_NOT_FOUND)) {
+        /* The site could not tell: not the child's fault, and not a "no". */
+        g_mutex_unlock(&d->lock);
+        cm_response_refuse(resp, CM_REASON_BUSY, "%s", error->message);
+        g_warning("replication from %s: %s", code, error->message);
+        g_error_free(error);
+        return TRUE;
+    }
+    if (error != NULL || st.role != CM_LINK_CHILD) {
         g_mutex_unlock(&d->lock);
         cm_response_refuse(resp, CM_REASON_FORBIDDEN, "site %s is not a child of %s", code,
                            cm_site_code(d->site));
