@@ -917,6 +917,7 @@ cmd_serve(void)
     /* Counted before the workers and the replication thread start: from
      * then on the database connection is theirs, under d.lock. */
     n_clients = cm_site_client_count(d.site, -1);
+    cm_store_set_guard(cm_site_store(d.site), &d.lock);
     httpd = cm_net_httpd_new(&hc, &error);
     if (httpd == NULL ||
         !cm_net_httpd_add_api(httpd, CM_SITE_API_PREFIX, on_site_api, &d, &error) ||
@@ -949,6 +950,8 @@ out:
     group_stop();
     cm_site_hier_stop();
     g_clear_pointer(&httpd, cm_net_httpd_free);
+    if (d.site != NULL)
+        cm_store_set_guard(cm_site_store(d.site), NULL);
     cm_site_free(d.site);
     cm_cert_unref(d.pki_root);
     if (d.pki_crl != NULL)

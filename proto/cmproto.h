@@ -545,6 +545,10 @@ sqlite3 *cm_store_db(CmStore *store); /* (borrowed) */
 gboolean cm_store_migrate(CmStore *store, const char *const *migrations, size_t n,
                           GError **error);
 gboolean cm_store_exec(CmStore *store, const char *sql, GError **error);
+/* From now on every statement needs guard held (by any thread): a use
+ * with it free is refused with an error and a critical log line.  NULL
+ * lifts the check.  For a connection threads share under one lock. */
+void cm_store_set_guard(CmStore *store, GMutex *guard);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. rollback never fails the caller. */
 gboolean cm_store_begin(CmStore *store, GError **error);
 gboolean cm_store_commit(CmStore *store, GError **error);

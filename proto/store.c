@@ -41,6 +41,9 @@ struct CmStore {
      * hashing the whole text.  The strcmp keeps a reused address (a freed
      * and reallocated string) from finding another text's statement. */
     StmtSlot front[STMT_FRONT_SLOTS];
+    /* The lock a multi-threaded caller (a daemon) shares the connection
+     * under; NULL when one thread owns it.  See cm_store_set_guard. */
+    GMutex *guard;
 };
 
 /* umask() is per process; serialise our own changes to it. */
@@ -243,8 +246,7 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
      * as long. */
     if (memory) {
         sqlite3_int64 limit = G_GINT64_CONSTANT(1) << 50;
-        if (sqlite3_file_control(store->db, "main", SQLITE_FCNTL_SIZE_LIMIT, &limit) !=
-                SQLITE_OK ||
+        if (sqlite3_file_control(store->db, "main", SQLITE_FCNTL_SIZE_LIMIT, &limit) != SQLITE_OK ||
             !exec_plain(store, "PRAGMA journal_mode=MEMORY", error) ||
             !exec_plain(store, "PRAGMA locking_mode=EXCLUSIVE", error) ||
             !exec_plain(store, "PRAGMA cache_size=-" G_STRINGIFY(STORE_MEMORY_CACHE_KIB), error)) {
@@ -363,12 +365,42 @@ out:
     return ok;
 }
 
+void
+cm_store_set_guard(CmStore *store, GMutex *guard)
+{
+    g_return_if_fail(store != NULL);
+    store->guard = guard;
+}
+
+/* Whether the caller may use the connection: with a guard, someone must
+ * hold it.  A trylock that succeeds proves nobody did (it cannot tell
+ * which thread holds it, but a use with no lock at all is the mistake
+ * this catches, every time rather than when two threads happen to meet:
+ * the connection is opened without SQLite's own mutex). */
+static gboolean
+guard_held(CmStore *store, const char *sql, GError **error)
+{
+    char *excerpt;
+
+    if (store->guard == NULL || !g_mutex_trylock(store->guard))
+        return TRUE;
+    g_mutex_unlock(store->guard);
+    excerpt = sql_excerpt(sql);
+    g_critical("database %s used without its lock (\"%s\"): a bug", store->path, excerpt);
+    g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_STORE,
+                "database %s used without its lock (\"%s\")", store->path, excerpt);
+    g_free(excerpt);
+    return FALSE;
+}
+
 gboolean
 cm_store_exec(CmStore *store, const char *sql, GError **error)
 {
     char *excerpt;
 
     g_return_val_if_fail(store != NULL && sql != NULL, FALSE);
+    if (!guard_held(store, sql, error))
+        return FALSE;
     if (sqlite3_exec(store->db, sql, NULL, NULL, NULL) == SQLITE_OK)
         return TRUE;
     excerpt = sql_excerpt(sql);
@@ -433,6 +465,8 @@ cm_store_stmt(CmStore *store, const char *sql, GError **error)
     char *copy;
 
     g_return_val_if_fail(store != NULL && sql != NULL, NULL);
+    if (store->guard != NULL && !guard_held(store, sql, error))
+        return NULL;
     slot = &store->front[((guintptr)sql >> 3) % STMT_FRONT_SLOTS];
     if (slot->sql_at == sql && strcmp(slot->sql, sql) == 0) {
         stmt = slot->stmt;

@@ -40,7 +40,7 @@ lab_up() { # name mode approval [scripts/lab options...]
 # (the daemons exit through their clean shutdown on SIGTERM, so leaks show).
 lab_down() {
   "$top_srcdir/scripts/lab" down --dir "$lab" >/dev/null
-  if grep -l "Sanitizer\|runtime error" "$lab"/site/site.log "$lab"/mp*/mp.log "$lab"/dp*/dp.log "$lab"/*.log 2>/dev/null; then
+  if grep -l "Sanitizer\|runtime error\|without its lock" "$lab"/site/site.log "$lab"/mp*/mp.log "$lab"/dp*/dp.log "$lab"/*.log 2>/dev/null; then
     fail "a daemon reported a sanitizer error"
   fi
   ok "$(basename "$lab"): the daemons stopped cleanly on SIGTERM"

@@ -164,7 +164,7 @@ admin audit | grep -q '"verdict": "ok"' || fail "PS1's audit trail does not veri
 ok "NET-05: PS3 in other.example (no trust) is refused: $(sed 's/^cmlab-site join: //' "$work/join3.out"); PS3 unchanged, the refusal in PS1's audit trail"
 
 "$top_srcdir/scripts/lab" down --dir "$child" >/dev/null
-if grep -l "Sanitizer\|runtime error" "$child"/site/site.log "$child"/mp*/mp.log 2>/dev/null; then
+if grep -l "Sanitizer\|runtime error\|without its lock" "$child"/site/site.log "$child"/mp*/mp.log "$sec"/site/site.log 2>/dev/null; then
   cfail "a daemon of PS2 reported a sanitizer error"
 fi
 ok "PS2's daemons stopped cleanly on SIGTERM"

@@ -432,6 +432,40 @@ START_TEST(test_open_errors)
 }
 END_TEST
 
+/* The daemons share one connection between threads under a lock: a store with a guard
+ * refuses every statement while nobody holds the guard, and serves them
+ * while someone does; the refusal says why and changes nothing. */
+START_TEST(test_guard)
+{
+    GError *error = NULL;
+    g_autoptr(CmStore) store = cm_store_open(NULL, CM_STORE_MEMORY, &error);
+    GMutex lock;
+
+    g_mutex_init(&lock);
+    ck_assert(cm_store_exec(store, "CREATE TABLE t (x INTEGER)", &error));
+    cm_store_set_guard(store, &lock);
+    /* Nobody holds it: refused (and logged as critical), nothing written. */
+    ck_assert_ptr_null(cm_store_stmt(store, "INSERT INTO t VALUES (1)", &error));
+    ck_assert_msg(error != NULL && strstr(error->message, "without its lock") != NULL, "%s",
+                  error ? error->message : "no error");
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
+    ck_assert(!cm_store_exec(store, "INSERT INTO t VALUES (2)", &error));
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
+    ck_assert(!cm_store_begin(store, &error));
+    cm_assert_error(&error, CM_PROTO_ERROR_STORE);
+    /* Held: served. */
+    g_mutex_lock(&lock);
+    ck_assert_int_eq(query_int(store, "SELECT count(*) FROM t"), 0);
+    ck_assert(cm_store_exec(store, "INSERT INTO t VALUES (3)", &error));
+    cm_assert_no_error(error);
+    g_mutex_unlock(&lock);
+    /* Lifted: one thread owns it again. */
+    cm_store_set_guard(store, NULL);
+    ck_assert_int_eq(query_int(store, "SELECT count(*) FROM t"), 1);
+    g_mutex_clear(&lock);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -445,6 +479,7 @@ store_suite(void)
     tcase_add_test(tc, test_failed_migration_rolls_back);
     tcase_add_test(tc, test_rollback);
     tcase_add_test(tc, test_stmt_cache);
+    tcase_add_test(tc, test_guard);
     tcase_add_test(tc, test_file_mode_0600);
     tcase_add_test(tc, test_wal_and_pragmas);
     tcase_add_test(tc, test_errors_carry_sqlite_message);
