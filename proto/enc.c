@@ -9,21 +9,109 @@
 
 #include <string.h>
 
+/* Each character's value in the standard (B64_STD) and url (B64_URL)
+ * alphabets, or B64_NONE: one load per character instead of a chain of
+ * range checks (the agent and the site read a base64url signature or
+ * token in every message). */
+#define B64_NONE 0xff
+static guint8 b64_std[256], b64_url[256];
+static const char b64_std_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static const guint8 *
+b64_table(gboolean url)
+{
+    static gsize ready;
+
+    if (g_once_init_enter(&ready)) {
+        memset(b64_std, B64_NONE, sizeof b64_std);
+        memset(b64_url, B64_NONE, sizeof b64_url);
+        for (int i = 0; i < 64; i++) {
+            b64_std[(unsigned char)b64_std_chars[i]] = (guint8)i;
+            b64_url[(unsigned char)b64_url_chars[i]] = (guint8)i;
+        }
+        g_once_init_leave(&ready, 1);
+    }
+    return url ? b64_url : b64_std;
+}
+
 /* The value of a base64 (url: base64url) character, or -1. */
 static int
 b64_value(unsigned char c, gboolean url)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == (url ? '-' : '+'))
-        return 62;
-    if (c == (url ? '_' : '/'))
-        return 63;
-    return -1;
+    guint8 v = b64_table(url)[c];
+
+    return v == B64_NONE ? -1 : v;
+}
+
+/* Whether s[0..len) is all in the alphabet t. */
+static gboolean
+b64_all_in(const guint8 *t, const char *s, size_t len)
+{
+    guint8 any = 0;
+
+    /* OR-ing the values finds a B64_NONE without a branch per character. */
+    for (size_t i = 0; i < len; i++)
+        any |= t[(unsigned char)s[i]];
+    return (any & 0xc0) == 0; /* every value is at most 63; B64_NONE is not */
+}
+
+/* Decodes len characters of alphabet t (already checked, unpadded) into
+ * out: 3 bytes per 4 characters, 1 or 2 for a tail of 2 or 3. */
+static void
+b64_decode_run(const guint8 *t, const char *s, size_t len, guint8 *out)
+{
+    size_t i = 0;
+
+    for (; i + 4 <= len; i += 4) {
+        guint32 v = (guint32)t[(unsigned char)s[i]] << 18 |
+                    (guint32)t[(unsigned char)s[i + 1]] << 12 |
+                    (guint32)t[(unsigned char)s[i + 2]] << 6 | t[(unsigned char)s[i + 3]];
+        *out++ = (guint8)(v >> 16);
+        *out++ = (guint8)(v >> 8);
+        *out++ = (guint8)v;
+    }
+    if (len - i >= 2) {
+        guint32 v = (guint32)t[(unsigned char)s[i]] << 18 | (guint32)t[(unsigned char)s[i + 1]]
+                                                                << 12;
+        if (len - i == 3)
+            v |= (guint32)t[(unsigned char)s[i + 2]] << 6;
+        *out++ = (guint8)(v >> 16);
+        if (len - i == 3)
+            *out = (guint8)(v >> 8);
+    }
+}
+
+/* Encodes data in alphabet chars; '=' padding when pad. */
+static char *
+b64_encode(const char *chars, const guint8 *data, size_t len, gboolean pad)
+{
+    char *out = g_malloc(len / 3 * 4 + 5);
+    char *w = out;
+    size_t i = 0;
+
+    for (; i + 3 <= len; i += 3) {
+        guint32 v = (guint32)data[i] << 16 | (guint32)data[i + 1] << 8 | data[i + 2];
+        *w++ = chars[v >> 18];
+        *w++ = chars[(v >> 12) & 63];
+        *w++ = chars[(v >> 6) & 63];
+        *w++ = chars[v & 63];
+    }
+    if (len - i > 0) {
+        guint32 v = (guint32)data[i] << 16 | (len - i == 2 ? (guint32)data[i + 1] << 8 : 0);
+        *w++ = chars[v >> 18];
+        *w++ = chars[(v >> 12) & 63];
+        if (len - i == 2)
+            *w++ = chars[(v >> 6) & 63];
+        else if (pad)
+            *w++ = '=';
+        if (pad)
+            *w++ = '=';
+    }
+    *w = '\0';
+    return out;
 }
 
 gboolean
@@ -31,11 +119,8 @@ cm_enc_b64url_canonical(const char *s, size_t len, gsize *out_len)
 {
     int last;
 
-    if (len % 4 == 1)
+    if (len % 4 == 1 || !b64_all_in(b64_table(TRUE), s, len))
         return FALSE;
-    for (size_t i = 0; i < len; i++)
-        if (b64_value((unsigned char)s[i], TRUE) < 0)
-            return FALSE;
     last = len > 0 ? b64_value((unsigned char)s[len - 1], TRUE) : 0;
     if ((len % 4 == 2 && (last & 0xf) != 0) || (len % 4 == 3 && (last & 0x3) != 0))
         return FALSE;
@@ -46,17 +131,7 @@ cm_enc_b64url_canonical(const char *s, size_t len, gsize *out_len)
 void
 cm_enc_b64url_decode_into(const char *s, size_t len, guint8 *out)
 {
-    guint32 acc = 0;
-    int bits = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        acc = acc << 6 | (guint32)b64_value((unsigned char)s[i], TRUE);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            *out++ = (guint8)(acc >> bits);
-        }
-    }
+    b64_decode_run(b64_table(TRUE), s, len, out);
 }
 
 char *
@@ -118,22 +193,13 @@ cm_enc_hex_decode(const char *hex, size_t max_len, GError **error)
 char *
 cm_enc_b64url(const guint8 *data, size_t len)
 {
-    char *s = g_base64_encode(data, len);
-    char *w = s;
-
-    for (char *r = s; *r != '\0'; r++) {
-        if (*r == '=')
-            break;
-        *w++ = *r == '+' ? '-' : *r == '/' ? '_' : *r;
-    }
-    *w = '\0';
-    return s;
+    return b64_encode(b64_url_chars, data, len, FALSE);
 }
 
 char *
 cm_enc_b64(const guint8 *data, size_t len)
 {
-    return g_base64_encode(data, len);
+    return b64_encode(b64_std_chars, data, len, TRUE);
 }
 
 /* Validates s[0..len) as canonical base64 (padded) or base64url (never
@@ -174,7 +240,8 @@ b64_check(const char *s, size_t len, gboolean url, size_t max_len, size_t *out_l
                     "%s text decodes to %zu bytes, over the limit of %zu", what, decoded, max_len);
         return FALSE;
     }
-    for (size_t i = 0; i < data_len; i++) {
+    /* One pass to accept; on refusal a second says where. */
+    for (size_t i = 0, bad = !b64_all_in(b64_table(url), s, data_len); bad && i < data_len; i++) {
         if (b64_value((unsigned char)s[i], url) < 0) {
             if (s[i] == '=')
                 g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
@@ -205,50 +272,35 @@ b64_check(const char *s, size_t len, gboolean url, size_t max_len, size_t *out_l
     return TRUE;
 }
 
-/* Decodes validated standard base64 (padded, len a multiple of 4). */
-static GBytes *
-b64_decode_checked(const char *s, size_t len, size_t decoded)
-{
-    gint state = 0;
-    guint save = 0;
-    /* g_base64_decode_step may write up to 3 bytes per 4 characters. */
-    guint8 *out = g_malloc(len / 4 * 3 + 3);
-    gsize n = g_base64_decode_step(s, len, out, &state, &save);
-
-    g_assert(n == decoded);
-    return g_bytes_new_take(out, n);
-}
-
 GBytes *
 cm_enc_b64_decode(const char *s, size_t len, size_t max_len, GError **error)
 {
     size_t decoded;
+    guint8 *out;
 
     if (!b64_check(s, len, FALSE, max_len, &decoded, error))
         return NULL;
     if (len == 0)
         return g_bytes_new(NULL, 0);
-    return b64_decode_checked(s, len, decoded);
+    out = g_malloc(decoded + 1);
+    /* The padding is checked; decode what it pads. */
+    while (len > 0 && s[len - 1] == '=')
+        len--;
+    b64_decode_run(b64_table(FALSE), s, len, out);
+    return g_bytes_new_take(out, decoded);
 }
 
 GBytes *
 cm_enc_b64url_decode(const char *s, size_t len, size_t max_len, GError **error)
 {
-    size_t decoded, padded;
-    char *std;
-    GBytes *out;
+    size_t decoded;
+    guint8 *out;
 
     if (!b64_check(s, len, TRUE, max_len, &decoded, error))
         return NULL;
     if (len == 0)
         return g_bytes_new(NULL, 0);
-    /* Translate to the standard alphabet with padding for GLib. */
-    padded = (len + 3) / 4 * 4;
-    std = g_malloc(padded);
-    for (size_t i = 0; i < len; i++)
-        std[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
-    memset(std + len, '=', padded - len);
-    out = b64_decode_checked(std, padded, decoded);
-    g_free(std);
-    return out;
+    out = g_malloc(decoded + 1);
+    b64_decode_run(b64_table(TRUE), s, len, out);
+    return g_bytes_new_take(out, decoded);
 }
