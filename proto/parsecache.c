@@ -8,6 +8,8 @@
  * one.  Off by default: the daemons parse what they receive, as clients do. */
 #include "internal.h"
 
+#include <string.h>
+
 #define CACHE_MAX_ENTRIES 2000000
 /* JSON objects are few (a policy per collection and version) and larger. */
 #define CACHE_MAX_JSON 65536
@@ -18,17 +20,40 @@ static GHashTable *certs; /* GBytes -> CmCert */
 static GHashTable *keys;  /* GBytes -> CmKey */
 static GHashTable *jsons; /* GBytes -> json_t */
 
+/* g_bytes_hash reads a byte at a time, and every lookup hashes a whole
+ * certificate or policy: eight bytes at a time with a multiply to mix.
+ * The table compares the bytes in full, so this only spreads them. */
+static guint
+bytes_hash(gconstpointer b)
+{
+    gsize len;
+    const guint8 *p = g_bytes_get_data((GBytes *)b, &len);
+    guint64 h = 0x9e3779b97f4a7c15u ^ len, w;
+    gsize i = 0;
+
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+    }
+    w = 0;
+    if (i < len)
+        memcpy(&w, p + i, len - i);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+    return (guint)(h ^ h >> 29);
+}
+
 void
 cm_parse_cache_enable(gboolean on)
 {
     g_mutex_lock(&lock);
     enabled = on;
     if (on && certs == NULL) {
-        certs = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
+        certs = g_hash_table_new_full(bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
                                       (GDestroyNotify)cm_cert_unref);
-        keys = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
+        keys = g_hash_table_new_full(bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
                                      (GDestroyNotify)cm_key_unref);
-        jsons = g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
+        jsons = g_hash_table_new_full(bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
                                       (GDestroyNotify)json_decref);
     } else if (!on) {
         g_clear_pointer(&certs, g_hash_table_unref);
