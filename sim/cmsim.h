@@ -41,6 +41,11 @@ typedef struct {
 /* Runs one variant of a scenario (scenario.h) and returns what it measured
  * (report.h); NULL with error when the scenario cannot run. */
 CmRun *cm_sim_run_scenario(CmScenario *scenario, const CmSimOptions *options, GError **error);
+/* Routes OpenSSL's allocations through counting wrappers (of malloc,
+ * realloc and free), so that the sampled crypto share can include the
+ * allocator time they cause.  Call before anything uses OpenSSL; FALSE
+ * when too late (the share is then without them). */
+gboolean cm_sim_count_crypto_allocations(void);
 
 /* Times the real MP and site calls per endpoint over clients lifecycles
  * and returns a cost file (new string). */

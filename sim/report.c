@@ -85,6 +85,7 @@ cm_run_new(void)
     run->outcomes = g_ptr_array_new_with_free_func(outcome_free);
     run->expects = g_ptr_array_new_with_free_func(expect_free);
     run->crypto_sampled = -1;
+    run->crypto_sampled_alloc = -1;
     return run;
 }
 
@@ -1544,13 +1545,21 @@ put_padded(FILE *out, const char *s, glong width)
 
 /* The metrics a short summary shows: a few headline figures, and every
  * metric an expectation names. */
-static const char *const headline_metrics[] = {
-    "clients.total",          "clients.active_ratio",  "registrations.completed_ratio",
-    "registrations.mean_time", "site.backlog.max",     "site.backlog.drain_time",
-    "answers.busy",           "transport.failures",    "latency.register.p95",
-    "policies.accepted",      "policies.refused",
-    "content.available_ratio", "content.transfer_time.max", "content.bytes_sent",
-    NULL};
+static const char *const headline_metrics[] = {"clients.total",
+                                               "clients.active_ratio",
+                                               "registrations.completed_ratio",
+                                               "registrations.mean_time",
+                                               "site.backlog.max",
+                                               "site.backlog.drain_time",
+                                               "answers.busy",
+                                               "transport.failures",
+                                               "latency.register.p95",
+                                               "policies.accepted",
+                                               "policies.refused",
+                                               "content.available_ratio",
+                                               "content.transfer_time.max",
+                                               "content.bytes_sent",
+                                               NULL};
 /* ... and in a run with a CMG (sim/cmg.c) */
 static const char *const cmg_headline_metrics[] = {"cmg.forwarded",
                                                    "cmg.refused",
@@ -1686,13 +1695,20 @@ summary_run(FILE *out, const CmRun *run, guint index, guint nruns, gboolean colo
     else if (run->cpu_seconds > 0 && run->crypto_seconds > 0)
         fprintf(out, ", %s s CPU of which crypto %s s (the rest %s%% on top)",
                 fmt_fixed(buf, run->cpu_seconds, 1), fmt_fixed(buf2, run->crypto_seconds, 1),
-                fmt_fixed(buf3, 100.0 * (run->cpu_seconds - run->crypto_seconds) /
-                                    run->crypto_seconds, 1));
+                fmt_fixed(buf3,
+                          100.0 * (run->cpu_seconds - run->crypto_seconds) / run->crypto_seconds,
+                          1));
     /* The same split measured in place: CPU-time samples inside OpenSSL. */
     if (!run->model_crypto && run->crypto_sampled > 0)
         fprintf(out, "; sampled: %s%% of the CPU in libcrypto (the rest %s%% on top)",
                 fmt_fixed(buf, 100.0 * run->crypto_sampled, 1),
                 fmt_fixed(buf2, 100.0 * (1 - run->crypto_sampled) / run->crypto_sampled, 1));
+    if (!run->model_crypto && run->crypto_sampled > 0 &&
+        run->crypto_sampled_alloc > run->crypto_sampled)
+        fprintf(out, ", with the allocations OpenSSL asked for %s%% (the rest %s%% on top)",
+                fmt_fixed(buf, 100.0 * run->crypto_sampled_alloc, 1),
+                fmt_fixed(buf2, 100.0 * (1 - run->crypto_sampled_alloc) / run->crypto_sampled_alloc,
+                          1));
     fprintf(out, ", peak RSS %s MiB", fmt_fixed(buf, (double)run->peak_rss_kib / 1024.0, 1));
     if (cm_run_metric(run, "clients.total", &clients) && clients > 0)
         fprintf(out, " (%s KiB per client)",

@@ -24,25 +24,25 @@ G_BEGIN_DECLS
 
 /* A metric sampled every CmRun.sample of virtual time. */
 typedef struct {
-    char *name;      /* "site.PS1.backlog", "mp.mp1.queue", "rate.register", "latency.register.p95" */
-    char *unit;      /* "requests", "per second", "ms", "clients" */
-    GArray *values;  /* double, one per sample, sample i at time (i + 1) * sample */
+    char *name; /* "site.PS1.backlog", "mp.mp1.queue", "rate.register", "latency.register.p95" */
+    char *unit; /* "requests", "per second", "ms", "clients" */
+    GArray *values; /* double, one per sample, sample i at time (i + 1) * sample */
 } CmSeries;
 
 /* One row of the attack outcome table. */
 typedef struct {
-    char *attacker;  /* the [attacker] name */
-    char *strategy;  /* cm_scn_strategy_name */
-    gboolean succeeded; /* did the attack reach its goal */
-    char *outcome;   /* one sentence: "412 of 500 clients took the rogue TRK on first use" */
+    char *attacker;      /* the [attacker] name */
+    char *strategy;      /* cm_scn_strategy_name */
+    gboolean succeeded;  /* did the attack reach its goal */
+    char *outcome;       /* one sentence: "412 of 500 clients took the rogue TRK on first use" */
     GHashTable *figures; /* name -> double* (counts behind the sentence) */
 } CmOutcome;
 
 typedef struct {
     char *name;
-    char *text;      /* the expression as written */
+    char *text;       /* the expression as written */
     gboolean applies; /* FALSE when its "when" names another variant */
-    gboolean known;  /* FALSE when the metric does not exist: that fails */
+    gboolean known;   /* FALSE when the metric does not exist: that fails */
     double value;
     gboolean passed;
 } CmExpectResult;
@@ -56,10 +56,10 @@ typedef struct {
     CmTime sample;
     gboolean model_crypto;
     char *full_size;
-    GHashTable *metrics;   /* name -> double*: the scalar results */
-    GPtrArray *series;     /* CmSeries* */
-    GPtrArray *outcomes;   /* CmOutcome* */
-    GPtrArray *expects;    /* CmExpectResult* */
+    GHashTable *metrics; /* name -> double*: the scalar results */
+    GPtrArray *series;   /* CmSeries* */
+    GPtrArray *outcomes; /* CmOutcome* */
+    GPtrArray *expects;  /* CmExpectResult* */
     /* Not in the JSON/HTML reports (they vary by machine): */
     double wall_seconds;
     double cpu_seconds;    /* user + system, every thread */
@@ -67,6 +67,9 @@ typedef struct {
     /* Share of the run's CPU-time samples whose program counter was inside
      * libcrypto (OpenSSL's code), measured in place; -1 when not sampled. */
     double crypto_sampled;
+    /* The same with the samples taken inside the allocations OpenSSL asked
+     * for (cm_sim_count_crypto_allocations); -1 when not sampled. */
+    double crypto_sampled_alloc;
     guint64 events;
     gsize peak_rss_kib;
 } CmRun;
@@ -83,9 +86,8 @@ void cm_outcome_set_figure(CmOutcome *o, const char *name, double value);
 /* Appends one sample to a series. */
 void cm_series_append(CmSeries *s, double value);
 /* Adds an expectation's result (strings copied); the run owns it. */
-CmExpectResult *cm_run_add_expect(CmRun *run, const char *name, const char *text,
-                                  gboolean applies, gboolean known, double value,
-                                  gboolean passed);
+CmExpectResult *cm_run_add_expect(CmRun *run, const char *name, const char *text, gboolean applies,
+                                  gboolean known, double value, gboolean passed);
 /* TRUE when every expectation that applies to the run held (a missing
  * metric fails; one for another variant counts neither way). */
 gboolean cm_run_passed(const CmRun *run);
@@ -93,8 +95,8 @@ gboolean cm_run_passed(const CmRun *run);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CmRun, cm_run_free)
 
 /* Reports over every variant of one scenario file. */
-char *cm_report_json(GPtrArray *runs);   /* new string */
-char *cm_report_html(GPtrArray *runs);   /* new string, self-contained */
+char *cm_report_json(GPtrArray *runs); /* new string */
+char *cm_report_html(GPtrArray *runs); /* new string, self-contained */
 /* The terminal summary: what ran, each expectation's outcome, key figures,
  * the attack table, and (here only) wall time and event rate. */
 void cm_report_summary(FILE *out, GPtrArray *runs, gboolean color);
