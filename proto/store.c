@@ -46,6 +46,8 @@ struct CmStore {
     GMutex *guard;
 };
 
+static gsize sqlite_configured;
+
 /* umask() is per process; serialise our own changes to it. */
 static GMutex umask_lock;
 
@@ -171,6 +173,16 @@ cm_store_open(const char *path, CmStoreMode mode, GError **error)
     gboolean ok = FALSE;
     int rc;
 
+    /* SQLite keeps memory statistics by default, which takes a global
+     * mutex around every one of its allocations (some 400 lock and unlock
+     * calls per client in the simulator's lifecycle).  cmlab reads none of
+     * them.  It must be set before SQLite's first use; if someone else in
+     * the process used SQLite first, the call is refused and changes
+     * nothing. */
+    if (g_once_init_enter(&sqlite_configured)) {
+        (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        g_once_init_leave(&sqlite_configured, 1);
+    }
     if (mode != CM_STORE_MEMORY && mode != CM_STORE_DURABLE && mode != CM_STORE_FAST) {
         g_set_error(error, CM_PROTO_ERROR, CM_PROTO_ERROR_INVALID,
                     "unknown store mode %d; use memory, durable or fast", (int)mode);
