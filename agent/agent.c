@@ -128,11 +128,11 @@ go(CmAgent *agent, AgentStep step, CmTime now, CmAgentActions *out)
 static CmTime
 backoff_delay(CmAgent *agent, int attempt)
 {
-    CmTime bound = agent->prof->retry_base;
+    CmTime bound = agent->prof->retry_base, cap = agent->prof->retry_cap;
 
-    for (int i = 1; i < attempt && bound < AGENT_BACKOFF_CAP; i++)
+    for (int i = 1; i < attempt && bound < cap; i++)
         bound *= 2;
-    bound = MIN(bound, AGENT_BACKOFF_CAP);
+    bound = MIN(bound, cap);
     return AGENT_BACKOFF_FLOOR + (CmTime)cm_rng_below(&agent->rng, (guint64)bound);
 }
 

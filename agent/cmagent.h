@@ -121,6 +121,9 @@ typedef struct {
      * this bound (30 s default, with full jitter, capped at an hour); a lab
      * that approves by hand shortens it to see results in seconds. */
     CmTime retry_base;
+    /* The cap of that backoff (an hour default): a lab test that must see
+     * a client recover within its deadline caps it at seconds. */
+    CmTime retry_cap;
     /* The device is on the internet (it cannot reach its domain): of an
      * MP list it uses the internet-facing MPs only, a CMG's entries among
      * them (REQ CMG-10), as the product's client does. */

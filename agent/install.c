@@ -584,6 +584,8 @@ cm_agent_new(const CmAgentConfig *config, const CmRng *rng, CmTime now, GError *
     pr.key_alg = config->key_alg;
     pr.sign_hash = config->sign_hash;
     pr.retry_base = config->retry_base > 0 ? config->retry_base : AGENT_BACKOFF_BASE;
+    pr.retry_cap =
+        config->retry_cap > 0 ? MAX(config->retry_cap, pr.retry_base) : AGENT_BACKOFF_CAP;
     pr.on_internet = config->on_internet;
     pr.policy_interval =
         config->policy_interval > 0 ? config->policy_interval : 60 * CM_USEC_PER_MIN;

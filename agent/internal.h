@@ -160,6 +160,7 @@ typedef struct {
     gboolean auto_upgrade; /* REQ POL-05 */
     CmTime policy_interval;
     CmTime retry_base;
+    CmTime retry_cap;
     CmTime inventory_interval;
     CmTime start_window;
     CmTime mw_start; /* maintenance window (REQ POL-04), normalised */

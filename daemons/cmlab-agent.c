@@ -124,6 +124,7 @@ static char *opt_policy = "60s";
 static char *opt_inventory = "10m";
 static char *opt_keepalive = "15m";
 static char *opt_retry = "2s";
+static char *opt_retry_cap = "1h";
 static char *opt_window = "0s";
 static char **opt_inventory_props;
 static gboolean opt_stay;
@@ -177,6 +178,8 @@ static GOptionEntry entries[] = {
      "Notification keep-alives (15m; 0 for no channel)", "TIME"},
     {"retry-base", 0, 0, G_OPTION_ARG_STRING, &opt_retry, "Retry and poll backoff base (2s)",
      "TIME"},
+    {"retry-cap", 0, 0, G_OPTION_ARG_STRING, &opt_retry_cap,
+     "Longest retry and poll backoff (1h; at least the base)", "TIME"},
     {"start-window", 0, 0, G_OPTION_ARG_STRING, &opt_window,
      "Spread first contacts over this window (0s)", "TIME"},
     {"cmg", 0, 0, G_OPTION_ARG_NONE, &opt_cmg,
@@ -647,6 +650,7 @@ agent_new(Lab *lab, Worker *w, guint index, GError **error)
     c.inventory_interval = parse_time(opt_inventory, "inventory-interval");
     c.keepalive_interval = parse_time(opt_keepalive, "keepalive-interval");
     c.retry_base = parse_time(opt_retry, "retry-base");
+    c.retry_cap = parse_time(opt_retry_cap, "retry-cap");
     c.start_window = parse_time(opt_window, "start-window");
     if (lab->cmg_entries != NULL)
         c.keepalive_interval = 0;

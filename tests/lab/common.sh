@@ -56,7 +56,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 agents_start() {
   local name=$1 count=$2; shift 2
   "$bin/cmlab-agent" --lab "$lab" --count "$count" --status "$lab/$name.json" \
-    --policy-interval 2s --inventory-interval 3s --retry-base 1s "$@" >"$lab/$name.log" 2>&1 &
+    --policy-interval 2s --inventory-interval 3s --retry-base 1s --retry-cap 5s "$@" >"$lab/$name.log" 2>&1 &
   echo $! >"$lab/$name.pid"
 }
 agents_stop() {

@@ -93,7 +93,7 @@ ok "TRUST-02: PS2 hands out PS1's trusted root key, and its MP's certificate is 
 sed -i 's/^interval = 30s$/interval = 1s/' "$child/site/site.conf"
 "$top_srcdir/scripts/lab" up --dir "$child" >"$work/child-up.out" 2>&1 || cfail "starting PS2 and its MP: $(cat "$work/child-up.out")"
 "$bin/cmlab-agent" --lab "$child" --count 1 --status "$work/agent.json" --until active --timeout 30s \
-  --retry-base 1s >"$work/agent.log" 2>&1 || cfail "an agent of PS2 did not become active: $(tail -5 "$work/agent.log")"
+  --retry-base 1s --retry-cap 5s >"$work/agent.log" 2>&1 || cfail "an agent of PS2 did not become active: $(tail -5 "$work/agent.log")"
 [ "$(json "d[0]['mp']" <"$work/agent.json")" = mp1.partner.example ] || cfail "the agent used $(json "d[0]['mp']" <"$work/agent.json")"
 smsid=$(json "d[0]['smsid']" <"$work/agent.json")
 cadmin client "$smsid" | grep -q '"approved"' || cfail "PS2 does not have the agent approved"

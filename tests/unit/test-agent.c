@@ -2756,6 +2756,43 @@ END_TEST
 /* A busy MP is asked again after Retry-After; an unreachable one is a
  * transport failure like any other, and the package is asked for again at
  * the next interval.  REQ: POL-05 */
+/* A lab caps the backoff (cmlab-agent --retry-cap): every wait stays
+ * within the cap, and the waits still grow to it. */
+START_TEST(test_backoff_capped)
+{
+    CmAgentConfig c;
+    FakeMp mp1;
+    Drv d;
+    const CmTime cap = 5 * CM_USEC_PER_SEC, floor = CM_USEC_PER_SEC;
+    CmTime late_max = 0;
+
+    base_config(&c);
+    c.retry_base = CM_USEC_PER_SEC;
+    c.retry_cap = cap;
+    fake_init(&mp1, MP1, S.mp1_cert);
+    mp1.fail_ep = CM_EP_REGISTER;
+    mp1.fail_reason = CM_REASON_BUSY;
+    mp1.fail_times = 16;
+    drv_init(&d, new_agent(&c, 91));
+    drv_add(&d, &mp1);
+    drv_start(&d);
+    for (int n = 0; n < 16; n++) {
+        CmTime delay;
+        drv_run_until_send(&d, CM_EP_REGISTER, 50);
+        drv_step(&d);
+        delay = d.wake_at - d.now;
+        ck_assert_int_ge(delay, floor);
+        ck_assert_msg(delay < floor + cap, "attempt %d waits %" G_GINT64_FORMAT " us", n + 1,
+                      delay);
+        if (n >= 8)
+            late_max = MAX(late_max, delay);
+    }
+    ck_assert_int_gt(late_max, floor + cap / 2);
+    drv_run_to(&d, CM_AGENT_ACTIVE, 50);
+    drv_clear(&d);
+}
+END_TEST
+
 START_TEST(test_client_upgrade_retries)
 {
     CmAgentConfig c;
@@ -3334,6 +3371,7 @@ agent_suite(void)
     tcase_add_test(tc, test_pending_then_approved);
     tcase_add_test(tc, test_busy_retry_after);
     tcase_add_test(tc, test_backoff_jitter_bounded);
+    tcase_add_test(tc, test_backoff_capped);
     tcase_add_test(tc, test_failover_to_next_mp);
     tcase_add_test(tc, test_request_timeout_and_stale_answers);
     tcase_add_test(tc, test_blocked_stops);
