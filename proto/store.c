@@ -477,7 +477,7 @@ cm_store_stmt(CmStore *store, const char *sql, GError **error)
     char *copy;
 
     g_return_val_if_fail(store != NULL && sql != NULL, NULL);
-    if (store->guard != NULL && !guard_held(store, sql, error))
+    if (!guard_held(store, sql, error))
         return NULL;
     slot = &store->front[((guintptr)sql >> 3) % STMT_FRONT_SLOTS];
     if (slot->sql_at == sql && strcmp(slot->sql, sql) == 0) {

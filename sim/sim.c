@@ -83,13 +83,13 @@ crypto_op(const CryptoKit *c, int op)
     }
 }
 
-/* CPU costs of the crypto operations on this machine, measured once per
- * process, to say what share of a run's CPU time went to crypto (the
- * terminal summary only: it varies by machine).  Each operation is timed
- * in 5 rounds of 40 calls and the fastest round counts: CPU time still
- * grows when another process on a shared machine takes the caches or the
- * core's other thread, and one such round had put the estimate of crypto
- * a third too high (the rest then looked like 1% of it). */
+/* CPU costs of the crypto operations on this machine, to say what share
+ * of a run's CPU time went to crypto (the terminal summary only: it varies
+ * by machine).  Each operation is timed in 5 rounds of 40 calls and the
+ * fastest round counts: CPU time still grows when another process on a
+ * shared machine takes the caches or the core's other thread, and one
+ * such round had put the estimate of crypto a third too high (the rest
+ * then looked like 1% of it). */
 #define CALIBRATION_ROUNDS 5
 #define CALIBRATION_CALLS 40
 
@@ -102,39 +102,37 @@ static double per_op[N_OPS];
 static void
 crypto_calibrate(void)
 {
-    {
-        g_autoptr(CmKey) k = cm_key_generate(CM_KEY_EC_P256, NULL);
-        CmTime t = G_GINT64_CONSTANT(1767225600) * CM_USEC_PER_SEC;
-        CmCertSpec spec = {.profile = CM_CERT_ENCRYPTION,
-                           .subject_cn = "calibration",
-                           .serial = 1,
-                           .not_before = t,
-                           .not_after = t + CM_USEC_PER_DAY,
-                           .subject_key = k};
-        g_autoptr(CmCert) cert = cm_cert_issue(&spec, NULL);
-        g_autoptr(GBytes) der = cm_cert_to_der(cert);
-        g_autoptr(GBytes) pub = cm_key_public_der(k);
-        g_autoptr(GBytes) sig = cm_sig_sign(k, CM_HASH_SHA256, "x", 1, NULL);
-        g_autoptr(GBytes) env = cm_cms_encrypt(cert, CM_CIPHER_AES256_GCM, "x", 1, NULL);
-        CryptoKit kit = {k, &spec, cert, der, pub, sig, env};
+    g_autoptr(CmKey) k = cm_key_generate(CM_KEY_EC_P256, NULL);
+    CmTime t = G_GINT64_CONSTANT(1767225600) * CM_USEC_PER_SEC;
+    CmCertSpec spec = {.profile = CM_CERT_ENCRYPTION,
+                       .subject_cn = "calibration",
+                       .serial = 1,
+                       .not_before = t,
+                       .not_after = t + CM_USEC_PER_DAY,
+                       .subject_key = k};
+    g_autoptr(CmCert) cert = cm_cert_issue(&spec, NULL);
+    g_autoptr(GBytes) der = cm_cert_to_der(cert);
+    g_autoptr(GBytes) pub = cm_key_public_der(k);
+    g_autoptr(GBytes) sig = cm_sig_sign(k, CM_HASH_SHA256, "x", 1, NULL);
+    g_autoptr(GBytes) env = cm_cms_encrypt(cert, CM_CIPHER_AES256_GCM, "x", 1, NULL);
+    CryptoKit kit = {k, &spec, cert, der, pub, sig, env};
 
-        for (int op = 0; op < N_OPS; op++) {
-            gint64 best = G_MAXINT64;
-            double best_s;
-            /* Warm up: the first calls fetch algorithms and fill caches,
-             * which a long run pays once. */
-            for (int i = 0; i < 10; i++)
+    for (int op = 0; op < N_OPS; op++) {
+        gint64 best = G_MAXINT64;
+        double best_s;
+        /* Warm up: the first calls fetch algorithms and fill caches,
+         * which a long run pays once. */
+        for (int i = 0; i < 10; i++)
+            crypto_op(&kit, op);
+        for (int r = 0; r < CALIBRATION_ROUNDS; r++) {
+            gint64 t0 = thread_cpu_usec();
+            for (int i = 0; i < CALIBRATION_CALLS; i++)
                 crypto_op(&kit, op);
-            for (int r = 0; r < CALIBRATION_ROUNDS; r++) {
-                gint64 t0 = thread_cpu_usec();
-                for (int i = 0; i < CALIBRATION_CALLS; i++)
-                    crypto_op(&kit, op);
-                best = MIN(best, thread_cpu_usec() - t0);
-            }
-            best_s = (double)best / CALIBRATION_CALLS / 1e6;
-            if (per_op[op] == 0 || best_s < per_op[op])
-                per_op[op] = best_s;
+            best = MIN(best, thread_cpu_usec() - t0);
         }
+        best_s = (double)best / CALIBRATION_CALLS / 1e6;
+        if (per_op[op] == 0 || best_s < per_op[op])
+            per_op[op] = best_s;
     }
 }
 
